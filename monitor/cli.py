@@ -1,0 +1,40 @@
+"""`keywatch`: the command line. Each area registers its own commands from its own module.
+
+Areas live in `monitor/commands/<area>.py`, each exposing `register(app)`, so the simulator,
+detection, alerting and service commands grow without touching one shared file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import monitor.commands as _commands
+
+app = typer.Typer(
+    name="keywatch",
+    help="Watch how Binance API keys are used and raise the alarm before a leaked key drains "
+    "an account.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold secrets
+    add_completion=False,
+)
+
+
+def _register_areas() -> None:
+    for mod in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"monitor.commands.{mod.name}")
+        module.register(app)
+
+
+_register_areas()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
