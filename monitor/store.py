@@ -37,7 +37,7 @@ from monitor.events import (
 )
 from monitor.findings import Finding
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry migrates from version i to i+1. A new column or table is a new entry; old
 # databases are brought forward in order on open, never rebuilt.
@@ -122,6 +122,18 @@ _MIGRATIONS: list[str] = [
         snapshot TEXT NOT NULL,
         PRIMARY KEY (account, key, ts)
     );
+    """,
+    # v2: the alert manager's per-fingerprint state (pending/firing/resolved, last notice), so
+    # dedupe, cooldown, resolved notices and findings waiting in a group survive a restart.
+    """
+    CREATE TABLE alert_state (
+        fingerprint TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_ts INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX alert_state_state ON alert_state(state);
     """,
 ]
 
@@ -225,6 +237,16 @@ class Store(ABC):
 
     @abstractmethod
     def last_alert_ts(self, fingerprint: str) -> int | None: ...
+
+    @abstractmethod
+    def load_alert_states(
+        self, state: str | None = None, fingerprints: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The alert manager's per-fingerprint records, optionally by state or fingerprint."""
+
+    @abstractmethod
+    def save_alert_states(self, states: Sequence[dict[str, Any]], now_ms: int) -> None:
+        """Upsert records (each has `fingerprint`, `account`, `state`) in one transaction."""
 
     # silences
     @abstractmethod
@@ -541,6 +563,42 @@ class SQLiteStore(Store):
             "SELECT MAX(created_ts) FROM alerts WHERE fingerprint = ?", (fingerprint,)
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def load_alert_states(
+        self, state: str | None = None, fingerprints: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = [], []
+        if state is not None:
+            where.append("state = ?")
+            args.append(state)
+        if fingerprints is not None:
+            fps = list(fingerprints)
+            if not fps:
+                return []
+            where.append(f"fingerprint IN ({', '.join('?' for _ in fps)})")
+            args.extend(fps)
+        sql = "SELECT body FROM alert_state"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._conn().execute(sql + " ORDER BY fingerprint", args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def save_alert_states(self, states: Sequence[dict[str, Any]], now_ms: int) -> None:
+        rows = [
+            (s["fingerprint"], s["account"], s["state"], now_ms,
+             json.dumps(s, default=str, sort_keys=True))
+            for s in states
+        ]
+        if not rows:
+            return
+        conn = self._conn()
+        with _Tx(conn):
+            conn.executemany(
+                "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO "
+                "UPDATE SET account = excluded.account, state = excluded.state, "
+                "updated_ts = excluded.updated_ts, body = excluded.body",
+                rows,
+            )
 
     # -- silences --------------------------------------------------------------------------
     def add_silence(

@@ -1,0 +1,1 @@
+"""The Binance wire: signing, the REST client, the user-data stream and payload parsers."""

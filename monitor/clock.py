@@ -1,0 +1,96 @@
+"""Time comes from an injected clock, so the simulator and the tests can run hours in seconds.
+
+Every component that reads the time or sleeps takes a `Clock`. The live service uses
+`SystemClock`; the demo, the tests and the benchmarks share one `AcceleratedClock` between the
+simulator and the service so both agree on "now" (signatures, recvWindow, windows, cooldowns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch, UTC, in this clock's time."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale in this clock's time (for intervals and timeouts)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep `seconds` of this clock's time."""
+        ...
+
+    @property
+    def speed(self) -> float: ...
+
+
+class SystemClock:
+    speed = 1.0
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class AcceleratedClock:
+    """Runs `speed` times faster than the wall clock from `start_ms` (default: now).
+
+    `shift(ms)` jumps the clock, which is how tests model a skewed server or host clock.
+    """
+
+    def __init__(self, speed: float = 1.0, start_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self._speed = float(speed)
+        self._wall0 = time.monotonic()
+        self._start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
+        self._offset_ms = 0
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now_ms(self) -> int:
+        elapsed = (time.monotonic() - self._wall0) * self._speed
+        return self._start_ms + int(elapsed * 1000) + self._offset_ms
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._wall0) * self._speed
+
+    def shift(self, ms: int) -> None:
+        self._offset_ms += ms
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self._speed)
+
+
+class ManualClock:
+    """A clock that moves only when told: for plain-function unit tests."""
+
+    speed = 1.0
+
+    def __init__(self, start_ms: int = 1_785_000_000_000) -> None:
+        self._now = start_ms
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now / 1000.0
+
+    def advance(self, ms: int) -> None:
+        self._now += ms
+
+    async def sleep(self, seconds: float) -> None:
+        self._now += int(seconds * 1000)
+        await asyncio.sleep(0)
