@@ -21,7 +21,8 @@ def make_events(n: int, offset: int = 0) -> list[Event]:
     kinds = (Kind.REQUEST, Kind.ORDER, Kind.FILL, Kind.REJECT)
     return [
         Event.model_construct(
-            event_id=f"tap:{offset + i}", ts=T0 + (offset + i) * 3, received_ts=T0 + (offset + i) * 3,
+            event_id=f"tap:{offset + i}", ts=T0 + (offset + i) * 3,
+            received_ts=T0 + (offset + i) * 3,
             account="main", key=f"k{i % 50}", source=Source.TAP, kind=kinds[i % 4],
             ip="127.0.0.2", method="POST", endpoint="/api/v3/order", status=200, code=None,
             weight_1m=i % 6000, orders_10s=None, orders_1d=None, latency_ms=1.5, symbol="BTCUSDT",

@@ -357,6 +357,5 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
             channels.append(ch.model_copy(update={"resolved_url": SecretStr(ch.url or "")}))
     if problems:
         raise ConfigError(path, problems)
-    return cfg.model_copy(
-        update={"accounts": accounts, "alerts": cfg.alerts.model_copy(update={"channels": channels})}
-    )
+    alerts = cfg.alerts.model_copy(update={"channels": channels})
+    return cfg.model_copy(update={"accounts": accounts, "alerts": alerts})

@@ -413,7 +413,8 @@ class SQLiteStore(Store):
         key: str | None = None,
         kinds: Sequence[Kind | str] | None = None,
     ) -> pd.DataFrame:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         s, u = _ms(since), _ms(until)
         if s is not None:
             where.append("ts >= ?")
@@ -567,7 +568,8 @@ class SQLiteStore(Store):
     def load_alert_states(
         self, state: str | None = None, fingerprints: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if state is not None:
             where.append("state = ?")
             args.append(state)
