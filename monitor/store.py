@@ -184,6 +184,13 @@ class Store(ABC):
         """Insert a batch in one transaction; return how many were new."""
 
     @abstractmethod
+    def insert_new_events(self, events: Sequence[Event]) -> list[Event]:
+        """Like `insert_events`, but return the events that were new, in input order.
+
+        Detection is fed from this, so an event seen twice (stream and backfill) is counted once.
+        """
+
+    @abstractmethod
     def load_events(
         self,
         since: int | pd.Timestamp | None = None,
@@ -404,6 +411,29 @@ class SQLiteStore(Store):
             before = conn.total_changes
             conn.executemany(_INSERT_EVENT, rows)
             return conn.total_changes - before
+
+    def insert_new_events(self, events: Sequence[Event]) -> list[Event]:
+        if not events:
+            return []
+        conn = self._conn()
+        with _Tx(conn):
+            seen: set[str] = set()
+            ids = [e.event_id for e in events]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                seen.update(
+                    r[0] for r in conn.execute(
+                        f"SELECT event_id FROM events WHERE event_id IN "
+                        f"({', '.join('?' for _ in chunk)})", chunk,
+                    )
+                )
+            new: list[Event] = []
+            for e in events:
+                if e.event_id not in seen:
+                    seen.add(e.event_id)
+                    new.append(e)
+            conn.executemany(_INSERT_EVENT, [_event_row(e) for e in new])
+            return new
 
     def load_events(
         self,

@@ -27,6 +27,15 @@ def test_inserting_the_same_events_twice_keeps_one_copy(tmp_path):
     assert store.count_events() == 10_001
 
 
+def test_insert_new_events_returns_only_unseen_ones_once(tmp_path):
+    store = SQLiteStore(tmp_path / "kw.db")
+    first = [small_event(i) for i in range(5)]
+    assert store.insert_new_events(first) == first
+    mixed = [small_event(3), small_event(7), small_event(7), small_event(8)]
+    assert [e.order_id for e in store.insert_new_events(mixed)] == [7, 8]
+    assert store.count_events() == 7
+
+
 def test_load_events_round_trips_every_field_and_dtype(tmp_path):
     store = SQLiteStore(tmp_path / "kw.db")
     events = [full_event(i) for i in range(3)]
