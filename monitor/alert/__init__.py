@@ -1,0 +1,1 @@
+"""Alerting: findings -> outbox alerts (manager) -> Apprise channels (notify)."""

@@ -1,0 +1,293 @@
+"""Findings in, alerts out: dedupe, grouping, cooldown, silences, resolved notices, digest.
+
+Plain synchronous logic over the store and an injected clock, so replay, the live service and
+the tests share it. Per fingerprint (rule, account, key, the rule's grouping fields) a record in
+the store walks through
+
+    (none) --finding--> pending --flush after group_wait--> firing --resolved--> pending(resolved)
+                                                               |                       |
+                           repeat_interval and cooldown passed +-> pending(repeat)     v
+                                                                                   resolved
+
+Pending records of one account are flushed together as one message after `group_wait_s`; a
+firing fingerprint is re-announced at most once per `max(repeat_interval_s, cooldown_s)`; one
+that resolved and fires again inside `cooldown_s` goes back to firing quietly (flapping).
+High and critical findings alert at once; warning and info findings go to the daily digest.
+
+The alert and its deliveries are written to the store's outbox before any send (the notifier
+only reads the outbox). Alert ids are derived from their content, so a flush re-run after a
+crash writes the same alert id and the outbox ignores the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.alert.channels import Channel, digest_channels, load_channels, severity_channels
+from monitor.alert.redact import Redactor
+from monitor.alert.render import (
+    AlertItem,
+    fingerprint,
+    make_alert_id,
+    render_alert,
+    render_digest,
+)
+from monitor.clock import Clock
+from monitor.config import AlertsConfig
+from monitor.findings import Finding, Severity
+from monitor.store import Silence, Store
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+DIGEST_CURSOR = "alert.digest.cut"
+
+
+def immediate(f: Finding) -> bool:
+    """High and critical findings page someone; lower ones wait for the digest."""
+    return f.severity.rank >= Severity.HIGH.rank
+
+
+class AlertManager:
+    """Turns findings into outbox alerts. One instance per store (it caches state)."""
+
+    def __init__(
+        self, store: Store, clock: Clock, cfg: AlertsConfig, *, secrets: Iterable[str] = (),
+        channels: list[Channel] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.cfg = cfg
+        self.channels = load_channels(cfg) if channels is None else channels
+        self.redactor = Redactor(secrets)
+        self.counters: dict[str, int] = defaultdict(int)
+        # every pending record is in the cache, so a restart resumes waiting groups
+        self._states: dict[str, dict[str, Any]] = {
+            s["fingerprint"]: s for s in store.load_alert_states(state="pending")
+        }
+
+    # -- intake ----------------------------------------------------------------------------
+    def submit(self, findings: list[Finding]) -> None:
+        """Persist findings and fold the ones that page into per-fingerprint state."""
+        if not findings:
+            return
+        now = self.clock.now_ms()
+        findings = [self._scrub(f) for f in findings]
+        self.store.insert_findings(findings)
+        self.counters["findings"] += len(findings)
+        paging = [f for f in findings if immediate(f)]
+        if not paging:
+            return
+        silences = self.store.silences(now)
+        self._load({fingerprint(f) for f in paging})
+        changed: dict[str, dict[str, Any]] = {}
+        for f in paging:
+            if _silenced(silences, f, now):
+                self.counters["silenced"] += 1
+                continue
+            fp = fingerprint(f)
+            st = self._fold(self._states.get(fp), f, fp, now)
+            if st is not None:
+                self._states[fp] = st
+                changed[fp] = st
+        self.store.save_alert_states(list(changed.values()), now)
+
+    def _fold(
+        self, st: dict[str, Any] | None, f: Finding, fp: str, now: int
+    ) -> dict[str, Any] | None:
+        state = st["state"] if st else "idle"
+        if f.state == "resolved":
+            if state == "firing":
+                assert st is not None
+                return {**st, "state": "pending", "kind": "resolved", "pending_since": now,
+                        "last_seen": f.ts, "finding": f.model_dump_json()}
+            return None  # nothing was announced (or it already cleared): nothing to resolve
+        if state == "idle" or (state == "resolved" and not self._cooling(st, now)):
+            self.counters["new"] += 1
+            return {
+                "fingerprint": fp, "account": f.account, "rule_id": f.rule_id, "key": f.key,
+                "state": "pending", "kind": "new", "pending_since": now, "first_seen": f.ts,
+                "last_seen": f.ts, "count": 1, "finding": f.model_dump_json(),
+                "last_notified_ts": st.get("last_notified_ts") if st else None,
+                "last_alert_id": st.get("last_alert_id") if st else None,
+            }
+        assert st is not None
+        st = {**st, "count": st.get("count", 0) + 1, "last_seen": max(st["last_seen"], f.ts)}
+        if state == "resolved":  # flapping inside the cooldown: firing again, quietly
+            self.counters["deduped"] += 1
+            return {**st, "state": "firing", "count": 1, "first_seen": f.ts}
+        if state == "pending":
+            if st["kind"] == "resolved":  # fired again before the resolved notice went out
+                return {**st, "state": "firing", "kind": "new", "count": 1}
+            if f.severity.rank >= Finding.model_validate_json(st["finding"]).severity.rank:
+                st["finding"] = f.model_dump_json()
+            self.counters["grouped"] += 1
+            return st
+        # firing: a reminder once the repeat interval and the cooldown have both passed
+        if now - (st.get("last_notified_ts") or 0) >= self._repeat_ms():
+            return {**st, "state": "pending", "kind": "repeat", "pending_since": now,
+                    "finding": f.model_dump_json()}
+        self.counters["deduped"] += 1
+        return st
+
+    # -- output ----------------------------------------------------------------------------
+    def flush(self, now_ms: int | None = None, *, final: bool = False) -> list[str]:
+        """Write every group whose wait is over (and a due digest) to the outbox.
+
+        `final=True` (shutdown) writes every waiting group now: a group still waiting when the
+        process stops would otherwise be sent only after a restart.
+        """
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for st in self._states.values():
+            if st["state"] == "pending":
+                by_account[st["account"]].append(st)
+        wait = int(self.cfg.group_wait_s * 1000)
+        silences = self.store.silences(now)
+        out: list[str] = []
+        for account, group in sorted(by_account.items()):
+            if not final and min(s["pending_since"] for s in group) + wait > now:
+                continue
+            alert_id = self._flush_group(account, group, silences, now)
+            if alert_id:
+                out.append(alert_id)
+        digest = self._maybe_digest(now)
+        if digest:
+            out.append(digest)
+        return out
+
+    def _flush_group(
+        self, account: str, group: list[dict[str, Any]], silences: list[Silence], now: int
+    ) -> str | None:
+        items: list[AlertItem] = []
+        done: list[dict[str, Any]] = []
+        for st in sorted(group, key=lambda s: s["fingerprint"]):
+            f = Finding.model_validate_json(st["finding"])
+            if _silenced(silences, f, now):  # silenced while it waited
+                self.counters["silenced"] += 1
+                back = {"new": "idle", "repeat": "firing", "resolved": "resolved"}[st["kind"]]
+                done.append({**st, "state": back})
+                continue
+            items.append(AlertItem(
+                fingerprint=st["fingerprint"], kind=st["kind"], finding=f,
+                count=max(1, st.get("count", 1)), first_seen=st["first_seen"],
+                last_seen=st["last_seen"],
+                previous_alert_id=st.get("last_alert_id") if st["kind"] != "new" else None,
+            ))
+        alert_id = None
+        if items:
+            alert_id = make_alert_id(
+                account, *sorted(f"{i.fingerprint}:{i.kind}:{st_since(group, i)}" for i in items)
+            )
+            self._enqueue(alert_id, account, items, now)
+        for st in group:
+            if any(d["fingerprint"] == st["fingerprint"] for d in done):
+                continue
+            nxt = "resolved" if st["kind"] == "resolved" else "firing"
+            done.append({**st, "state": nxt, "count": 0, "last_notified_ts": now,
+                         "last_alert_id": alert_id})
+        for st in done:
+            self._states[st["fingerprint"]] = st
+        self.store.save_alert_states(done, now)
+        return alert_id
+
+    def _enqueue(self, alert_id: str, account: str, items: list[AlertItem], now: int) -> None:
+        r = render_alert(alert_id, account, items, self.redactor)
+        sev = max((i.finding.severity for i in items), key=lambda s: s.rank)
+        kinds = {i.kind for i in items}
+        kind = kinds.pop() if len(kinds) == 1 else "firing"
+        kind = "firing" if kind == "new" else kind
+        fps = sorted(i.fingerprint for i in items)
+        keys = {i.finding.key for i in items}
+        channels = severity_channels(self.channels, self.cfg, sev)
+        payload = {
+            "markdown": r.markdown, "fingerprints": fps,
+            "items": [{"fingerprint": i.fingerprint, "kind": i.kind, "rule_id": i.finding.rule_id,
+                       "finding_id": i.finding.finding_id, "key": i.finding.key,
+                       "signal": i.finding.signal.value, "count": i.count} for i in items],
+        }
+        new = self.store.enqueue_alert(
+            alert_id, fps[0] if len(fps) == 1 else "group:" + make_alert_id(*fps)[3:], now,
+            sev.value, account, keys.pop() if len(keys) == 1 else None, kind, r.title, r.text,
+            payload, channels,
+        )
+        if not channels:
+            log.warning("alert %s (%s) matches no channel; check alerts.routing", alert_id,
+                        sev.value)
+        if new:
+            self.counters["alerts"] += 1
+            log.info("alert %s queued: %s %s, %d item(s), channels %s", alert_id, sev.value,
+                     account, len(items), ",".join(channels) or "-")
+
+    def _maybe_digest(self, now: int) -> str | None:
+        cut = now - now % DAY_MS + self.cfg.digest_hour_utc * 3_600_000
+        if cut > now:
+            cut -= DAY_MS
+        last_raw = self.store.get_cursor(DIGEST_CURSOR)
+        last = int(last_raw) if last_raw is not None else None
+        if last is not None and last >= cut:
+            return None
+        since = last if last is not None else cut - DAY_MS
+        silences = self.store.silences()
+        rows: dict[str, list[Any]] = {}
+        for f in self.store.load_findings(since, cut):
+            if immediate(f) or f.state != "firing" or _silenced(silences, f, f.ts):
+                continue
+            fp = fingerprint(f)
+            row = rows.setdefault(fp, [f, 0, f.ts, f.ts])
+            row[0], row[1], row[3] = f, row[1] + 1, max(row[3], f.ts)
+        alert_id = None
+        if rows:
+            alert_id = make_alert_id("digest", cut)
+            day = _day(cut)
+            r = render_digest(alert_id, day, [tuple(v) for v in rows.values()], self.redactor)
+            sev = max((v[0].severity for v in rows.values()), key=lambda s: s.rank)
+            self.store.enqueue_alert(
+                alert_id, "digest", now, sev.value, "*", None, "digest", r.title, r.text,
+                {"markdown": r.markdown, "fingerprints": sorted(rows), "day": day},
+                digest_channels(self.channels, self.cfg),
+            )
+            log.info("digest %s queued: %d finding group(s)", alert_id, len(rows))
+        self.store.set_cursor(DIGEST_CURSOR, str(cut))
+        return alert_id
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _scrub(self, f: Finding) -> Finding:
+        """Defensive: a secret that slipped into a finding never reaches the store or a message."""
+        red = self.redactor
+        clean = {
+            "title": red.text(f.title), "summary": red.text(f.summary),
+            "action": red.text(f.action), "evidence": red.data(f.evidence),
+            "group": {k: red.text(v) for k, v in f.group.items()},
+        }
+        if all(getattr(f, k) == v for k, v in clean.items()):
+            return f
+        self.counters["redacted_findings"] += 1
+        return f.model_copy(update=clean)
+
+    def _load(self, fps: set[str]) -> None:
+        missing = [fp for fp in fps if fp not in self._states]
+        for st in self.store.load_alert_states(fingerprints=missing):
+            self._states[st["fingerprint"]] = st
+
+    def _repeat_ms(self) -> int:
+        return int(max(self.cfg.repeat_interval_s, self.cfg.cooldown_s) * 1000)
+
+    def _cooling(self, st: dict[str, Any] | None, now: int) -> bool:
+        last = (st or {}).get("last_notified_ts")
+        return last is not None and now - last < self.cfg.cooldown_s * 1000
+
+
+def st_since(group: list[dict[str, Any]], item: AlertItem) -> int:
+    return next(s["pending_since"] for s in group if s["fingerprint"] == item.fingerprint)
+
+
+def _silenced(silences: list[Silence], f: Finding, now: int) -> bool:
+    return any(s.matches(f.rule_id, f.account, f.key, now) for s in silences)
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,195 @@
+"""Deliver what the outbox holds through Apprise, per channel, at least once.
+
+The manager writes each alert and one pending delivery per channel to the store before any
+send. This sender only reads due deliveries, sends each through a fresh Apprise object for its
+channel (`await Apprise.async_notify`), and records the outcome per channel. So:
+
+- a process killed mid-send leaves the delivery pending and the next start sends it again
+  (at least once; the alert id in the message lets a person spot the repeat), while the store
+  records one `sent` per (alert, channel);
+- a failing channel backs off with jittered exponential delays and never blocks the others
+  (channels are sent concurrently, one after another within a channel to keep order);
+- nothing is given up by default: an hour-long outage ends with every alert delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor.alert.channels import Channel, apprise, load_channels
+from monitor.alert.redact import Redactor
+from monitor.alert.render import render_test
+from monitor.clock import Clock
+from monitor.config import AlertsConfig
+from monitor.store import Delivery, Store
+
+log = logging.getLogger(__name__)
+
+NOTIFY_TYPE = {
+    "critical": apprise.NotifyType.FAILURE,
+    "high": apprise.NotifyType.FAILURE,
+    "warning": apprise.NotifyType.WARNING,
+    "info": apprise.NotifyType.INFO,
+}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: base * 2**(attempt-1), capped, times U(0.5, 1)."""
+
+    base_s: float = 5.0
+    cap_s: float = 300.0
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        raw = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
+        return raw * rng.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    channel: str
+    ok: bool
+    error: str | None = None
+
+
+class Notifier:
+    """Sends due outbox deliveries; `run` loops until stopped, then makes a final pass."""
+
+    def __init__(
+        self, store: Store, clock: Clock, cfg: AlertsConfig, *, secrets: Iterable[str] = (),
+        channels: list[Channel] | None = None, backoff: Backoff | None = None,
+        poll_s: float = 1.0, timeout_s: float = 30.0, give_up_after: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.cfg = cfg
+        self.channels = {c.name: c for c in (load_channels(cfg) if channels is None else channels)}
+        self.redactor = Redactor(secrets)
+        self.backoff = backoff or Backoff()
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.give_up_after = give_up_after
+        self.rng = rng or random.Random()
+        self.counters: dict[str, int] = defaultdict(int)
+        self._not_before: dict[str, int] = {}  # per channel, after a failure
+
+    async def send_due(self) -> int:
+        """One pass over due deliveries; returns how many were delivered."""
+        now = self.clock.now_ms()
+        by_channel: dict[str, list[Delivery]] = defaultdict(list)
+        for d in self.store.due_deliveries(now, limit=500):
+            if self._not_before.get(d.channel, 0) <= now:
+                by_channel[d.channel].append(d)
+        sent = await asyncio.gather(*(self._channel(ch, ds) for ch, ds in by_channel.items()))
+        return sum(sent)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.send_due()
+            except Exception:  # a store hiccup must not end alerting; it is logged and retried
+                log.exception("alert sender pass failed; retrying")
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_s))
+            waiter = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (sleeper, waiter):
+                t.cancel()
+        await self.send_due()
+
+    async def _channel(self, name: str, deliveries: list[Delivery]) -> int:
+        channel = self.channels.get(name)
+        sent = 0
+        for d in deliveries:
+            if channel is None:
+                self.store.record_attempt(
+                    d.alert_id, name, False, self.clock.now_ms(),
+                    error=f"channel {name!r} is no longer configured", give_up=True,
+                )
+                log.error("alert %s: channel %r is not configured any more; marked failed",
+                          d.alert_id, name)
+                continue
+            alert = self.store.load_alert(d.alert_id)
+            if alert is None:  # cannot happen with the outbox's foreign key; be explicit
+                continue
+            result = await self._send(channel, alert["title"], alert["body"],
+                                      alert["payload"].get("markdown"), alert["severity"])
+            now = self.clock.now_ms()
+            if result.ok:
+                self.store.record_attempt(d.alert_id, name, True, now)
+                self.counters["sent"] += 1
+                sent += 1
+                log.info("alert %s delivered to %s (attempt %d)", d.alert_id, name,
+                         d.attempts + 1)
+                continue
+            attempts = d.attempts + 1
+            give_up = self.give_up_after is not None and attempts >= self.give_up_after
+            retry_at = now + int(self.backoff.delay(attempts, self.rng) * 1000)
+            self.store.record_attempt(d.alert_id, name, False, now, next_try_ts=retry_at,
+                                      error=result.error, give_up=give_up)
+            self._not_before[name] = retry_at
+            self.counters["failed_attempts"] += 1
+            log.warning("alert %s to %s failed (attempt %d): %s; %s", d.alert_id, name, attempts,
+                        result.error, "giving up" if give_up else f"retry in "
+                        f"{(retry_at - now) / 1000:.1f}s")
+            break  # the rest of this channel waits for the backoff; other channels go on
+        return sent
+
+    async def _send(
+        self, channel: Channel, title: str, text: str, markdown: str | None, severity: str
+    ) -> SendResult:
+        """One Apprise call to one channel; every error becomes a redacted string."""
+        try:
+            ap = channel.build()
+            body, fmt = text, apprise.NotifyFormat.TEXT
+            if markdown and _prefers_rich(ap):
+                body, fmt = markdown, apprise.NotifyFormat.MARKDOWN
+            result = await asyncio.wait_for(
+                ap.async_notify(
+                    body=body, title=title, body_format=fmt,
+                    notify_type=NOTIFY_TYPE.get(severity, apprise.NotifyType.INFO),
+                ),
+                timeout=self.timeout_s,
+            )
+        except TimeoutError:
+            return SendResult(channel.name, False, f"no answer within {self.timeout_s:.0f}s")
+        except Exception as exc:  # Apprise or a plugin raised: report it, never crash the loop
+            return SendResult(channel.name, False, self.redactor.text(
+                f"{type(exc).__name__}: {exc}")[:300])
+        if bool(result):
+            return SendResult(channel.name, True)
+        return SendResult(channel.name, False, self._why(result))
+
+    def _why(self, result: object) -> str:
+        lines: list[str] = []
+        try:
+            for entry in result.logs():  # type: ignore[attr-defined]
+                lines.append(str(getattr(entry, "message", entry)))
+        except Exception:  # older Apprise result objects have no logs
+            pass
+        why = "; ".join(lines[-2:]) or f"Apprise reported {getattr(result, 'status', 'failure')}"
+        return self.redactor.text(why)[:300]
+
+    async def send_test(self) -> list[SendResult]:
+        """A test message to every configured channel, outside the outbox; one result each."""
+        now = self.clock.now_ms()
+
+        async def one(ch: Channel) -> SendResult:
+            r = render_test(ch.name, now)
+            return await self._send(ch, r.title, r.text, r.markdown, "info")
+
+        return list(await asyncio.gather(*(one(c) for c in self.channels.values())))
+
+
+def _prefers_rich(ap: apprise.Apprise) -> bool:
+    """True when the channel's preferred body is HTML or Markdown rather than plain text."""
+    for server in ap:
+        fmt = server.notify_format
+        first = fmt[0] if isinstance(fmt, tuple | list) and fmt else fmt
+        return str(getattr(first, "value", first)) != "text"
+    return False
