@@ -120,6 +120,9 @@ class AccountConfig(_Model):
     name: str
     monitor_key: str = Field(description="label of the read-only key Keywatch itself signs with")
     keys: list[KeyConfig]
+    # symbols whose orders/trades are reconciled over REST after a stream gap (allOrders and
+    # myTrades need a symbol); symbols seen on the stream are added automatically
+    symbols: list[str] = Field(default_factory=list)
 
     def key(self, label: str) -> KeyConfig:
         for k in self.keys:
@@ -293,7 +296,13 @@ def _environment(
     environ: dict[str, str] = {}
     dotenv = Path(env_file) if env_file is not None else path.parent / ".env"
     if dotenv.is_file():
-        environ.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        try:
+            values = dotenv_values(dotenv)
+        except OSError as exc:
+            raise ConfigError(path, [f"cannot read {dotenv} ({exc.strerror}); make it readable "
+                                     "by the user Keywatch runs as (mode 0600, owned by it)"]
+                              ) from None
+        environ.update({k: v for k, v in values.items() if v is not None})
     environ.update(os.environ if env is None else env)
     return environ
 
