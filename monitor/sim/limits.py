@@ -106,7 +106,11 @@ class Limits:
         """Successful order place/cancel costs 0 weight (since 2026-04-02): undo its charge."""
         st = self._ip(ip, now_ms)
         st.used = max(0, st.used - weight)
-        self.log.append((now_ms, ip, path, -weight))
+        for i in range(len(self.log) - 1, -1, -1):
+            ts, lip, lpath, _ = self.log[i]
+            if lip == ip and lpath == path:
+                self.log[i] = (ts, lip, lpath, 0)
+                break
 
     def _banned(self, st: _IpState, now_ms: int) -> ApiError:
         retry_s = max(1, -(-(st.banned_until - now_ms) // 1000))

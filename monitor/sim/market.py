@@ -14,10 +14,10 @@ STEP_MS = 10_000
 Q8 = Decimal("0.00000001")
 
 
-def fmt(value: Decimal | float | int, places: int = 8) -> str:
+def fmt(value: Decimal | float | int | str, places: int = 8) -> str:
     """Binance formats quantities and prices as strings with 8 decimals (wire section 8.6)."""
     q = Decimal(1).scaleb(-places)
-    return str(Decimal(str(value)).quantize(q, rounding=ROUND_DOWN))
+    return format(Decimal(str(value)).quantize(q, rounding=ROUND_DOWN), "f")
 
 
 @dataclass
