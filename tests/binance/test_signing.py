@@ -23,7 +23,10 @@ REST_VECTORS = [
         "&recvWindow=5000&timestamp=1499827319559",
         "c8db56825ae71d6d79447849e617115f" "4a920fa2acdcab2b053c4b2838bd6b71",
     ),
-    ("timestamp=1499827319559", "2222d49722f6af5da13f6da6bfc0d7de" "19ca2815ebc98bbc49e4942268472f3f"),
+    (
+        "timestamp=1499827319559",
+        "2222d49722f6af5da13f6da6bfc0d7de" "19ca2815ebc98bbc49e4942268472f3f",
+    ),
     (
         "omitZeroBalances=true&recvWindow=5000&timestamp=1499827319559",
         "807e9f33e2180fee3162aaa9fddb73c6" "00a957ca7e8353e2c50ba2a31430a41f",

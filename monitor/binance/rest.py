@@ -1,0 +1,273 @@
+"""The signed REST client the poller and the stream's reconciliation use.
+
+What it guarantees, whatever the exchange does:
+- timestamps are the server's time (offset measured from `/api/v3/time`); a -1021 resyncs and
+  retries once;
+- the monitor never spends more than its weight budget (see `budget.py`), and a 429/418
+  `Retry-After` pauses every call until the ban ends;
+- a 5xx or a dropped connection is an *unknown outcome*: reads (all the monitor does) are
+  retried with jittered backoff, anything else raises `UnknownOutcome`;
+- -2014/-2015 on the monitor's own key emits a `monitor_key_rejected` status event and raises
+  `MonitorKeyRejected`, so the operator hears the monitor has gone blind;
+- every response becomes a `usage` event (weight and order-count headers).
+Secrets never reach a log line, an event or an exception: messages name the path, never the
+query (it carries the signature), and the key shows at most its first 4 characters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from monitor.binance import logfilter
+from monitor.binance.budget import UID_WEIGHT_PATHS, Budgets, pool_for
+from monitor.binance.parse import Ctx, status_event
+from monitor.binance.parse_rest import usage_facts, usage_headers_raw
+from monitor.binance.signing import encode_query, key_hint, sign_rest_query
+from monitor.clock import Clock
+from monitor.events import Event, Kind, Source, make_event_id, raw_json
+
+log = logging.getLogger(__name__)
+
+KEY_REJECTED_CODES = frozenset({-2014, -2015})
+BACKOFF_CAP_S = 60.0
+
+
+class BinanceError(Exception):
+    """An answer we cannot use; the text names the call and Binance's code, never the query."""
+
+    def __init__(self, method: str, path: str, status: int | None, code: int | None, msg: str):
+        self.method, self.path, self.status, self.code = method, path, status, code
+        super().__init__(f"{method} {path}: HTTP {status} code {code}: {msg[:200]}")
+
+
+class MonitorKeyRejected(BinanceError):
+    """Binance refused the monitor's own key (-2014/-2015): wrong key, IP or permission."""
+
+
+class RateLimited(BinanceError):
+    """429/418 persisted past the retries; `retry_after_s` says when to try again."""
+
+    retry_after_s: float = 0.0
+
+
+class UnknownOutcome(BinanceError):
+    """5xx or a lost connection on a call we may not repeat: it may or may not have happened."""
+
+
+@dataclass(frozen=True)
+class RestResult:
+    status: int
+    headers: httpx.Headers
+    body: Any
+    ts: int  # server time (ms) when the answer arrived
+    latency_ms: float
+    sent_ms: int = 0  # local clock when the request left (after any budget wait)
+
+
+def backoff_s(attempt: int, rng: random.Random, base: float = 0.5, cap: float = BACKOFF_CAP_S
+              ) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng.uniform(0, min(cap, base * (2 ** attempt)))
+
+
+class BinanceRest:
+    """Signed reads for one account's monitor key, over an injected `httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        api_key: SecretStr,
+        api_secret: SecretStr,
+        clock: Clock,
+        *,
+        account: str,
+        key_label: str,
+        recv_window: int = 5000,
+        weight_budget: float = 60.0,
+        emit: Callable[[list[Event]], None] | None = None,
+        max_retries: int = 4,
+        rng: random.Random | None = None,
+    ) -> None:
+        logfilter.install()
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._secret = api_secret
+        self.clock = clock
+        self.account, self.key_label = account, key_label
+        self.recv_window = recv_window
+        # The guard keeps a request from being charged to one minute and counted by the server
+        # in the next: 5 s plus ~150 ms of wall-clock latency at this clock's speed.
+        self.budgets = Budgets(weight_budget, guard_ms=5_000 + int(150 * clock.speed))
+        self._emit = emit or (lambda _events: None)
+        self.max_retries = max_retries
+        self._rng = rng or random.Random()
+        self.offset_ms = 0
+        self.synced = False
+        self._banned_until_ms = 0
+        self.counters: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0,
+                                         "resyncs": 0, "key_rejected": 0}
+
+    # -- time ------------------------------------------------------------------------------
+    def server_now(self) -> int:
+        return self.clock.now_ms() + self.offset_ms
+
+    async def sync_time(self) -> int:
+        """Measure the server clock offset from `/api/v3/time` (midpoint of the round trip)."""
+        res = await self.request("GET", "/api/v3/time", signed=False, weight=1)
+        t0, t1 = res.sent_ms, self.clock.now_ms()
+        server = res.body.get("serverTime") if isinstance(res.body, dict) else None
+        if isinstance(server, bool) or not isinstance(server, int):
+            raise BinanceError("GET", "/api/v3/time", res.status, None, "no serverTime")
+        self.offset_ms = server - (t0 + t1) // 2
+        self.synced = True
+        self.counters["resyncs"] += 1
+        log.info("clock offset to Binance: %d ms", self.offset_ms)
+        return self.offset_ms
+
+    # -- budget ----------------------------------------------------------------------------
+    async def spend(self, weight: float, pool: str = "api", *, priority: bool = False) -> None:
+        """Wait until `weight` fits the budget, then charge it (also used by the WS stream)."""
+        while True:
+            wait_ms = self.budgets.charge(pool, weight, self.server_now(), priority=priority)
+            if wait_ms <= 0:
+                return
+            await self.clock.sleep(wait_ms / 1000)
+
+    async def _wait_for_ban(self) -> None:
+        while (left := self._banned_until_ms - self.server_now()) > 0:
+            await self.clock.sleep(left / 1000)
+
+    # -- requests --------------------------------------------------------------------------
+    async def get(self, path: str, params: Mapping[str, object] | None = None, *,
+                  weight: float, signed: bool = True) -> RestResult:
+        return await self.request("GET", path, params, signed=signed, weight=weight)
+
+    async def request(
+        self, method: str, path: str, params: Mapping[str, object] | None = None, *,
+        signed: bool = True, weight: float = 1, idempotent: bool | None = None,
+    ) -> RestResult:
+        """One call with the guarantees in the module docstring."""
+        idempotent = method == "GET" if idempotent is None else idempotent
+        weight = UID_WEIGHT_PATHS.get(path, weight)
+        attempt, resynced = 0, False
+        while True:
+            await self._wait_for_ban()
+            await self.spend(weight, pool_for(path))
+            url = f"{self.base_url}{path}"
+            query = self._query(params, signed)
+            headers = {"X-MBX-APIKEY": self._api_key.get_secret_value()}
+            started, sent_ms = self.clock.monotonic(), self.clock.now_ms()
+            self.counters["requests"] += 1
+            try:
+                resp = await self._client.request(
+                    method, f"{url}?{query}" if query else url, headers=headers
+                )
+                content = await resp.aread()
+            except httpx.TransportError as exc:
+                if idempotent and attempt < self.max_retries:
+                    attempt = await self._retry(attempt, f"{type(exc).__name__} on {path}")
+                    continue
+                raise UnknownOutcome(method, path, None, None, type(exc).__name__) from None
+            latency = (self.clock.monotonic() - started) * 1000
+            body, code, msg = _decode(content)
+            self._record_usage(method, path, resp, code, latency)
+            status = resp.status_code
+            if status in (429, 418):
+                retry_after = _retry_after_s(resp.headers)
+                self._banned_until_ms = self.server_now() + int(retry_after * 1000)
+                self.counters["rate_limited"] += 1
+                log.warning("%s %s -> %d, pausing %.1f s (Retry-After)", method, path, status,
+                            retry_after)
+                if idempotent and attempt < self.max_retries:
+                    attempt += 1
+                    continue
+                err = RateLimited(method, path, status, code, msg)
+                err.retry_after_s = retry_after
+                raise err
+            if status >= 500:
+                if idempotent and attempt < self.max_retries:
+                    attempt = await self._retry(attempt, f"HTTP {status} on {path}")
+                    continue
+                raise UnknownOutcome(method, path, status, code, msg)
+            if status >= 400 or code is not None:
+                if code == -1021 and signed and not resynced:
+                    resynced = True
+                    await self.sync_time()
+                    continue
+                if code in KEY_REJECTED_CODES or status == 401:
+                    self._key_rejected(method, path, status, code)
+                    raise MonitorKeyRejected(method, path, status, code, msg)
+                raise BinanceError(method, path, status, code, msg)
+            return RestResult(status, resp.headers, body, self.server_now(), latency, sent_ms)
+
+    def _query(self, params: Mapping[str, object] | None, signed: bool) -> str:
+        items = [(k, v) for k, v in (params or {}).items() if v is not None]
+        if not signed:
+            return encode_query(items)
+        items += [("recvWindow", self.recv_window), ("timestamp", self.server_now())]
+        return sign_rest_query(self._secret, items)
+
+    async def _retry(self, attempt: int, why: str) -> int:
+        delay = backoff_s(attempt, self._rng)
+        self.counters["retries"] += 1
+        log.warning("%s; retrying in %.2f s", why, delay)
+        await self.clock.sleep(delay)
+        return attempt + 1
+
+    def _ctx(self) -> Ctx:
+        return Ctx(account=self.account, key=self.key_label, received_ts=self.clock.now_ms())
+
+    def _record_usage(self, method: str, path: str, resp: httpx.Response, code: int | None,
+                      latency: float) -> None:
+        ctx = self._ctx()
+        uid = resp.headers.get("x-mbx-uuid") or uuid.uuid4().hex
+        ev = Event(
+            event_id=make_event_id(Source.REST, "usage", self.account, uid),
+            ts=self.server_now(), received_ts=ctx.received_ts, account=self.account,
+            key=self.key_label, source=Source.REST, kind=Kind.USAGE, method=method,
+            endpoint=path, status=resp.status_code if 100 <= resp.status_code <= 599 else None,
+            code=code, latency_ms=max(0.0, latency), **usage_facts(resp.headers),
+            raw=raw_json({"headers": usage_headers_raw(resp.headers)}),
+        )
+        self._emit([ev])
+
+    def _key_rejected(self, method: str, path: str, status: int, code: int | None) -> None:
+        self.counters["key_rejected"] += 1
+        now = self.server_now()
+        log.error("Binance rejected the monitor key %s for %s %s (code %s): check the key, its "
+                  "IP whitelist and its permissions", key_hint(self._api_key), method, path, code)
+        self._emit([status_event(
+            Source.REST, self._ctx(), "monitor_key_rejected", now, (now,), endpoint=path,
+            http_status=status, code=code, key_hint=key_hint(self._api_key),
+        )])
+
+
+def _decode(content: bytes) -> tuple[Any, int | None, str]:
+    """JSON body and, for an error body, its code and message. Never raises."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None, None, f"unreadable body ({len(content)} bytes)"
+    if isinstance(body, dict) and isinstance(body.get("code"), int) and "msg" in body:
+        code = body["code"]
+        if code != 0 and not isinstance(code, bool):
+            return body, code, str(body.get("msg"))[:200]
+    return body, None, ""
+
+
+def _retry_after_s(headers: httpx.Headers) -> float:
+    try:
+        return min(max(float(headers.get("retry-after", "1")), 0.0), 3 * 86400.0)
+    except ValueError:
+        return 1.0

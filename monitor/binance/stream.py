@@ -1,0 +1,175 @@
+"""One WebSocket API connection carrying one signed user-data subscription.
+
+`userDataStream.subscribe.signature` is the only spot method left (the listen key was retired
+on 2026-02-20, binance-wire.md section 4.1). Requests and events share the socket, so one
+reader task routes each frame: responses resolve the waiting request, everything else is parsed
+into events and handed to `on_frame`. The connection also remembers when it last heard
+anything, which is what the collector's data-liveness watchdog looks at: protocol pings are
+answered by the library and prove nothing about the data path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from monitor.binance import logfilter
+from monitor.binance.parse import Ctx, Frame, ws_frame
+from monitor.binance.rest import KEY_REJECTED_CODES, BinanceError, MonitorKeyRejected
+from monitor.binance.signing import sign_ws_params
+from monitor.clock import Clock
+
+log = logging.getLogger(__name__)
+CONNECT_WEIGHT = 2
+METHOD_WEIGHT = {"time": 1, "userDataStream.subscribe.signature": 2, "session.status": 2}
+MAX_FRAME_BYTES = 1 << 20
+
+
+class StreamClosed(Exception):
+    """The socket is gone (dropped, closed by the server, or declared dead by us)."""
+
+
+class UserDataSocket:
+    """Open with `open()`; frames go to `on_frame(frame)`; `closed` resolves when it ends."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: SecretStr,
+        api_secret: SecretStr,
+        clock: Clock,
+        *,
+        server_now: Callable[[], int],
+        ctx: Callable[[], Ctx],
+        on_frame: Callable[[Frame], None],
+        recv_window: int = 5000,
+        local_host: str | None = None,
+        request_timeout_s: float = 10.0,
+    ) -> None:
+        logfilter.install()
+        self.url = url
+        self._api_key, self._secret = api_key, api_secret
+        self.clock = clock
+        self._server_now, self._ctx, self._on_frame = server_now, ctx, on_frame
+        self.recv_window = recv_window
+        self.local_host = local_host
+        self.request_timeout_s = request_timeout_s
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self.subscription_id: int | None = None
+        self.opened_mono = clock.monotonic()
+        self.last_frame_mono = clock.monotonic()
+        self.close_reason: str | None = None
+        self.done = asyncio.Event()
+
+    async def open(self) -> int:
+        """Connect and subscribe; return the subscription id. Raises on any failure."""
+        kwargs: dict[str, Any] = {}
+        if self.local_host is not None:
+            kwargs["local_addr"] = (self.local_host, 0)
+        timeout = self.request_timeout_s / self.clock.speed
+        self._ws = await connect(
+            self.url, ping_interval=None, open_timeout=max(timeout, 1.0),
+            close_timeout=1.0, max_size=MAX_FRAME_BYTES, **kwargs,
+        )
+        self.opened_mono = self.last_frame_mono = self.clock.monotonic()
+        self._reader = asyncio.create_task(self._read())
+        params = sign_ws_params(self._secret, {
+            "apiKey": self._api_key.get_secret_value(),
+            "recvWindow": self.recv_window,
+            "timestamp": self._server_now(),
+        })
+        result = await self.request("userDataStream.subscribe.signature", params)
+        sub = result.get("subscriptionId") if isinstance(result, dict) else None
+        if isinstance(sub, bool) or not isinstance(sub, int):
+            raise BinanceError("WS", "userDataStream.subscribe.signature", 200, None,
+                               "no subscriptionId in the answer")
+        self.subscription_id = sub
+        return sub
+
+    async def request(self, method: str, params: dict[str, object] | None = None) -> Any:
+        """Send one WS API request and wait (clock time) for its answer's `result`."""
+        if self._ws is None:
+            raise StreamClosed("not connected")
+        req_id = f"kw-{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        frame = {"id": req_id, "method": method, "params": params or {}}
+        try:
+            await self._ws.send(json.dumps(frame))
+            resp = await asyncio.wait_for(fut, self.request_timeout_s / self.clock.speed)
+        except (ConnectionClosed, OSError) as exc:
+            raise StreamClosed(type(exc).__name__) from None
+        finally:
+            self._pending.pop(req_id, None)
+        status = resp.get("status")
+        if status == 200:
+            return resp.get("result")
+        err = resp.get("error") if isinstance(resp.get("error"), dict) else {}
+        code = err.get("code") if isinstance(err.get("code"), int) else None
+        msg = str(err.get("msg", ""))[:200]
+        cls = MonitorKeyRejected if code in KEY_REJECTED_CODES else BinanceError
+        error = cls("WS", method, status if isinstance(status, int) else None, code, msg)
+        data = err.get("data")
+        if isinstance(data, dict) and isinstance(data.get("retryAfter"), int):
+            error.retry_after_ms = data["retryAfter"]  # type: ignore[attr-defined]
+        raise error
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for message in self._ws:
+                self.last_frame_mono = self.clock.monotonic()
+                frame = ws_frame(message, self._ctx())
+                resp = frame.response
+                if resp is not None:
+                    fut = self._pending.get(str(resp.get("id")))
+                    if fut is not None and not fut.done():
+                        fut.set_result(resp)
+                    elif resp.get("id") is None and _is_key_revoked(resp):
+                        self.close_reason = "key_revoked"
+                        break
+                    continue
+                self._on_frame(frame)
+            if self.close_reason is None:
+                self.close_reason = "closed_by_server"
+        except ConnectionClosed:
+            self.close_reason = self.close_reason or "dropped"
+        finally:
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(StreamClosed(self.close_reason or "closed"))
+            self.done.set()
+
+    def idle_s(self) -> float:
+        return self.clock.monotonic() - self.last_frame_mono
+
+    def age_s(self) -> float:
+        return self.clock.monotonic() - self.opened_mono
+
+    async def close(self, reason: str) -> None:
+        self.close_reason = self.close_reason or reason
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 2.0)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        self.done.set()
+
+
+def _is_key_revoked(resp: dict[str, Any]) -> bool:
+    err = resp.get("error")
+    return isinstance(err, dict) and err.get("code") in KEY_REJECTED_CODES

@@ -1,0 +1,173 @@
+"""The collector: builds the configured sources, runs them, and feeds one queue into the store.
+
+`Collector(config, store, clock).run()` is what the service calls; `stop()` ends every source,
+flushes the queue and closes the connections. `counters()` is a plain dict for metrics.
+Per account: one `BinanceRest` (signed with the account's monitor key) shared by the poller,
+the stream and the backfill, so all of them draw on one weight budget per host IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import uvicorn
+
+from monitor.binance.budget import Budgets
+from monitor.binance.rest import BinanceRest
+from monitor.clock import Clock
+from monitor.collect.backfill import Backfill
+from monitor.collect.ingest import Ingest
+from monitor.collect.logfile import LogTailer
+from monitor.collect.poller import Poller
+from monitor.collect.stream import StreamSource
+from monitor.collect.tap import Tap
+from monitor.config import Config
+from monitor.events import Event
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Collector:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        *,
+        on_events: Callable[[list[Event]], None] | None = None,
+        local_host: str | None = None,
+        stream_options: dict[str, Any] | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events)
+        self.local_host = local_host
+        b = config.binance
+        self.budgets = Budgets(6000 * b.weight_budget_pct / 100,
+                               guard_ms=5_000 + int(150 * clock.speed))
+        transport = httpx.AsyncHTTPTransport(local_address=local_host) if local_host else None
+        self._http = httpx.AsyncClient(transport=transport, timeout=30.0)
+        self.rests: dict[str, BinanceRest] = {}
+        self.streams: dict[str, StreamSource] = {}
+        self.pollers: dict[str, Poller] = {}
+        self.backfills: dict[str, Backfill] = {}
+        self.tailers: list[LogTailer] = []
+        self.tap: Tap | None = None
+        self._tap_server: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        keys = {}
+        for acct in config.accounts:
+            for k in acct.keys:
+                fp = k.fingerprint()
+                if fp:
+                    keys[fp.lower()] = (acct.name, k.label)
+        self.key_map = keys
+        src = config.sources
+        for acct in config.accounts:
+            mk = acct.key(acct.monitor_key)
+            if mk.api_key is None or mk.api_secret is None:
+                raise ValueError(f"account {acct.name}: the monitor key has no key/secret")
+            rest = BinanceRest(
+                self._http, b.rest_url, mk.api_key, mk.api_secret, clock, account=acct.name,
+                key_label=mk.label, recv_window=b.recv_window_ms, emit=self.ingest.offer,
+            )
+            rest.budgets = self.budgets  # one budget per host IP, shared by every account
+            self.rests[acct.name] = rest
+            bf = Backfill(rest, store, self.ingest.put, symbols=acct.symbols)
+            self.backfills[acct.name] = bf
+            if src.stream:
+                self.streams[acct.name] = StreamSource(
+                    rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, mk.api_secret,
+                    local_host=local_host, **(stream_options or {}),
+                )
+            if src.poller:
+                stream = self.streams.get(acct.name)
+                self.pollers[acct.name] = Poller(
+                    rest, store, self.ingest.put, bf, interval_s=src.poll_interval_s,
+                    stream_healthy=(lambda s=stream: s is not None and s.connected.is_set()
+                                    and not s.gap_open),
+                )
+        for lg in src.logs:
+            self.tailers.append(LogTailer(lg.path, lg.account, clock, self.ingest.put, store,
+                                          keys=keys))
+        if src.tap.enabled:
+            self.tap = Tap(src.tap.upstream, clock, self.ingest.offer, keys=keys,
+                           default_account=src.tap.account or config.accounts[0].name)
+
+    async def start(self) -> None:
+        """Start every source in the background (returns once the tap is listening)."""
+        self._tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+        for name, st in self.streams.items():
+            self._tasks.append(asyncio.create_task(st.run(), name=f"stream:{name}"))
+        for name, p in self.pollers.items():
+            self._tasks.append(asyncio.create_task(p.run(), name=f"poller:{name}"))
+        for t in self.tailers:
+            self._tasks.append(asyncio.create_task(t.run(), name=f"log:{t.path}"))
+        if self.tap is not None:
+            host, _, port = self.config.sources.tap.listen.rpartition(":")
+            cfg = uvicorn.Config(self.tap, host=host or "127.0.0.1", port=int(port),
+                                 log_level="warning", server_header=False, date_header=False,
+                                 lifespan="off", access_log=False)
+            self._tap_server = uvicorn.Server(cfg)
+            self._tasks.append(asyncio.create_task(self._tap_server.serve(), name="tap"))
+            while not self._tap_server.started:
+                await asyncio.sleep(0.01)
+                if self._tasks[-1].done():
+                    self._tasks[-1].result()
+
+    @property
+    def tap_url(self) -> str | None:
+        srv = self._tap_server
+        if srv is None or not srv.servers:
+            return None
+        host, port = srv.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def run(self) -> None:
+        await self.start()
+        await asyncio.gather(*self._tasks)
+
+    async def stop(self) -> None:
+        for s in (*self.streams.values(), *self.pollers.values(), *self.tailers):
+            await s.stop()
+        if self._tap_server is not None:
+            self._tap_server.should_exit = True
+        ingest = next((t for t in self._tasks if t.get_name() == "ingest"), None)
+        others = [t for t in self._tasks if t is not ingest]
+        done, pending = await asyncio.wait(others, timeout=5) if others else (set(), set())
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.ingest.flush()
+        if ingest is not None:
+            ingest.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ingest
+        await self.ingest.flush()
+        if self.tap is not None:
+            await self.tap.aclose()
+        await self._http.aclose()
+
+    def counters(self) -> dict[str, Any]:
+        ing = self.ingest
+        return {
+            "events_in": dict(ing.received),
+            "events_written": ing.written,
+            "duplicates": ing.duplicates,
+            "drops": ing.dropped,
+            "write_errors": ing.write_errors,
+            "queue_depth": ing.queue.qsize(),
+            "own_weight_used": self.budgets.spent(),
+            "reconnects": sum(s.counters["reconnects"] for s in self.streams.values()),
+            "stream": {n: dict(s.counters) for n, s in self.streams.items()},
+            "rest": {n: dict(r.counters) for n, r in self.rests.items()},
+            "poller": {n: dict(p.counters) for n, p in self.pollers.items()},
+            "logs": {t.path: dict(t.counters) for t in self.tailers},
+            "tap": dict(self.tap.counters) if self.tap else {},
+        }

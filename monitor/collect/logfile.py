@@ -1,0 +1,258 @@
+"""Tail JSON-lines access logs written by bots that cannot use the tap.
+
+Schema (one JSON object per line; README "Access-log schema"):
+  required  ts (ms epoch int, or ISO-8601 text), method, endpoint (or path), status (HTTP int)
+  optional  account, key (label) or api_key_sha256, ip (caller address), code (Binance code),
+            latency_ms, weight_1m, orders_10s, orders_1d, symbol, side, type, qty, price,
+            notional, order_id, client_order_id, request_id
+Other fields are kept in `raw`; secret-bearing fields (signature, apiKey, secret ...) are
+dropped. An order placement (POST /api/v3/order...) answered with an error becomes `reject`.
+
+The tailer survives rotation (the path now names another file: the old one is read to its end
+first) and truncation (the file shrank: start again at 0), keeps a partial last line until its
+newline arrives, and resumes from the cursor `log:<path>` after a restart. Ids are a hash of the
+line, so re-reading a line never duplicates it. Bad lines are counted and reported as one
+`stream_status` event per read, never stored verbatim (a bot may have logged a secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from pydantic import ValidationError
+
+from monitor.clock import Clock
+from monitor.collect.tap import ORDER_PATHS
+from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+MAX_LINE = 65_536
+KNOWN = ("ts", "method", "endpoint", "path", "status", "account", "key", "api_key_sha256", "ip",
+         "code", "latency_ms", "weight_1m", "orders_10s", "orders_1d", "symbol", "side", "type",
+         "qty", "price", "notional", "order_id", "client_order_id", "request_id")
+
+
+class BadLine(ValueError):
+    pass
+
+
+def _ts(v: Any) -> int:
+    if isinstance(v, bool):
+        raise BadLine("ts must be ms epoch or ISO-8601 text")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadLine("ts is not ISO-8601") from None
+        if dt.tzinfo is None:
+            raise BadLine("ts text needs a timezone (e.g. Z)")
+        return int(dt.timestamp() * 1000)
+    raise BadLine("ts must be ms epoch or ISO-8601 text")
+
+
+def _opt_num(d: Mapping[str, Any], k: str, cast: type = float) -> Any:
+    v = d.get(k)
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise BadLine(f"{k} must be a number")
+    try:
+        out = cast(v) if cast is float else int(v)
+    except (TypeError, ValueError):
+        raise BadLine(f"{k} must be a number") from None
+    return out
+
+
+def parse_line(line: str, account: str, received_ts: int,
+               keys: Mapping[str, tuple[str, str]] | None = None) -> Event:
+    """One log line -> one event. Raises `BadLine` (or pydantic's ValidationError)."""
+    try:
+        d = json.loads(line)
+    except (ValueError, RecursionError):
+        raise BadLine("not JSON") from None
+    if not isinstance(d, dict):
+        raise BadLine("not a JSON object")
+    method, endpoint = d.get("method"), d.get("endpoint", d.get("path"))
+    status = d.get("status")
+    if not isinstance(method, str) or not isinstance(endpoint, str):
+        raise BadLine("method and endpoint must be text")
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise BadLine("status must be an HTTP status integer")
+    acct, label = d.get("account") or account, d.get("key")
+    fp = d.get("api_key_sha256")
+    if label is None and isinstance(fp, str) and keys and fp.lower() in keys:
+        acct, label = keys[fp.lower()]
+    code = _opt_num(d, "code", int)
+    order = method.upper() == "POST" and endpoint.split("?")[0] in ORDER_PATHS
+    rejected = order and (status >= 400 or bool(code))
+    ident = hashlib.sha256(f"{acct}\n{line.strip()}".encode()).hexdigest()[:24]
+    texts = {k: d.get(k) for k in ("ip", "symbol", "side", "client_order_id")}
+    for k, v in texts.items():
+        if v is not None and not isinstance(v, str):
+            raise BadLine(f"{k} must be text")
+    otype = d.get("type")
+    return Event(
+        event_id=make_event_id(Source.LOG, ident), ts=_ts(d.get("ts")), received_ts=received_ts,
+        account=str(acct), key=str(label) if label is not None else None, source=Source.LOG,
+        kind=Kind.REJECT if rejected else Kind.REQUEST, ip=texts["ip"], method=method,
+        endpoint=endpoint.split("?")[0], status=status, code=code or None,
+        latency_ms=_opt_num(d, "latency_ms"), weight_1m=_opt_num(d, "weight_1m", int),
+        orders_10s=_opt_num(d, "orders_10s", int), orders_1d=_opt_num(d, "orders_1d", int),
+        symbol=texts["symbol"], side=texts["side"],
+        order_type=otype if isinstance(otype, str) else None, qty=_opt_num(d, "qty"),
+        price=_opt_num(d, "price"), notional=_opt_num(d, "notional"),
+        order_id=_opt_num(d, "order_id", int), client_order_id=texts["client_order_id"],
+        raw=raw_json(d),
+    )
+
+
+class LogTailer:
+    def __init__(
+        self,
+        path: str,
+        account: str,
+        clock: Clock,
+        put: Callable[[list[Event]], Awaitable[None]],
+        store: Store,
+        *,
+        keys: Mapping[str, tuple[str, str]] | None = None,
+        poll_s: float = 1.0,
+        max_bytes_per_poll: int = 4 << 20,
+    ) -> None:
+        self.path, self.account, self.clock, self.put, self.store = (
+            path, account, clock, put, store)
+        self.keys = keys or {}
+        self.poll_s, self.max_bytes = poll_s, max_bytes_per_poll
+        self.cursor_name = f"log:{os.path.abspath(path)}"
+        saved = store.get_cursor(self.cursor_name)
+        state = json.loads(saved) if saved else {}
+        self.ino: int | None = state.get("ino")
+        self.offset: int = int(state.get("offset", 0))
+        self.counters = {"lines": 0, "bad_lines": 0, "rotations": 0, "truncations": 0}
+        self._fh: BinaryIO | None = None
+        self._mtime_ns = 0
+        self._stop = asyncio.Event()
+
+    def _open(self) -> bool:
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 - held open across polls on purpose
+        except FileNotFoundError:
+            return False
+        ino = os.fstat(fh.fileno()).st_ino
+        if ino != self.ino:  # a new file (or a restart after rotation): read it from the top
+            self.ino, self.offset = ino, 0
+        self._fh = fh
+        return True
+
+    def _drain(self) -> list[bytes]:
+        """Complete lines from the open file at the offset; a partial last line waits."""
+        assert self._fh is not None
+        st = os.fstat(self._fh.fileno())
+        rewritten = (st.st_size == self.offset and self._mtime_ns != 0
+                     and st.st_mtime_ns != self._mtime_ns)
+        if st.st_size < self.offset or (rewritten and self.offset > 0):
+            # truncated (copytruncate); a same-size rewrite shows only as a new mtime. A rewrite
+            # that ends up longer than the old offset cannot be told from an append.
+            self.counters["truncations"] += 1
+            self.offset = 0
+        self._mtime_ns = st.st_mtime_ns
+        self._fh.seek(self.offset)
+        data = self._fh.read(self.max_bytes)
+        end = data.rfind(b"\n")
+        if end < 0:
+            if len(data) >= MAX_LINE:  # a "line" too long to ever finish: skip it as bad
+                self.offset += len(data)
+                return [data]
+            return []
+        self.offset += end + 1
+        return data[: end + 1].splitlines()
+
+    def _rotated(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != self.ino
+        except FileNotFoundError:
+            return False
+
+    def poll_once(self) -> list[Event]:
+        """Read what is new; return its events (plus one status event if any line was bad)."""
+        if self._fh is None and not self._open():
+            return []
+        start = self.offset
+        lines = self._drain()
+        if self._rotated():  # the old file is fully read above; continue with the new one
+            self.counters["rotations"] += 1
+            assert self._fh is not None
+            self._fh.close()
+            self._fh = None
+            if self._open():
+                lines += self._drain()
+        now = self.clock.now_ms()
+        events: list[Event] = []
+        bad: list[str] = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            self.counters["lines"] += 1
+            if len(raw) > MAX_LINE:
+                bad.append("line too long")
+                continue
+            try:
+                events.append(parse_line(raw.decode("utf-8"), self.account, now, self.keys))
+            except (BadLine, UnicodeDecodeError, ValidationError) as exc:
+                bad.append(_reason(exc))
+        if bad:
+            self.counters["bad_lines"] += len(bad)
+            log.warning("%s: %d bad line(s), e.g. %s", self.path, len(bad), bad[0])
+            digest = hashlib.sha256(self.cursor_name.encode()).hexdigest()[:12]
+            events.append(Event(
+                event_id=make_event_id(Source.LOG, "status", self.account, "bad_lines", digest,
+                                       self.ino, start),
+                ts=now, received_ts=now, account=self.account, source=Source.LOG,
+                kind=Kind.STREAM_STATUS,
+                raw=raw_json({"status": "bad_lines", "path": self.path, "count": len(bad),
+                              "reasons": sorted(set(bad))[:5]}),
+            ))
+        return events
+
+    def save_cursor(self) -> None:
+        self.store.set_cursor(self.cursor_name,
+                              json.dumps({"ino": self.ino, "offset": self.offset}))
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            events = await asyncio.to_thread(self.poll_once)
+            if events:
+                await self.put(events)
+            self.save_cursor()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.poll_s / self.clock.speed)
+            except TimeoutError:
+                pass
+        self.close()
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        errs = exc.errors()
+        return f"invalid {errs[0]['loc'][0] if errs and errs[0]['loc'] else 'field'}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    return str(exc)[:80]

@@ -1,0 +1,144 @@
+"""The REST poller: what only polling can see, on a schedule the weight budget allows.
+
+Per account, each round: the monitor key's `apiRestrictions` (diffed against the stored
+snapshot into `key_config` events), `apiTradingStatus` (lock flag and trigger indicators), the
+account-wide order counters (`rateLimit/order`, weight 40: the one place orders placed by
+*anyone* holding any key show up as numbers), balances every `balances_every` rounds (the stream
+carries changes live), withdrawal history every `withdrawals_every` rounds (UID weight 18000),
+and orders/trades since the cursor when the stream is not covering them. The budget in
+`BinanceRest.spend` stretches the schedule rather than overspend. Each answer's headers already
+become `usage` events inside `BinanceRest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from monitor.binance import parse_rest
+from monitor.binance.parse import Ctx, safely
+from monitor.binance.rest import BinanceError, BinanceRest, MonitorKeyRejected
+from monitor.collect.backfill import Backfill
+from monitor.events import Event, Source
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    def __init__(
+        self,
+        rest: BinanceRest,
+        store: Store,
+        put: Callable[[list[Event]], Awaitable[None]],
+        backfill: Backfill | None = None,
+        *,
+        interval_s: float = 60.0,
+        balances_every: int = 5,
+        withdrawals_every: int = 10,
+        stream_healthy: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.rest, self.store, self.put, self.backfill = rest, store, put, backfill
+        self.account, self.key = rest.account, rest.key_label
+        self.interval_s = interval_s
+        self.balances_every, self.withdrawals_every = balances_every, withdrawals_every
+        self.stream_healthy = stream_healthy
+        self.rounds = 0
+        self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0}
+        self._stop = asyncio.Event()
+
+    def _ctx(self) -> Ctx:
+        return Ctx(account=self.account, key=self.key, received_ts=self.rest.clock.now_ms())
+
+    async def _emit(self, events: list[Event]) -> None:
+        self.counters["malformed"] += sum(":malformed:" in e.event_id for e in events)
+        await self.put(events)
+
+    async def poll_once(self) -> None:
+        """One round; each step's failure is logged and counted, the others still run."""
+        steps: list[Callable[[], Awaitable[None]]] = [
+            self.key_config, self.trading_status, self.order_counts]
+        if self.rounds % self.balances_every == 0:
+            steps.append(self.balances)
+        if self.rounds % self.withdrawals_every == 0:
+            steps.append(self.withdrawals)
+        if self.backfill is not None and not self.stream_healthy():
+            steps.append(self._backfill)
+        for step in steps:
+            try:
+                await step()
+            except MonitorKeyRejected:
+                self.counters["errors"] += 1
+                break  # the status event is out; more calls would only be rejected too
+            except BinanceError as exc:
+                self.counters["errors"] += 1
+                log.warning("%s: poll step %s failed: %s", self.account, step.__name__, exc)
+        self.rounds += 1
+        self.counters["rounds"] += 1
+
+    async def key_config(self) -> None:
+        res = await self.rest.get("/sapi/v1/account/apiRestrictions", weight=1)
+        ctx = self._ctx()
+        try:
+            snap = parse_rest.key_snapshot(res.body)
+        except ValueError:
+            await self._emit(safely(Source.REST, ctx, "apiRestrictions", res.body,
+                                    parse_rest.key_snapshot, res.body))
+            return
+        prev = self.store.last_key_snapshot(self.account, self.key or "")
+        ev = parse_rest.key_config_event(ctx, res.ts, snap, prev[1] if prev else None)
+        if ev is not None:
+            self.counters["key_changes"] += prev is not None
+            await self._emit([ev])
+            self.store.save_key_snapshot(self.account, self.key or "", res.ts, snap)
+
+    async def trading_status(self) -> None:
+        res = await self.rest.get("/sapi/v1/account/apiTradingStatus", weight=1)
+        await self._emit(safely(Source.REST, self._ctx(), "apiTradingStatus", res.body,
+                                parse_rest.trading_status, res.body, self._ctx(), res.ts))
+
+    async def order_counts(self) -> None:
+        res = await self.rest.get("/api/v3/rateLimit/order", weight=40)
+        await self._emit(safely(Source.REST, self._ctx(), "rateLimit/order", res.body,
+                                parse_rest.order_counts, res.body, self._ctx(), res.ts))
+
+    async def balances(self) -> None:
+        res = await self.rest.get("/api/v3/account", {"omitZeroBalances": "true"}, weight=20)
+        await self._emit(safely(Source.REST, self._ctx(), "account", res.body,
+                                parse_rest.account_balances, res.body, self._ctx()))
+
+    async def withdrawals(self) -> None:
+        cursor_name = f"withdrawals:{self.account}"
+        since = self.store.get_cursor(cursor_name)
+        now = self.rest.server_now()
+        start = int(since) if since else now - 90 * 86_400_000 + 60_000
+        res = await self.rest.get("/sapi/v1/capital/withdraw/history",
+                                  {"startTime": start, "limit": 1000}, weight=18000)
+        rows = res.body if isinstance(res.body, list) else [res.body]
+        ctx = self._ctx()
+        events: list[Event] = []
+        for row in rows:
+            events += safely(Source.REST, ctx, "withdraw/history", row, parse_rest.withdrawal,
+                             row, ctx)
+        await self._emit(events)
+        # Re-read the last day each time: a withdrawal's status changes after it is applied.
+        self.store.set_cursor(cursor_name, str(max(start, now - 86_400_000)))
+
+    async def _backfill(self) -> None:
+        assert self.backfill is not None
+        await self.backfill.run()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            started = self.rest.clock.monotonic()
+            await self.poll_once()
+            left = self.interval_s - (self.rest.clock.monotonic() - started)
+            if left > 0:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), left / self.rest.clock.speed)
+                except TimeoutError:
+                    pass
+
+    async def stop(self) -> None:
+        self._stop.set()

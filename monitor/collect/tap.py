@@ -1,0 +1,229 @@
+"""The tap: a pass-through proxy the user's bots use as their Binance base URL.
+
+It forwards each request byte for byte (method, raw path and query, headers, body) to the
+upstream and streams the upstream's answer back unchanged, then records one `request` event
+(or `reject`, for an order placement Binance refused): caller address, key label, endpoint,
+status, Binance code, weight and order-count headers, latency and, for order placements, the
+order's symbol, side, quantity, price and notional. The API key is mapped to its label through
+sha256 fingerprints and never stored; signatures and secrets never reach the event.
+Recording never delays or blocks the bot: the event is offered to the ingest queue after the
+answer is sent, and a full queue drops (and counts) the event, not the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from monitor.binance.parse_rest import usage_facts
+from monitor.clock import Clock
+from monitor.events import Event, Kind, Source, make_event_id, raw_json
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                        b"te", b"trailer", b"upgrade", b"proxy-authorization", b"host"})
+ORDER_PATHS = frozenset({"/api/v3/order", "/api/v3/order/test", "/api/v3/sor/order",
+                         "/api/v3/sor/order/test"})
+PEEK_BYTES = 65_536
+
+
+def check_upstream(url: str) -> str:
+    """Upstream must be https, except plain http to a loopback address (tests, local sim)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "https" or (parts.scheme == "http" and loopback):
+        return url.rstrip("/")
+    raise ValueError(f"tap upstream {url!r} must be https:// (plain http only on loopback)")
+
+
+def fingerprint(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class Tap:
+    """An ASGI app; serve it with uvicorn (see `collector.py`) or call it in tests."""
+
+    def __init__(
+        self,
+        upstream: str,
+        clock: Clock,
+        offer: Callable[[list[Event]], int],
+        *,
+        keys: Mapping[str, tuple[str, str]],  # sha256 fingerprint -> (account, label)
+        default_account: str,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.upstream = check_upstream(upstream)
+        self._base = httpx.URL(self.upstream)
+        self.clock = clock
+        self.offer = offer
+        self.keys = dict(keys)
+        self.default_account = default_account
+        self.client = client or httpx.AsyncClient(timeout=30.0)
+        self.client.headers.clear()  # add nothing of our own to the forwarded request
+        self.counters = {"requests": 0, "upstream_errors": 0, "rejects": 0, "record_errors": 0}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        started, ts = self.clock.monotonic(), self.clock.now_ms()
+        self.counters["requests"] += 1
+        raw_target = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            raw_target += b"?" + scope["query_string"]
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        req = self.client.build_request(
+            scope["method"], self._base.copy_with(raw_path=raw_target), headers=headers,
+            content=body or None,
+        )
+        peek = b""
+        try:
+            resp = await self.client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            self.counters["upstream_errors"] += 1
+            log.warning("tap: upstream unreachable for %s %s: %s", scope["method"],
+                        scope["path"], type(exc).__name__)
+            await send({"type": "http.response.start", "status": 502,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"tap: upstream unreachable"})
+            self._record(scope, body, ts, started, 502, httpx.Headers(), b"", "upstream_error")
+            return
+        try:
+            out_headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+            await send({"type": "http.response.start", "status": resp.status_code,
+                        "headers": out_headers})
+            async for chunk in resp.aiter_raw():
+                if len(peek) < PEEK_BYTES:
+                    peek += chunk[: PEEK_BYTES - len(peek)]
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await resp.aclose()
+        self._record(scope, body, ts, started, resp.status_code, resp.headers, peek, None)
+
+    def _record(self, scope: dict[str, Any], body: bytes, ts: int, started: float, status: int,
+                headers: httpx.Headers, peek: bytes, error: str | None) -> None:
+        try:
+            ev = self.build_event(scope, body, ts, (self.clock.monotonic() - started) * 1000,
+                                  status, headers, peek, error)
+            if ev.kind is Kind.REJECT:
+                self.counters["rejects"] += 1
+            self.offer([ev])
+        except Exception:  # recording must never break the bot's traffic
+            self.counters["record_errors"] += 1
+            log.exception("tap: could not record %s %s", scope.get("method"), scope.get("path"))
+
+    def build_event(self, scope: dict[str, Any], body: bytes, ts: int, latency_ms: float,
+                    status: int, headers: httpx.Headers, peek: bytes, error: str | None
+                    ) -> Event:
+        method, path = scope["method"], scope["path"]
+        hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        params = _params(scope.get("query_string", b""), body, hdrs.get("content-type", ""))
+        api_key = hdrs.get("x-mbx-apikey")
+        account, label = self.default_account, None
+        key_info: dict[str, Any] = {"key_present": api_key is not None}
+        if api_key is not None:
+            fp = fingerprint(api_key)
+            match = self.keys.get(fp)
+            if match is not None:
+                account, label = match
+            else:
+                key_info["unknown_key_sha256_12"] = fp[:12]
+        resp_body = _json(peek)
+        code = resp_body.get("code") if isinstance(resp_body, dict) else None
+        code = code if isinstance(code, int) and not isinstance(code, bool) and code else None
+        order = method == "POST" and path in ORDER_PATHS
+        facts: dict[str, Any] = {}
+        if order:
+            facts = _order_facts(params, resp_body if isinstance(resp_body, dict) else {})
+        rejected = order and (status >= 400 or code is not None)
+        client = scope.get("client")
+        raw = {"params": params, **key_info, "error": error}
+        if isinstance(resp_body, dict) and "msg" in resp_body:
+            raw["msg"] = str(resp_body["msg"])[:300]
+        return Event(
+            event_id=make_event_id(Source.TAP, uuid.uuid4().hex), ts=ts,
+            received_ts=self.clock.now_ms(), account=account, key=label, source=Source.TAP,
+            kind=Kind.REJECT if rejected else Kind.REQUEST,
+            ip=client[0] if client else None, method=method, endpoint=path, status=status,
+            code=code, latency_ms=max(0.0, latency_ms), **usage_facts(headers), **facts,
+            raw=raw_json(raw),
+        )
+
+
+def _params(query: bytes, body: bytes, content_type: str) -> dict[str, str]:
+    """Request params as Binance reads them: body first, the query string wins on conflict."""
+    out: dict[str, str] = {}
+    if body and "json" not in content_type:
+        out.update(_pairs(body))
+    out.update(_pairs(query))
+    return out
+
+
+def _pairs(data: bytes) -> Iterable[tuple[str, str]]:
+    try:
+        return parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True)[:200]
+    except ValueError:
+        return []
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f >= 0 and f == f and f != float("inf") else None
+
+
+def _order_facts(params: Mapping[str, str], resp: Mapping[str, Any]) -> dict[str, Any]:
+    qty, price = _num(params.get("quantity")), _num(params.get("price"))
+    quote = _num(params.get("quoteOrderQty"))
+    notional = qty * price if qty is not None and price else quote
+    if notional is None:
+        notional = _num(resp.get("cummulativeQuoteQty")) or None
+    oid = resp.get("orderId")
+    cid = params.get("newClientOrderId") or resp.get("clientOrderId")
+    return {
+        "symbol": params.get("symbol") or None, "side": params.get("side") or None,
+        "order_type": params.get("type") or None, "qty": qty, "price": price or None,
+        "notional": notional,
+        "order_id": oid if isinstance(oid, int) and not isinstance(oid, bool) else None,
+        "client_order_id": cid if isinstance(cid, str) and cid else None,
+    }

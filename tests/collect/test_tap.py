@@ -1,0 +1,135 @@
+"""The tap is invisible to a real Binance client library, and records each call once.
+
+binance-connector (sync) talks to the simulator on its own thread, once directly and once
+through the tap; statuses, bodies and headers must match (volatile values aside), and the
+tap's events must match the calls one for one. The simulator's signature check proves the
+request reached it unaltered: a changed byte would be answered -1022.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import uvicorn
+from binance.error import ClientError
+from binance.spot import Spot
+
+from monitor.clock import SystemClock
+from monitor.collect.tap import Tap, check_upstream, fingerprint
+from monitor.events import Event, Kind
+from monitor.sim import SimulatorThread
+
+VOLATILE_HEADERS = {"date", "x-mbx-used-weight", "x-mbx-used-weight-1m", "x-mbx-order-count-10s",
+                    "x-mbx-order-count-1d", "content-length", "x-mbx-uuid"}
+
+
+class TapThread:
+    def __init__(self, tap: Tap) -> None:
+        self.tap = tap
+        self.server = uvicorn.Server(uvicorn.Config(
+            tap, host="127.0.0.1", port=0, log_level="warning", server_header=False,
+            date_header=False, lifespan="off"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
+                                       daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        for _ in range(500):
+            if self.server.started:
+                break
+            threading.Event().wait(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        out = fn(*args, **kwargs)
+        return 200, out["data"], {k.lower(): v for k, v in out["header"].items()}
+    except ClientError as err:
+        return err.status_code, (err.error_code, err.error_message), {
+            k.lower(): v for k, v in err.header.items()}
+
+
+def _stable(body):
+    if isinstance(body, dict):
+        return {k: _stable(v) for k, v in body.items()
+                if k not in ("serverTime", "orderId", "transactTime", "clientOrderId", "time",
+                             "updateTime", "workingTime", "updateTime", "uid")}
+    if isinstance(body, list):
+        return [_stable(v) for v in body]
+    return body
+
+
+def test_connector_through_tap_matches_direct_and_is_recorded_once() -> None:
+    events: list[Event] = []
+    lock = threading.Lock()
+
+    def offer(evs: list[Event]) -> int:
+        with lock:
+            events.extend(evs)
+        return 0
+
+    st = SimulatorThread(seed=0)
+    with st as sim:
+        c = sim.control  # called on the simulator's own thread via st.call
+        st.call(c.create_account, "main", {"USDT": 1000, "BTC": 0.5})
+        key, secret = st.call(c.create_key, "main", "grid-bot", permissions={
+            "enableReading": True, "enableSpotAndMarginTrading": True})
+        tap = Tap(sim.rest_url, SystemClock(), offer, keys={fingerprint(key): ("main", "grid-bot")},
+                  default_account="main")
+        with TapThread(tap) as tap_url:
+            direct = Spot(key, secret, base_url=sim.rest_url, show_header=True)
+            tapped = Spot(key, secret, base_url=tap_url, show_header=True)
+            price = st.call(c.price, "BTCUSDT")
+            calls = [
+                ("GET", "/api/v3/time", lambda s: _call(s.time)),
+                ("GET", "/api/v3/account", lambda s: _call(s.account)),
+                ("POST", "/api/v3/order", lambda s: _call(
+                    s.new_order, symbol="BTCUSDT", side="BUY", type="LIMIT",
+                    timeInForce="GTC", quantity="0.01", price=f"{price * 0.5:.2f}")),
+                ("POST", "/api/v3/order", lambda s: _call(  # oversized: -2010
+                    s.new_order, symbol="BTCUSDT", side="BUY", type="LIMIT",
+                    timeInForce="GTC", quantity="100", price=f"{price * 0.9:.2f}")),
+                ("POST", "/api/v3/order", lambda s: _call(  # filter failure: -1013
+                    s.new_order, symbol="BTCUSDT", side="BUY", type="LIMIT",
+                    timeInForce="GTC", quantity="0.000001", price=f"{price * 0.5:.2f}")),
+                ("GET", "/api/v3/openOrders", lambda s: _call(s.get_open_orders, "BTCUSDT")),
+            ]
+            for _method, path, fn in calls:
+                d_status, d_body, d_head = fn(direct)
+                t_status, t_body, t_head = fn(tapped)
+                assert t_status == d_status, path
+                assert list(t_head) == list(d_head), path  # same headers, same order
+                for h in d_head:
+                    if h not in VOLATILE_HEADERS:
+                        assert t_head[h] == d_head[h], (path, h)
+                assert _stable(t_body) == _stable(d_body), path
+    with lock:
+        got = list(events)
+    assert [(e.method, e.endpoint) for e in got] == [(m, p) for m, p, _ in calls]
+    assert all(e.key == "grid-bot" and e.account == "main" and e.ip == "127.0.0.1" for e in got)
+    assert [e.status for e in got] == [200, 200, 200, 400, 400, 200]
+    oversized, filtered = got[3], got[4]
+    assert oversized.kind is Kind.REJECT and oversized.code == -2010
+    assert oversized.notional == pytest.approx(100 * float(f"{price * 0.9:.2f}"))
+    assert filtered.kind is Kind.REJECT and filtered.code == -1013
+    assert got[2].kind is Kind.REQUEST and got[2].order_id is not None
+    assert all(e.weight_1m is not None for e in got)
+    for e in got:  # neither the key, the secret nor a signature is ever recorded
+        text = e.model_dump_json()
+        assert key not in text and secret not in text and "signature" not in text
+
+
+@pytest.mark.parametrize("url", ["http://api.binance.com", "ftp://127.0.0.1", "http://10.0.0.1"])
+def test_upstream_must_be_https_unless_loopback(url: str) -> None:
+    with pytest.raises(ValueError, match="https"):
+        check_upstream(url)
+    assert check_upstream("http://127.0.0.1:9/") == "http://127.0.0.1:9"
+    assert check_upstream("https://api.binance.com") == "https://api.binance.com"
