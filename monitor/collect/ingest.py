@@ -83,15 +83,22 @@ class Ingest:
     async def _write(self, events: list[Event]) -> None:
         if not events:
             return
-        try:
-            new = await asyncio.to_thread(self.store.insert_events, events)
-        except Exception:  # the store is the one thing we cannot route around: keep going
-            self.write_errors += 1
-            log.exception("store write failed for %d event(s)", len(events))
-            return
+        delay = 0.1
+        while True:
+            try:
+                fresh = await asyncio.to_thread(self.store.insert_new_events, events)
+                break
+            except Exception:  # the store is the one thing we cannot route around: retry
+                self.write_errors += 1
+                log.exception("store write failed for %d event(s); retrying in %.1f s",
+                              len(events), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        new = len(fresh)
         self.written += new
         self.duplicates += len(events) - new
-        if self.on_events is not None:
+        events = fresh  # detection sees each fact once, however often it was observed
+        if self.on_events is not None and events:
             try:
                 self.on_events(events)
             except Exception:
