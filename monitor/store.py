@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitor.events import (
@@ -334,7 +335,9 @@ def events_from_frame(df: pd.DataFrame) -> list[Event]:
             if v is None or v is pd.NA or (isinstance(v, float) and v != v):
                 continue
             if c in TIME_COLUMNS:
-                v = int(pd.Timestamp(v).value // 1_000_000)
+                # ints are already epoch ms (the Event unit); timestamps are converted
+                v = int(v) if isinstance(v, int | np.integer) else int(
+                    pd.Timestamp(v).value // 1_000_000)
             elif c in INT_COLUMNS:
                 v = int(v)
             clean[c] = v

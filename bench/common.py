@@ -1,0 +1,66 @@
+"""Shared plumbing for benchmarks: one result row shape, machine facts, the table printer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+@dataclass
+class Row:
+    figure: str
+    value: float
+    unit: str
+    baseline: float | None
+    baseline_name: str
+    goal: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.value / self.baseline  # type: ignore[operator]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write(rows: list[Row], path: Path = RESULTS) -> None:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    payload = [
+        {**asdict(r), "ratio": r.ratio, "machine": machine(), "date": when} for r in rows
+    ]
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def show(rows: list[Row]) -> None:
+    table = Table(title=f"Keywatch benchmarks ({machine()})")
+    for col in ("figure", "value", "unit", "baseline", "ratio", "goal", "met"):
+        table.add_column(col, justify="right" if col in ("value", "baseline", "ratio") else "left")
+    for r in rows:
+        table.add_row(
+            r.figure, f"{r.value:,.2f}", r.unit,
+            "-" if r.baseline is None else f"{r.baseline:,.2f} ({r.baseline_name})",
+            "-" if r.ratio is None else f"{r.ratio:.2f}x", r.goal,
+            "-" if r.met is None else ("yes" if r.met else "NO"),
+        )
+    Console().print(table)

@@ -1,0 +1,78 @@
+"""`keywatch notebook ALERT_ID`: run the incident notebook for one alert and open the result."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import webbrowser
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def notebook(
+        alert_id: str = typer.Argument(..., help="the alert id from the message (kw-...)"),
+        db: Path | None = typer.Option(None, "--db", help="event store (default: the config's "
+                                       "store_path)"),
+        config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c",
+                                    help="TOML config (labels, whitelists; no secret is read)"),
+        html: Path | None = typer.Option(None, "--html", help="also render to this HTML file "
+                                         "(and do not open anything)"),
+        out_dir: Path = typer.Option(Path("runs"), "--out", help="where the executed notebook "
+                                     "is written (git-ignored)"),
+        open_: bool = typer.Option(True, "--open/--no-open", help="open the result in Jupyter "
+                                   "(or, without Jupyter, as HTML in a browser)"),
+    ) -> None:
+        """Execute notebooks/incident.ipynb for ALERT_ID; write it under --out and open it, or
+        render it to --html."""
+        import nbformat
+
+        from monitor.investigate.incident import InvestigateError, open_store_ro, read_config
+        from monitor.investigate.run import INCIDENT, execute, to_html
+
+        try:
+            cfg = read_config(config)
+            store_path = db or Path(cfg.store_path if cfg else "keywatch.db")
+            store = open_store_ro(store_path)
+            found = store.load_alert(alert_id)
+            store.close()
+        except InvestigateError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+        if found is None:
+            typer.echo(f"error: alert {alert_id!r} is not in {store_path}; list recent ones with "
+                       "`keywatch alerts`", err=True)
+            raise typer.Exit(code=1)
+        if html is not None:
+            try:
+                import nbconvert  # noqa: F401
+            except ImportError:
+                typer.echo("error: --html needs nbconvert: pip install nbconvert", err=True)
+                raise typer.Exit(code=1) from None
+        params = {"DB": str(store_path.resolve()), "ALERT_ID": alert_id,
+                  "CONFIG": str(config.resolve()) if cfg else None}
+        typer.echo(f"running the incident notebook for {alert_id} ...", err=True)
+        try:
+            nb = execute(INCIDENT, params)
+        except Exception as exc:  # a cell failed: show its error, not a kernel traceback
+            typer.echo(f"error: the notebook failed: {str(exc)[-2000:]}", err=True)
+            raise typer.Exit(code=1) from None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"incident-{alert_id}.ipynb"
+        nbformat.write(nb, str(path))
+        typer.echo(f"wrote {path}")
+        if html is not None:
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(to_html(nb))
+            typer.echo(f"wrote {html}")
+            return
+        jupyter = shutil.which("jupyter-lab") or shutil.which("jupyter-notebook")
+        if open_ and jupyter:
+            subprocess.Popen([jupyter, str(path)])  # a path we just wrote
+        elif open_:
+            page = path.with_suffix(".html")
+            page.write_text(to_html(nb))
+            typer.echo(f"no Jupyter installed: wrote {page} instead")
+            webbrowser.open(page.resolve().as_uri())

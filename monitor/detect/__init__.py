@@ -1,0 +1,1 @@
+"""Detection: declarative rules, key posture, the IsolationForest and the engine."""

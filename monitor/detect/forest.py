@@ -1,0 +1,192 @@
+"""IsolationForest over window features: fit, score (higher = more anomalous), explain, save.
+
+scikit-learn's `score_samples` is lower-is-more-abnormal; `score` negates it here, once, so the
+rest of Keywatch reads one direction. The threshold is calibrated on the training scores (the
+1 - contamination quantile), kept apart from the model. Each model ships with a JSON card
+(features in order, transform, training range, threshold, scikit-learn version, file hash);
+`load` refuses a card that does not match the code's feature set, the installed scikit-learn or
+the model file, rather than scoring garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.ensemble import IsolationForest
+from skops import io as skio
+
+CARD_FORMAT = 1
+TRANSFORM = "log1p(clip(x, 0, 1e6) + u*count), u ~ U(0,1) when fitting, 0.5 when scoring"
+# The forest watches order provenance, where rules are weakest: how many orders the stream
+# reports for the key vs how many the tap saw it place, fills, order size against the key's
+# usual, and the last hour of untapped orders. A forest over all window features was measured
+# too: the loud dimensions (failures, IPs) drowned this quiet one (see models/README.md).
+FOREST_FEATURES = ("stream_orders", "accepted_orders", "untapped_orders", "max_order_to_usual",
+                   "untapped_1h")
+COUNT_FEATURES = np.array([f != "max_order_to_usual" for f in FOREST_FEATURES], dtype=float)
+
+
+class ModelMismatch(Exception):
+    """The model card does not describe what this code would feed the model."""
+
+
+def transform(windows: pd.DataFrame, rng: np.random.Generator | None = None) -> np.ndarray:
+    """log1p of the clipped features, dithered.
+
+    Most window counts are 0 in normal traffic; a tree cannot split a constant column, so
+    without dithering a value never seen in training (one order the tap never saw) would be
+    invisible. Fitting adds U(0,1) noise to every count (jitter for discrete data); scoring
+    adds its mean, 0.5, so scores stay deterministic.
+    """
+    x = np.clip(windows[list(FOREST_FEATURES)].to_numpy(dtype=float), 0, 1e6)
+    u = rng.random(x.shape) if rng is not None else 0.5
+    return np.log1p(x + u * COUNT_FEATURES)
+
+
+def card_path(model_path: str | Path) -> Path:
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".skops") + ".card.json")
+
+
+def _make_reproducible(path: Path) -> None:
+    """Make the skops file byte-reproducible: skops names array entries after object ids
+    (memory addresses) and stamps the current time, so rename the entries in order of first
+    use in schema.json and fix every time stamp. Same model in, same bytes (and hash) out."""
+    with zipfile.ZipFile(path) as zin:
+        entries = {i.filename: zin.read(i.filename) for i in zin.infolist()}
+    schema = entries.pop("schema.json").decode()
+    names: dict[str, str] = {}
+    for m in re.finditer(r'"([^"/]+\.npy)"', schema):
+        names.setdefault(m.group(1), f"a{len(names):06d}.npy")
+    schema = re.sub(r'"([^"/]+\.npy)"', lambda m: f'"{names.get(m.group(1), m.group(1))}"',
+                    schema)
+    ids: dict[str, str] = {}
+    for m in re.finditer(r'"__id__": ?(\d+)', schema):
+        ids.setdefault(m.group(1), str(len(ids) + 1))
+    schema = re.sub(r'("__id__": ?)(\d+)', lambda m: m.group(1) + ids[m.group(2)], schema)
+    renamed = {names.get(k, k): v for k, v in entries.items()}
+    renamed["schema.json"] = schema.encode()
+    with zipfile.ZipFile(path, "w") as zout:
+        for name, data in sorted(renamed.items()):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(info, data, compresslevel=9)
+
+
+@dataclass
+class ForestModel:
+    model: IsolationForest
+    threshold: float
+    center: np.ndarray
+    scale: np.ndarray
+    card: dict[str, Any]
+    name: str = "forest"
+
+    @classmethod
+    def fit(cls, windows: pd.DataFrame, *, seed: int = 7, contamination: float = 0.0005,
+            n_estimators: int = 150, max_samples: int = 1024, source: str = "") -> ForestModel:
+        """Fit on normal-period windows; threshold = the (1 - contamination) training quantile."""
+        if len(windows) < 50:
+            raise ValueError(f"need at least 50 training windows, got {len(windows)}")
+        x = transform(windows, np.random.default_rng(seed))
+        model = IsolationForest(n_estimators=n_estimators, max_samples=min(max_samples, len(x)),
+                                contamination="auto", random_state=seed, n_jobs=1)
+        model.fit(x)
+        scores = -model.score_samples(transform(windows))
+        threshold = float(np.quantile(scores, 1 - contamination))
+        center = np.median(x, axis=0)
+        q75, q25 = np.percentile(x, [75, 25], axis=0)
+        spread = np.maximum(q75 - q25, x.std(axis=0))
+        scale = np.maximum(spread, 0.1)
+        card = {
+            "format": CARD_FORMAT, "features": list(FOREST_FEATURES), "transform": TRANSFORM,
+            "threshold": threshold, "contamination": contamination, "seed": seed,
+            "n_estimators": n_estimators, "max_samples": max_samples,
+            "sklearn_version": sklearn.__version__,
+            "training": {"windows": int(len(x)), "source": source,
+                         "start_ms": int(windows["minute"].min()),
+                         "end_ms": int(windows["minute"].max()) + 60_000},
+            "center": [round(float(v), 6) for v in center],
+            "scale": [round(float(v), 6) for v in scale],
+        }
+        return cls(model, threshold, center, scale, card)
+
+    def score(self, windows: pd.DataFrame) -> np.ndarray:
+        """Higher = more anomalous (scikit-learn's score_samples, negated here and only here)."""
+        if windows.empty:
+            return np.zeros(0)
+        return -self.model.score_samples(transform(windows))
+
+    def explain(self, row: pd.Series, top: int = 3) -> list[str]:
+        """Which features drove a window's score, in words: value vs the training median."""
+        x = transform(pd.DataFrame([row[list(FOREST_FEATURES)].astype(float)]))[0]
+        z = (x - self.center) / self.scale
+        order = np.argsort(-np.abs(z))[:top]
+        words = []
+        for i in order:
+            if abs(z[i]) < 1:
+                continue
+            usual = float(np.expm1(self.center[i])) - 0.5 * COUNT_FEATURES[i]
+            direction = "above" if z[i] > 0 else "below"
+            name = FOREST_FEATURES[i]
+            words.append(f"{name} {float(row[name]):g} is {direction} its usual "
+                         f"{max(usual, 0):.3g} ({abs(z[i]):.1f} spreads)")
+        return words or ["an unusual combination of otherwise ordinary features"]
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        skio.dump(self.model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+        _make_reproducible(path)
+        card = {**self.card, "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        self.card = card
+
+    @classmethod
+    def load(cls, path: str | Path) -> ForestModel:
+        path = Path(path)
+        cpath = card_path(path)
+        if not path.is_file() or not cpath.is_file():
+            raise ModelMismatch(f"{path}: model or card {cpath.name} missing; rebuild with "
+                                "`keywatch train` (or `make model` for the default)")
+        card = json.loads(cpath.read_text())
+        problems = []
+        if card.get("format") != CARD_FORMAT:
+            problems.append(f"card format {card.get('format')} != {CARD_FORMAT}")
+        if card.get("features") != list(FOREST_FEATURES):
+            problems.append("feature names/order differ from this code's FOREST_FEATURES")
+        if card.get("transform") != TRANSFORM:
+            problems.append(f"transform {card.get('transform')!r} != {TRANSFORM!r}")
+        if card.get("sklearn_version") != sklearn.__version__:
+            problems.append(f"trained with scikit-learn {card.get('sklearn_version')}, "
+                            f"installed {sklearn.__version__}")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if card.get("model_sha256") != digest:
+            problems.append("model file hash differs from the card (file replaced or corrupt)")
+        if problems:
+            raise ModelMismatch(f"{path}: refusing to load: " + "; ".join(problems)
+                                + ". Retrain with `keywatch train`.")
+        allowed = {"sklearn.ensemble._iforest.IsolationForest",
+                   "sklearn.tree._classes.ExtraTreeRegressor",
+                   "sklearn.tree._tree.Tree", "numpy.dtype", "numpy.ndarray",
+                   "numpy.random.mtrand.RandomState", "builtins.int", "builtins.float"}
+        untrusted = skio.get_untrusted_types(file=path)
+        bad = [t for t in untrusted if t not in allowed]
+        if bad:
+            raise ModelMismatch(f"{path}: unexpected types in the model file: {bad}")
+        model = skio.load(path, trusted=untrusted)
+        n = len(FOREST_FEATURES)
+        center, scale = np.asarray(card["center"]), np.asarray(card["scale"])
+        if getattr(model, "n_features_in_", n) != n or len(center) != n or len(scale) != n:
+            raise ModelMismatch(f"{path}: model expects {model.n_features_in_} features, "
+                                f"code has {n}")
+        return cls(model, float(card["threshold"]), center, scale, card)

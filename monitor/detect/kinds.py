@@ -1,0 +1,261 @@
+"""The registry of rule kinds: each declares its parameters, validates them, and evaluates.
+
+Window kinds (threshold, baseline_ratio) read the feature windows; event kinds (new_value,
+event_match) read enriched events and fire at once; posture reads key_config polls (its checks
+live in `posture.py`). Evaluation is vectorised: a kind returns the rows that match, never loops
+over events, so replay of millions of events stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.events import EVENT_COLUMNS
+from monitor.features import FEATURES, NEW_VALUE_FIELDS
+
+DERIVED_FIELDS = ("fclass", "notional_to_free", "notional_to_usual", "usual_notional",
+                  "free_value", "foreign", "ip_whitelisted", "trading_ratio", "trading_locked",
+                  "tapped", "is_order_req", "accepted_order", "wkey")
+EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "raw") + DERIVED_FIELDS
+OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "exists")
+SCOPES = ("key", "account", "any")
+
+Errors = list[tuple[str, str]]  # (field the problem is on, message with the fix)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_metric(p: dict[str, Any], errs: Errors) -> None:
+    m = p.get("metric")
+    if m not in FEATURES:
+        errs.append(("metric", f"unknown metric {m!r}; known: {', '.join(FEATURES)}"))
+
+
+def _check_scope(p: dict[str, Any], errs: Errors) -> None:
+    p.setdefault("scope", "any")
+    if p["scope"] not in SCOPES:
+        errs.append(("scope", f"scope {p['scope']!r} is not one of {', '.join(SCOPES)}"))
+
+
+def validate_where(where: Any, lists: dict[str, list[Any]], errs: Errors) -> dict[str, Any]:
+    """`{field: value}` or `{field: {op: value}}`; list names expand for in/not_in."""
+    out: dict[str, Any] = {}
+    if not isinstance(where, dict) or not where:
+        errs.append(("where", "where must be a non-empty mapping of field: {op: value}"))
+        return out
+    for fld, cond in where.items():
+        if fld not in EVENT_FIELDS:
+            errs.append(("where", f"unknown field {fld!r} in where; known: "
+                                  f"{', '.join(EVENT_FIELDS)}"))
+            continue
+        conds = cond if isinstance(cond, dict) else {"eq": cond}
+        clean = {}
+        for op, val in conds.items():
+            if op not in OPS:
+                errs.append(("where", f"unknown operator {op!r} on {fld}; known: "
+                                      f"{', '.join(OPS)}"))
+                continue
+            if op in ("in", "not_in"):
+                if isinstance(val, str):
+                    if val not in lists:
+                        errs.append(("where", f"list {val!r} is not defined; add it under "
+                                              "`lists:` in the same file"))
+                        continue
+                    val = lists[val]
+                if not isinstance(val, list):
+                    errs.append(("where", f"{fld}.{op} needs a list or a list name"))
+                    continue
+            if op in ("gt", "ge", "lt", "le") and not _num(val):
+                errs.append(("where", f"{fld}.{op} needs a number, got {val!r}"))
+                continue
+            clean[op] = val
+        out[fld] = clean
+    return out
+
+
+def match_where(df: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
+    mask = pd.Series(True, index=df.index)
+    for fld, conds in where.items():
+        col = df[fld]
+        for op, val in conds.items():
+            if op == "exists":
+                m = col.notna() if val else col.isna()
+            elif op in ("gt", "ge", "lt", "le"):
+                x = pd.to_numeric(col, errors="coerce")
+                m = getattr(x, op)(val).fillna(False).astype(bool)
+            elif op == "eq":
+                m = col.eq(val).fillna(False).astype(bool) if val is not None else col.isna()
+            elif op == "ne":
+                m = ~col.eq(val).fillna(False).astype(bool)
+            elif op == "in":
+                m = col.isin(val)
+            else:
+                m = ~col.isin(val)
+            mask &= m
+        if not mask.any():
+            break
+    return mask
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    params: tuple[str, ...]
+    stage: str  # "window", "event" or "posture"
+
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        raise NotImplementedError
+
+
+class Threshold(Kind):
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        p, errs = dict(raw), []
+        _check_metric(p, errs)
+        _check_scope(p, errs)
+        p.setdefault("op", ">=")
+        if p["op"] not in (">=", ">"):
+            errs.append(("op", "op must be '>=' or '>'"))
+        if not _num(p.get("value")):
+            errs.append(("value", "threshold needs `value: <number>`"))
+        return p, errs
+
+    def mask(self, p: dict[str, Any], w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+        v = w[p["metric"]]
+        return (v > p["value"] if p["op"] == ">" else v >= p["value"]), None
+
+    def score(self, p: dict[str, Any], w: pd.DataFrame) -> np.ndarray:
+        """Detector contract: higher = more anomalous; >= 1 at the threshold."""
+        return (w[p["metric"]] / p["value"]).to_numpy(dtype=float)
+
+
+class BaselineRatio(Kind):
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        p, errs = dict(raw), []
+        _check_metric(p, errs)
+        _check_scope(p, errs)
+        p.setdefault("baseline_windows", 60)
+        p.setdefault("min_history", 10)
+        p.setdefault("floor", 1.0)
+        if not _num(p.get("ratio")) or p.get("ratio", 0) <= 1:
+            errs.append(("ratio", "baseline_ratio needs `ratio: <number > 1>`"))
+        if not _num(p.get("min_count")) or p.get("min_count", 0) <= 0:
+            errs.append(("min_count", "baseline_ratio needs `min_count: <number > 0>` so one "
+                                      "event in a quiet hour is not a jump"))
+        for k in ("baseline_windows", "min_history"):
+            if not isinstance(p[k], int) or p[k] < 1:
+                errs.append((k, f"{k} must be an integer >= 1"))
+        if not _num(p["floor"]) or p["floor"] <= 0:
+            errs.append(("floor", "floor must be a number > 0"))
+        return p, errs
+
+    def mask(self, p: dict[str, Any], w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+        """Robust baseline: median of the group's previous N windows (the current excluded)."""
+        m = p["metric"]
+        base = (w.groupby(["account", "key"], sort=False)[m]
+                .transform(lambda s: s.shift(1).rolling(p["baseline_windows"],
+                                                        min_periods=p["min_history"]).median()))
+        ref = base.clip(lower=p["floor"])
+        hit = (w[m] >= p["min_count"]) & (w[m] >= p["ratio"] * ref) & base.notna()
+        return hit, base
+
+    def score(self, p: dict[str, Any], w: pd.DataFrame) -> np.ndarray:
+        """Detector contract: higher = more anomalous; >= 1 exactly where the rule fires."""
+        _, base = self.mask(p, w)
+        assert base is not None
+        v = w[p["metric"]]
+        s = np.minimum(v / p["min_count"], v / (p["ratio"] * base.clip(lower=p["floor"])))
+        return s.fillna(0.0).to_numpy(dtype=float)
+
+
+class NewValue(Kind):
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        p, errs = dict(raw), []
+        if p.get("field") not in NEW_VALUE_FIELDS:
+            errs.append(("field", f"new_value field must be one of {', '.join(NEW_VALUE_FIELDS)}"))
+        p.setdefault("learn_minutes", 1440)
+        if not _num(p["learn_minutes"]) or p["learn_minutes"] < 0:
+            errs.append(("learn_minutes", "learn_minutes must be a number >= 0"))
+        if "where" in p:
+            p["where"] = validate_where(p["where"], lists, errs)
+        return p, errs
+
+    def mask(self, p: dict[str, Any], e: pd.DataFrame) -> pd.Series:
+        """First sighting for the key, outside the whitelist; learned silently while learning.
+
+        With a declared whitelist the whitelist is the truth (no learning); without one the
+        first `learn_minutes` of a key's history teach the usual set.
+        """
+        f = p["field"]
+        first = e[f"first_{f}"].astype(bool)
+        wl = e["ip_whitelisted"] if f == "ip" else pd.Series([None] * len(e), index=e.index)
+        learned = (e["ts"] - e["key_first_ts"]) < p["learn_minutes"] * 60_000
+        hit = first & ~wl.eq(True).fillna(False).astype(bool) & (wl.eq(False).fillna(False)
+                                                                 .astype(bool) | ~learned)
+        if "where" in p:
+            hit &= match_where(e, p["where"])
+        return hit
+
+
+class EventMatch(Kind):
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        p, errs = dict(raw), []
+        p["where"] = validate_where(p.get("where"), lists, errs)
+        gb = p.setdefault("group_by", [])
+        if not isinstance(gb, list) or any(g not in EVENT_FIELDS for g in gb):
+            errs.append(("group_by", f"group_by must list event fields; known: "
+                                     f"{', '.join(EVENT_FIELDS)}"))
+        return p, errs
+
+    def mask(self, p: dict[str, Any], e: pd.DataFrame) -> pd.Series:
+        return match_where(e, p["where"])
+
+
+class Posture(Kind):
+    def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
+                 ) -> tuple[dict[str, Any], Errors]:
+        from monitor.detect.posture import CHECKS
+
+        p, errs = dict(raw), []
+        if p.get("check") not in CHECKS:
+            errs.append(("check", f"unknown posture check {p.get('check')!r}; known: "
+                                  f"{', '.join(sorted(CHECKS))}"))
+        for k, v in p.items():
+            if k != "check" and not _num(v):
+                errs.append((k, f"{k} must be a number"))
+        return p, errs
+
+
+KINDS: dict[str, Kind] = {
+    "threshold": Threshold("threshold", ("metric", "op", "value", "scope"), "window"),
+    "baseline_ratio": BaselineRatio(
+        "baseline_ratio",
+        ("metric", "ratio", "min_count", "baseline_windows", "min_history", "floor", "scope"),
+        "window"),
+    "new_value": NewValue("new_value", ("field", "learn_minutes", "where"), "event"),
+    "event_match": EventMatch("event_match", ("where", "group_by"), "event"),
+    "posture": Posture("posture", ("check", "days", "max_ips"), "posture"),
+}
+
+
+def scope_mask(p: dict[str, Any], w: pd.DataFrame) -> pd.Series:
+    if p.get("scope") == "key":
+        return w["key"].ne("")
+    if p.get("scope") == "account":
+        return w["key"].eq("")
+    return pd.Series(True, index=w.index)
+
+
+def as_float(v: Any) -> float:
+    x = float(v)
+    return x if np.isfinite(x) else 1e9

@@ -1,0 +1,190 @@
+"""Key posture and drift from `apiRestrictions` polls (key_config events) plus the config.
+
+The seed's checklist as checks: permissions beyond what the key's use case needs, no IP
+restriction, more than 30 declared IPs, key older than its rotation cycle, trading permission
+about to lapse on an unrestricted key, the service's egress address missing from the declared
+whitelist, and drift (any flag changed since the previous poll). Posture is a *state*: a check
+fires when it becomes true and resolves when it clears, instead of repeating every poll.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from monitor.config import USE_CASE_POLICY
+from monitor.features import FeatureContext
+
+DAY_MS = 86_400_000
+READ_ONLY_FLAGS = {"enableReading", "enableFixReadOnly"}
+
+# A check returns None when fine, else (one-sentence problem, evidence)
+Result = tuple[str, dict[str, Any]] | None
+
+
+@dataclass
+class KeyFacts:
+    account: str
+    key: str
+    ts: int
+    flags: dict[str, Any]
+    ctx: FeatureContext
+    params: dict[str, Any]
+
+    @property
+    def needed(self) -> frozenset[str]:
+        uc = self.ctx.use_cases.get((self.account, self.key))
+        return USE_CASE_POLICY[uc][0] if uc else frozenset({"enableReading"})
+
+    @property
+    def use_case(self) -> str:
+        uc = self.ctx.use_cases.get((self.account, self.key))
+        return uc.value if uc else "unknown (not in the config)"
+
+
+def _flag_unneeded(flag: str) -> Callable[[KeyFacts], Result]:
+    def check(k: KeyFacts) -> Result:
+        if k.flags.get(flag) is True and flag not in k.needed:
+            return (f"key {k.key} has {flag} on, which its use case ({k.use_case}) does not need",
+                    {"flag": flag, "use_case": k.use_case, "needed": sorted(k.needed)})
+        return None
+    return check
+
+
+def _extra_permissions(k: KeyFacts) -> Result:
+    extra = sorted(f for f, v in k.flags.items()
+                   if f.startswith(("enable", "permits")) and v is True
+                   and f not in k.needed | READ_ONLY_FLAGS
+                   and f not in ("enableWithdrawals", "enableFutures"))
+    if extra:
+        return (f"key {k.key} has permissions its use case ({k.use_case}) does not need: "
+                f"{', '.join(extra)}", {"extra": extra, "use_case": k.use_case})
+    return None
+
+
+def _no_ip_restriction(k: KeyFacts) -> Result:
+    if k.flags.get("ipRestrict") is False:
+        uc = k.ctx.use_cases.get((k.account, k.key))
+        mandatory = USE_CASE_POLICY[uc][2] if uc else True
+        return (f"key {k.key} has no IP restriction: anyone holding it can call from anywhere",
+                {"ipRestrict": False, "restriction_mandatory_for_use_case": mandatory})
+    return None
+
+
+def _too_many_ips(k: KeyFacts) -> Result:
+    nets = k.ctx.whitelists.get((k.account, k.key)) or []
+    limit = int(k.params.get("max_ips", 30))
+    if len(nets) > limit:
+        return (f"key {k.key} declares {len(nets)} whitelisted IPs (more than {limit})",
+                {"declared_ips": len(nets), "limit": limit})
+    return None
+
+
+def _key_age(k: KeyFacts) -> Result:
+    created = k.flags.get("createTime")
+    uc = k.ctx.use_cases.get((k.account, k.key))
+    if not isinstance(created, (int, float)) or uc is None:
+        return None
+    days = USE_CASE_POLICY[uc][1]
+    age = (k.ts - created) / DAY_MS
+    if age > days:
+        return (f"key {k.key} is {age:.0f} days old, past its {days}-day rotation cycle "
+                f"({uc.value})", {"age_days": round(age, 1), "rotation_days": days})
+    return None
+
+
+def _trading_expiry(k: KeyFacts) -> Result:
+    exp = k.flags.get("tradingAuthorityExpirationTime")
+    if not isinstance(exp, (int, float)) or k.flags.get("ipRestrict") is not False:
+        return None
+    left = (exp - k.ts) / DAY_MS
+    if left <= float(k.params.get("days", 7)):
+        return (f"key {k.key} is unrestricted and its trading permission lapses in "
+                f"{max(left, 0):.1f} days", {"expires_ms": int(exp), "days_left": round(left, 1)})
+    return None
+
+
+def _egress_not_whitelisted(k: KeyFacts) -> Result:
+    nets = k.ctx.whitelists.get((k.account, k.key)) or []
+    egress = k.ctx.egress_ip
+    if not egress or not nets or k.ctx.monitor_keys.get(k.account) != k.key:
+        return None
+    if not any(ipaddress.ip_address(egress) in n for n in nets):
+        return (f"the service's egress address {egress} is not in key {k.key}'s declared "
+                "whitelist; its calls will be refused (-2015) if the address changed",
+                {"egress_ip": egress, "whitelist": [str(n) for n in nets]})
+    return None
+
+
+CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
+    "withdrawals_unneeded": _flag_unneeded("enableWithdrawals"),
+    "futures_unneeded": _flag_unneeded("enableFutures"),
+    "extra_permissions": _extra_permissions,
+    "no_ip_restriction": _no_ip_restriction,
+    "too_many_ips": _too_many_ips,
+    "key_age": _key_age,
+    "trading_expiry": _trading_expiry,
+    "egress_not_whitelisted": _egress_not_whitelisted,
+    "drift": lambda k: None,  # handled with the previous poll in `evaluate`
+}
+
+
+@dataclass
+class PostureState:
+    last_flags: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    active: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def evaluate(rules: list[Any], events: pd.DataFrame, ctx: FeatureContext,
+             states: dict[str, PostureState]) -> list[dict[str, Any]]:
+    """key_config events (in time order) -> candidate findings (with their rule) for the
+    posture rules; each rule keeps its own state in `states[rule.id]`. Each poll is parsed once.
+    """
+    out: list[dict[str, Any]] = []
+    if not rules:
+        return out
+    polls = events[events["kind"].eq("key_config") & events["raw"].notna()]
+    parsed: dict[str, Any] = {}  # polls repeat the same JSON: parse each text once
+    for ts, acct, key, eid, raw in zip(polls["ts"], polls["account"], polls["key"],
+                                       polls["event_id"], polls["raw"], strict=True):
+        if raw not in parsed:
+            try:
+                parsed[raw] = json.loads(raw)
+            except ValueError:
+                parsed[raw] = None
+        flags = parsed[raw]
+        if not isinstance(flags, dict):
+            continue
+        label = key if isinstance(key, str) and key else ctx.monitor_keys.get(acct, "")
+        for rule in rules:
+            st = states.setdefault(rule.id, PostureState())
+            prev = st.last_flags.get((acct, label))
+            st.last_flags[(acct, label)] = flags
+            base = {"rule": rule, "ts": int(ts), "account": acct, "key": label, "group": {},
+                    "anchor": eid}
+            if rule.params["check"] == "drift":
+                if prev is None:
+                    continue
+                changed = {f: [prev.get(f), flags.get(f)] for f in sorted(set(prev) | set(flags))
+                           if prev.get(f) != flags.get(f) and f != "updateTime"}
+                if changed:
+                    names = ", ".join(f"{f} {a}->{b}" for f, (a, b) in changed.items())
+                    out.append({**base, "summary": f"key {label} changed since the last poll: "
+                                f"{names}", "evidence": {"changed": changed}})
+                continue
+            res = CHECKS[rule.params["check"]](KeyFacts(acct, label, int(ts), flags, ctx,
+                                                        rule.params))
+            tag = (rule.id, acct, label)
+            if res is not None and tag not in st.active:
+                st.active.add(tag)
+                out.append({**base, "summary": res[0], "evidence": res[1]})
+            elif res is None and tag in st.active:
+                st.active.discard(tag)
+                out.append({**base, "summary": f"resolved: {rule.title} no longer holds for "
+                            f"key {label}", "evidence": {}, "state": "resolved"})
+    return out

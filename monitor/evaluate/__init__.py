@@ -1,0 +1,1 @@
+"""Evaluation: synthetic labelled traffic and scoring against ground truth."""

@@ -1,0 +1,245 @@
+"""The running service: sources -> store -> detection -> alert manager -> Apprise, supervised.
+
+One asyncio process. Sources (the collector) hand every *new* event to a bounded queue; the
+detector loop feeds it to the detection engine and closes windows on a tick; findings go to the
+alert manager, whose outbox the notifier drains. Every component runs under the supervisor, so
+a crash is logged, counted and restarted. SIGTERM/SIGINT set `stop`: the collector stops, the
+detector drains its queue, the manager flushes pending groups into the outbox, the notifier
+makes a last pass, and the store closes; nothing enqueued is lost (the outbox survives restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.alert.manager import AlertManager
+from monitor.alert.notify import Notifier
+from monitor.alert.redact import config_secrets
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.detect.engine import DetectionEngine
+from monitor.events import Event
+from monitor.findings import Finding
+from monitor.health import HealthServer, build_app
+from monitor.metrics import Metrics
+from monitor.store import Store
+from monitor.supervisor import Supervisor
+
+log = logging.getLogger("keywatch.service")
+
+
+class Source(Protocol):
+    """What the service needs of the collector."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
+
+SourceFactory = Callable[[Callable[[list[Event]], None]], Source]
+
+
+@dataclass
+class Counters:
+    events_in: int = 0
+    events_dropped: int = 0
+    findings: int = 0
+    detector_errors: int = 0
+    last_event_ms: int = 0
+    findings_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+class Service:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        clock: Clock,
+        *,
+        source_factory: SourceFactory | None,
+        engine: DetectionEngine,
+        metrics: Metrics | None = None,
+        health_port: int | None = None,
+        health_host: str = "127.0.0.1",
+        queue_size: int = 100_000,
+        tick_s: float = 1.0,
+        heartbeat_s: float = 60.0,
+        on_finding: Callable[[Finding], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.engine = engine
+        secrets = config_secrets(cfg)
+        self.manager = AlertManager(store, clock, cfg.alerts, secrets=secrets)
+        self.notifier = Notifier(store, clock, cfg.alerts, secrets=secrets)
+        self.counters = Counters()
+        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)
+        self.tick_s = tick_s
+        self.heartbeat_s = heartbeat_s
+        self.on_finding = on_finding
+        self._source_factory = source_factory
+        self.source: Source | None = None
+        self.supervisor = Supervisor(clock, self.metrics)
+        self.health: HealthServer | None = None
+        if health_port is not None:
+            self.health = HealthServer(
+                build_app(self.metrics, self.health_report), host=health_host, port=health_port
+            )
+
+    # -- intake (called by the collector after the store accepted new events) ---------------
+    def _on_events(self, events: list[Event]) -> None:
+        if not events:
+            return
+        for ev in events:
+            self.metrics.events_in.labels(ev.source.value, ev.kind.value).inc()
+        self.counters.events_in += len(events)
+        self.counters.last_event_ms = max(self.counters.last_event_ms, events[-1].received_ts)
+        try:
+            self.queue.put_nowait(events)
+        except asyncio.QueueFull:
+            # Stored already; only live detection misses them. Counted and logged, never silent.
+            self.counters.events_dropped += len(events)
+            self.metrics.queue_drops.labels("detection").inc(len(events))
+            log.warning("detection queue full: %d events not seen live (they are stored)",
+                        len(events))
+
+    # -- components -------------------------------------------------------------------------
+    async def _run_source(self, stop: asyncio.Event) -> None:
+        assert self._source_factory is not None
+        # a fresh collector on every (re)start: a crashed one may hold half-closed connections
+        self.source = self._source_factory(self._on_events)
+        task = asyncio.create_task(self.source.run())
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stopper.cancel()
+            try:
+                task.result()  # re-raise a crash for the supervisor
+            finally:
+                await self.source.stop()
+            return
+        await self.source.stop()
+        try:
+            await asyncio.wait_for(task, timeout=5)
+        except TimeoutError:
+            log.warning("collector did not stop within 5 s")
+
+    def _handle_findings(self, findings: list[Finding]) -> None:
+        if not findings:
+            return
+        now = self.clock.now_ms()
+        for f in findings:
+            self.counters.findings += 1
+            self.counters.findings_by_rule[f.rule_id] = (
+                self.counters.findings_by_rule.get(f.rule_id, 0) + 1
+            )
+            self.metrics.findings.labels(f.rule_id).inc()
+            self.metrics.detection_latency.observe(max(0.0, (now - f.ts) / 1000.0))
+            if self.on_finding is not None:
+                self.on_finding(f)
+        self.manager.submit(findings)
+
+    async def _run_detector(self, stop: asyncio.Event) -> None:
+        next_tick = self.clock.monotonic()
+        while True:
+            timeout = max(0.0, next_tick - self.clock.monotonic()) / self.clock.speed
+            try:
+                batch = await asyncio.wait_for(self.queue.get(), timeout=timeout)
+            except TimeoutError:
+                batch = None
+            if batch is not None:
+                self._handle_findings(self.engine.process(batch))
+            if self.clock.monotonic() >= next_tick:
+                now = self.clock.now_ms()
+                self._handle_findings(self.engine.tick(now))
+                self.manager.flush(now)
+                next_tick = self.clock.monotonic() + self.tick_s
+            if stop.is_set() and self.queue.empty() and (
+                self._source_factory is None or not self.supervisor.state["collector"].running
+            ):
+                now = self.clock.now_ms()
+                self._handle_findings(self.engine.tick(now))
+                self.manager.flush(now, final=True)
+                return
+
+    async def _run_notifier(self, stop: asyncio.Event) -> None:
+        inner = asyncio.Event()
+
+        async def relay() -> None:
+            await stop.wait()
+            # let the detector hand over its last findings before the final pass
+            while self.supervisor.state["detector"].running:
+                await asyncio.sleep(0.02)
+            inner.set()
+
+        relay_task = asyncio.create_task(relay())
+        try:
+            await self.notifier.run(inner)
+        finally:
+            relay_task.cancel()
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_s / self.clock.speed)
+            except TimeoutError:
+                c = self.counters
+                log.info(
+                    "heartbeat events_in=%d dropped=%d findings=%d outbox_backlog=%d restarts=%d",
+                    c.events_in, c.events_dropped, c.findings, self._backlog(),
+                    sum(s.restarts for s in self.supervisor.state.values()),
+                )
+
+    def _backlog(self) -> int:
+        n = len(self.store.due_deliveries(2**62, limit=100_000))
+        self.metrics.outbox_backlog.set(n)
+        return n
+
+    def health_report(self) -> dict[str, Any]:
+        now = self.clock.now_ms()
+        sources = self.source.counters() if self.source is not None else {}
+        components = {
+            name: {"running": st.running, "restarts": st.restarts, "last_error": st.last_error}
+            for name, st in self.supervisor.state.items()
+        }
+        backlog = self._backlog()
+        fresh = self.counters.last_event_ms == 0 or now - self.counters.last_event_ms < 300_000
+        ok = all(c["running"] for c in components.values()) and fresh
+        return {
+            "ok": ok,
+            "now_ms": now,
+            "last_event_ms": self.counters.last_event_ms,
+            "fresh": fresh,
+            "outbox_backlog": backlog,
+            "components": components,
+            "sources": sources,
+        }
+
+    async def run(self, stop: asyncio.Event | None = None, *, install_signals: bool = False
+                  ) -> int:
+        stop = stop or asyncio.Event()
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+        if self._source_factory is not None:
+            self.supervisor.add("collector", self._run_source)
+        self.supervisor.add("detector", self._run_detector)
+        self.supervisor.add("notifier", self._run_notifier)
+        self.supervisor.add("heartbeat", self._heartbeat)
+        if self.health is not None:
+            self.supervisor.add("health", self.health.run)
+        log.info("keywatch service started (%d account(s))", len(self.cfg.accounts))
+        await self.supervisor.run(stop, grace_s=8.0)
+        log.info("keywatch service stopped: %d events, %d findings, outbox backlog %d",
+                 self.counters.events_in, self.counters.findings, self._backlog())
+        return 0

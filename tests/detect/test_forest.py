@@ -1,0 +1,75 @@
+"""The forest: scores point the right way, explanations are words, and the card guards loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.detect.forest import FOREST_FEATURES, ForestModel, ModelMismatch, card_path
+from monitor.evaluate.generator import generate
+from monitor.features import FeatureContext, windows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ForestModel, Path, object]:
+    syn = generate(keys=2, days=0.5, seed=42)
+    w = windows(syn.events, FeatureContext.from_config(syn.config))
+    model = ForestModel.fit(w, seed=3, n_estimators=50, max_samples=256)
+    path = tmp_path_factory.mktemp("m") / "m.skops"
+    model.save(path)
+    return model, path, w
+
+
+def test_round_trip_scores_identically(trained: tuple) -> None:
+    model, path, w = trained
+    again = ForestModel.load(path)
+    np.testing.assert_array_equal(model.score(w), again.score(w))
+    assert again.threshold == model.threshold
+    card = json.loads(card_path(path).read_text())
+    assert card["features"] == list(FOREST_FEATURES)
+    assert {"training", "threshold", "sklearn_version", "contamination",
+            "model_sha256"} <= set(card)
+
+
+def test_higher_is_more_anomalous_and_explained(trained: tuple) -> None:
+    model, _, w = trained
+    normal = w.iloc[[len(w) // 2]].copy()
+    odd = normal.copy()
+    odd["untapped_orders"] = 1.0
+    odd["untapped_1h"] = 6.0
+    odd["max_order_to_usual"] = 3.5
+    assert model.score(odd)[0] > model.score(normal)[0]
+    words = model.explain(odd.iloc[0])
+    assert any(w_.startswith("untapped_1h 6 is above its usual") for w_ in words)
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda c, p: c.update(features=list(reversed(c["features"]))), "feature names/order"),
+    (lambda c, p: c.update(sklearn_version="0.0.1"), "trained with scikit-learn 0.0.1"),
+    (lambda c, p: c.update(transform="identity"), "transform"),
+    (lambda c, p: p.write_bytes(p.read_bytes() + b"\0"), "hash differs"),
+    (lambda c, p: card_path(p).unlink(), "missing"),
+])
+def test_mismatch_refused(trained: tuple, tmp_path: Path, tamper, message: str) -> None:
+    _, path, _ = trained
+    p = tmp_path / "m.skops"
+    shutil.copy(path, p)
+    shutil.copy(card_path(path), card_path(p))
+    card = json.loads(card_path(p).read_text())
+    tamper(card, p)
+    if card_path(p).exists():
+        card_path(p).write_text(json.dumps(card))
+    with pytest.raises(ModelMismatch, match=message):
+        ForestModel.load(p)
+
+
+def test_shipped_model_loads_and_matches_its_recipe() -> None:
+    model = ForestModel.load(ROOT / "models" / "default.skops")
+    assert model.card["features"] == list(FOREST_FEATURES)
+    assert model.card["seed"] == 7 and model.card["training"]["windows"] > 10_000
