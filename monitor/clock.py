@@ -48,11 +48,14 @@ class AcceleratedClock:
     `shift(ms)` jumps the clock, which is how tests model a skewed server or host clock.
     """
 
-    def __init__(self, speed: float = 1.0, start_ms: int | None = None) -> None:
+    def __init__(self, speed: float = 1.0, start_ms: int | None = None,
+                 anchor: float | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         self._speed = float(speed)
-        self._wall0 = time.monotonic()
+        # `anchor` is the time.monotonic() reading at which the clock read `start_ms`; passing
+        # both to another process gives it the same clock (CLOCK_MONOTONIC is system-wide).
+        self._wall0 = time.monotonic() if anchor is None else anchor
         self._start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
         self._offset_ms = 0
 
@@ -66,6 +69,11 @@ class AcceleratedClock:
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._wall0) * self._speed
+
+    @property
+    def anchor(self) -> tuple[int, float]:
+        """(start_ms, monotonic anchor): what another process needs to share this clock."""
+        return self._start_ms + self._offset_ms, self._wall0
 
     def shift(self, ms: int) -> None:
         self._offset_ms += ms
@@ -94,3 +102,14 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         self._now += int(seconds * 1000)
         await asyncio.sleep(0)
+
+
+# Network round trips take wall time whatever the clock's speed: at 240x a 50 ms reply is 12 s
+# of clock time. Timeouts that wait on the network are never shorter than this in wall seconds,
+# or an accelerated run would declare healthy sockets dead.
+NETWORK_FLOOR_S = 2.0
+
+
+def network_timeout(clock: Clock, clock_seconds: float) -> float:
+    """Wall seconds to wait for a network answer allowed `clock_seconds` of clock time."""
+    return max(clock_seconds / clock.speed, NETWORK_FLOOR_S)

@@ -70,6 +70,7 @@ class Service:
         health_host: str = "127.0.0.1",
         queue_size: int = 100_000,
         tick_s: float = 1.0,
+        batch_wait_s: float = 0.2,
         heartbeat_s: float = 60.0,
         on_finding: Callable[[Finding], None] | None = None,
     ) -> None:
@@ -84,6 +85,7 @@ class Service:
         self.counters = Counters()
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)
         self.tick_s = tick_s
+        self.batch_wait_s = batch_wait_s
         self.heartbeat_s = heartbeat_s
         self.on_finding = on_finding
         self._source_factory = source_factory
@@ -148,26 +150,47 @@ class Service:
                 self.on_finding(f)
         self.manager.submit(findings)
 
+    async def _next_batch(self, timeout: float) -> list[Event] | None:
+        """Wait for events, then gather what else arrives within `batch_wait_s` (wall).
+
+        Detection costs mostly per call, not per event, so a burst of small batches is far
+        cheaper as one; the short wait bounds the latency this adds.
+        """
+        try:
+            events = list(await asyncio.wait_for(self.queue.get(), timeout=timeout))
+        except TimeoutError:
+            return None
+        deadline = asyncio.get_running_loop().time() + self.batch_wait_s
+        while True:
+            while not self.queue.empty():
+                events.extend(self.queue.get_nowait())
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return events
+            try:
+                events.extend(await asyncio.wait_for(self.queue.get(), timeout=left))
+            except TimeoutError:
+                return events
+
     async def _run_detector(self, stop: asyncio.Event) -> None:
+        # Detection runs in a worker thread so the tap and the sockets stay responsive while
+        # a batch is scored; one batch at a time, so the engine is never used concurrently.
         next_tick = self.clock.monotonic()
         while True:
             timeout = max(0.0, next_tick - self.clock.monotonic()) / self.clock.speed
-            try:
-                batch = await asyncio.wait_for(self.queue.get(), timeout=timeout)
-            except TimeoutError:
-                batch = None
-            if batch is not None:
-                self._handle_findings(self.engine.process(batch))
+            batch = await self._next_batch(timeout)
+            if batch:
+                self._handle_findings(await asyncio.to_thread(self.engine.process, batch))
             if self.clock.monotonic() >= next_tick:
                 now = self.clock.now_ms()
-                self._handle_findings(self.engine.tick(now))
+                self._handle_findings(await asyncio.to_thread(self.engine.tick, now))
                 self.manager.flush(now)
                 next_tick = self.clock.monotonic() + self.tick_s
             if stop.is_set() and self.queue.empty() and (
                 self._source_factory is None or not self.supervisor.state["collector"].running
             ):
                 now = self.clock.now_ms()
-                self._handle_findings(self.engine.tick(now))
+                self._handle_findings(await asyncio.to_thread(self.engine.tick, now))
                 self.manager.flush(now, final=True)
                 return
 

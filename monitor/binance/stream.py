@@ -26,7 +26,7 @@ from monitor.binance import logfilter
 from monitor.binance.parse import Ctx, Frame, ws_frame
 from monitor.binance.rest import KEY_REJECTED_CODES, BinanceError, MonitorKeyRejected
 from monitor.binance.signing import sign_ws_params
-from monitor.clock import Clock
+from monitor.clock import Clock, network_timeout
 
 log = logging.getLogger(__name__)
 CONNECT_WEIGHT = 2
@@ -78,7 +78,7 @@ class UserDataSocket:
         kwargs: dict[str, Any] = {}
         if self.local_host is not None:
             kwargs["local_addr"] = (self.local_host, 0)
-        timeout = self.request_timeout_s / self.clock.speed
+        timeout = network_timeout(self.clock, self.request_timeout_s)
         self._ws = await connect(
             self.url, ping_interval=None, open_timeout=max(timeout, 1.0),
             close_timeout=1.0, max_size=MAX_FRAME_BYTES, **kwargs,
@@ -108,7 +108,7 @@ class UserDataSocket:
         frame = {"id": req_id, "method": method, "params": params or {}}
         try:
             await self._ws.send(json.dumps(frame))
-            resp = await asyncio.wait_for(fut, self.request_timeout_s / self.clock.speed)
+            resp = await asyncio.wait_for(fut, network_timeout(self.clock, self.request_timeout_s))
         except (ConnectionClosed, OSError) as exc:
             raise StreamClosed(type(exc).__name__) from None
         finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from monitor.binance.budget import Budgets
 from monitor.binance.rest import BinanceRest
@@ -86,19 +87,41 @@ class Collector:
                     rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, mk.api_secret,
                     local_host=local_host, **(stream_options or {}),
                 )
+            posture = [
+                self._rest_for(acct.name, k.label, k.api_key, k.api_secret)
+                for k in acct.keys
+                if k.label != acct.monitor_key and k.api_key is not None
+                and k.api_secret is not None
+            ]
             if src.poller:
                 stream = self.streams.get(acct.name)
                 self.pollers[acct.name] = Poller(
                     rest, store, self.ingest.put, bf, interval_s=src.poll_interval_s,
                     stream_healthy=(lambda s=stream: s is not None and s.connected.is_set()
                                     and not s.gap_open),
+                    posture=posture,
                 )
         for lg in src.logs:
             self.tailers.append(LogTailer(lg.path, lg.account, clock, self.ingest.put, store,
                                           keys=keys))
         if src.tap.enabled:
+            # the tap forwards from this host's own address, as the bots would have
+            tap_client = httpx.AsyncClient(
+                timeout=30.0,
+                transport=httpx.AsyncHTTPTransport(local_address=local_host)
+                if local_host else None,
+            )
             self.tap = Tap(src.tap.upstream, clock, self.ingest.offer, keys=keys,
+                           client=tap_client,
                            default_account=src.tap.account or config.accounts[0].name)
+
+    def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr
+                  ) -> BinanceRest:
+        b = self.config.binance
+        rest = BinanceRest(self._http, b.rest_url, key, secret, self.clock, account=account,
+                           key_label=label, recv_window=b.recv_window_ms, emit=self.ingest.offer)
+        rest.budgets = self.budgets
+        return rest
 
     async def start(self) -> None:
         """Start every source in the background (returns once the tap is listening)."""

@@ -38,12 +38,16 @@ class Poller:
         balances_every: int = 5,
         withdrawals_every: int = 10,
         stream_healthy: Callable[[], bool] = lambda: False,
+        posture: list[BinanceRest] | None = None,
     ) -> None:
         self.rest, self.store, self.put, self.backfill = rest, store, put, backfill
         self.account, self.key = rest.account, rest.key_label
         self.interval_s = interval_s
         self.balances_every, self.withdrawals_every = balances_every, withdrawals_every
         self.stream_healthy = stream_healthy
+        # Other keys whose secrets the user chose to give: only apiRestrictions is ever called
+        # with them (Binance answers a key's flags only to that key itself).
+        self.posture = posture or []
         self.rounds = 0
         self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0}
         self._stop = asyncio.Event()
@@ -74,24 +78,33 @@ class Poller:
             except BinanceError as exc:
                 self.counters["errors"] += 1
                 log.warning("%s: poll step %s failed: %s", self.account, step.__name__, exc)
+        for rest in self.posture:
+            try:
+                await self.key_config(rest)
+            except BinanceError as exc:
+                self.counters["errors"] += 1
+                log.warning("%s: key %s posture poll failed: %s", self.account, rest.key_label,
+                            exc)
         self.rounds += 1
         self.counters["rounds"] += 1
 
-    async def key_config(self) -> None:
-        res = await self.rest.get("/sapi/v1/account/apiRestrictions", weight=1)
-        ctx = self._ctx()
+    async def key_config(self, rest: BinanceRest | None = None) -> None:
+        rest = rest or self.rest
+        res = await rest.get("/sapi/v1/account/apiRestrictions", weight=1)
+        ctx = Ctx(account=self.account, key=rest.key_label, received_ts=rest.clock.now_ms())
         try:
             snap = parse_rest.key_snapshot(res.body)
         except ValueError:
             await self._emit(safely(Source.REST, ctx, "apiRestrictions", res.body,
                                     parse_rest.key_snapshot, res.body))
             return
-        prev = self.store.last_key_snapshot(self.account, self.key or "")
+        label = rest.key_label or ""
+        prev = self.store.last_key_snapshot(self.account, label)
         ev = parse_rest.key_config_event(ctx, res.ts, snap, prev[1] if prev else None)
         if ev is not None:
             self.counters["key_changes"] += prev is not None
             await self._emit([ev])
-            self.store.save_key_snapshot(self.account, self.key or "", res.ts, snap)
+            self.store.save_key_snapshot(self.account, label, res.ts, snap)
 
     async def trading_status(self) -> None:
         res = await self.rest.get("/sapi/v1/account/apiTradingStatus", weight=1)

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from monitor.binance.parse import Ctx, Frame, status_event
 from monitor.binance.rest import BinanceError, BinanceRest, MonitorKeyRejected, backoff_s
 from monitor.binance.stream import CONNECT_WEIGHT, METHOD_WEIGHT, StreamClosed, UserDataSocket
+from monitor.clock import NETWORK_FLOOR_S
 from monitor.collect.backfill import Backfill
 from monitor.events import Event, Source
 
@@ -131,8 +132,7 @@ class StreamSource:
                 attempt += 1
                 continue
             except (BinanceError, StreamClosed, OSError, TimeoutError) as exc:
-                log.warning("%s: user-data stream connect failed: %s", self.account,
-                            type(exc).__name__)
+                log.warning("%s: user-data stream connect failed: %r", self.account, exc)
                 self.counters["reconnects"] += 1
                 await self._sleep(backoff_s(attempt, self._rng))
                 attempt += 1
@@ -182,7 +182,8 @@ class StreamSource:
                     continue
                 sent = self._probe_sent
                 if (sent is not None and sent > sock.last_frame_mono
-                        and self.clock.monotonic() - sent >= self.dead_after_s):
+                        and self.clock.monotonic() - sent
+                        >= max(self.dead_after_s, NETWORK_FLOOR_S * self.clock.speed)):
                     self.counters["watchdog_kills"] += 1
                     await self._status("stream_stale", idle_s=round(sock.idle_s(), 1))
                     return "stale"

@@ -48,17 +48,34 @@ async def _spread(ctx: RunCtx, spec: AttackSpec, i: int) -> None:
         await ctx.clock.sleep(spec.duration / max(spec.count, 1))
 
 
+async def _paced(ctx: RunCtx, spec: AttackSpec,
+                 action: Callable[[int], Awaitable[None]]) -> None:
+    """Run `count` actions spread over the duration, at most `parallel` in flight."""
+    gate = asyncio.Semaphore(max(spec.parallel, 1))
+    gap = spec.duration / max(spec.count, 1)
+
+    async def one(i: int) -> None:
+        await ctx.clock.sleep(i * gap)
+        async with gate:
+            await action(i)
+
+    await asyncio.gather(*(one(i) for i in range(spec.count)))
+
+
 async def leaked_key_pump(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> str:
     client = _client(spec, ctx)
     try:
         await _send(ctx, client, "pump", "GET", "/api/v3/account")
         ok = 0
-        for i in range(spec.count):
-            await _spread(ctx, spec, i)
+
+        async def buy(_: int) -> None:
+            nonlocal ok
             resp = await _send(ctx, client, "pump", "POST", "/api/v3/order", {
                 "symbol": spec.symbol, "side": "BUY", "type": "MARKET",
                 "quoteOrderQty": str(int(spec.amount))})  # no client id: exchange default
             ok += bool(resp is not None and resp.status_code == 200)
+
+        await _paced(ctx, spec, buy)
         return f"{ok}/{spec.count} market buys of {spec.symbol} from a foreign address"
     finally:
         await client.aclose()
@@ -67,25 +84,27 @@ async def leaked_key_pump(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -
 async def permission_probe(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> str:
     client = _client(spec, ctx)
     codes: dict[int, int] = {}
+
+    async def attempt(i: int) -> None:
+        step = i % 4
+        if step == 0:
+            resp = await _send(ctx, client, "probe", "GET", "/api/v3/account")
+        elif step == 1:
+            resp = await _send(ctx, client, "probe", "POST",
+                               "/sapi/v1/capital/withdraw/apply",
+                               {"coin": "USDT", "address": spec.address, "amount": "100"})
+        elif step == 2:
+            resp = await _send(ctx, client, "probe", "GET", "/api/v3/account",
+                               api_key="probe-" + secrets.token_hex(4))
+        else:
+            resp = await _send(ctx, client, "probe", "GET", "/api/v3/account",
+                               api_key=secrets.token_hex(32))
+        if resp is not None and resp.headers.get("content-type") == "application/json":
+            code = int(resp.json().get("code", 0)) if resp.status_code != 200 else 0
+            codes[code] = codes.get(code, 0) + 1
+
     try:
-        for i in range(spec.count):
-            await _spread(ctx, spec, i)
-            step = i % 4
-            if step == 0:
-                resp = await _send(ctx, client, "probe", "GET", "/api/v3/account")
-            elif step == 1:
-                resp = await _send(ctx, client, "probe", "POST",
-                                   "/sapi/v1/capital/withdraw/apply",
-                                   {"coin": "USDT", "address": spec.address, "amount": "100"})
-            elif step == 2:
-                resp = await _send(ctx, client, "probe", "GET", "/api/v3/account",
-                                   api_key="probe-" + secrets.token_hex(4))
-            else:
-                resp = await _send(ctx, client, "probe", "GET", "/api/v3/account",
-                                   api_key=secrets.token_hex(32))
-            if resp is not None and resp.headers.get("content-type") == "application/json":
-                code = int(resp.json().get("code", 0)) if resp.status_code != 200 else 0
-                codes[code] = codes.get(code, 0) + 1
+        await _paced(ctx, spec, attempt)
         return "answers by code: " + ", ".join(f"{c}x{n}" for c, n in sorted(codes.items()))
     finally:
         await client.aclose()
