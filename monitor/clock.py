@@ -107,7 +107,7 @@ class ManualClock:
 # Network round trips take wall time whatever the clock's speed: at 240x a 50 ms reply is 12 s
 # of clock time. Timeouts that wait on the network are never shorter than this in wall seconds,
 # or an accelerated run would declare healthy sockets dead.
-NETWORK_FLOOR_S = 2.0
+NETWORK_FLOOR_S = 0.5
 
 
 def network_timeout(clock: Clock, clock_seconds: float) -> float:

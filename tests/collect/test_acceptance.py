@@ -84,7 +84,7 @@ async def test_simulated_hour_every_order_fact_exactly_once_within_budget(tmp_pa
                 c.drop_streams()
             elif what == "stall":  # stall a live socket (not one still reconnecting)
                 await asyncio.wait_for(col.streams["main"].connected.wait(), 10)
-                c.stall_streams(120)
+                c.stall_streams(170)  # long enough for probe + dead-after at 150x
             elif what == "rollover":
                 c.force_rollover()
             elif what == "storm":
