@@ -1,0 +1,202 @@
+"""`keywatch run` (the service) and `keywatch audit` (the seed's checklist, for cron)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.config import Config, ConfigError, KeyConfig, load_config
+
+log = logging.getLogger("keywatch.run")
+
+# apiRestrictions flags a read-only monitor key must not have.
+PRIVILEGED = ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures", "enableMargin",
+              "enableInternalTransfer", "permitsUniversalTransfer", "enableVanillaOptions",
+              "enablePortfolioMarginTrading", "enableFixApiTrade")
+
+
+def _load(config: Path) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+
+
+async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient
+                    ) -> tuple[dict[str, Any] | None, int | None, str]:
+    """(apiRestrictions flags, clock offset ms, note) for a key whose secret we hold."""
+    from monitor.binance.rest import BinanceError, BinanceRest
+    from monitor.clock import SystemClock
+
+    if key.api_key is None or key.api_secret is None:
+        return None, None, ("not verifiable: Binance shows a key's permissions only to that key; "
+                            "give Keywatch its secret (read-only use) or check API Management")
+    rest = BinanceRest(client, cfg.binance.rest_url, key.api_key, key.api_secret, SystemClock(),
+                       account=account, key_label=key.label,
+                       recv_window=cfg.binance.recv_window_ms)
+    try:
+        offset = await rest.sync_time()
+        res = await rest.get("/sapi/v1/account/apiRestrictions", weight=1)
+    except (BinanceError, httpx.HTTPError) as exc:
+        return None, None, f"not verifiable: {exc}"
+    return (res.body if isinstance(res.body, dict) else None), offset, ""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c",
+                                    help="TOML config (secrets in the environment or .env)."),
+        allow_privileged: bool = typer.Option(
+            False, help="Run even if the monitor key can trade or withdraw (not advised)."),
+        health_port: int | None = typer.Option(
+            None, help="Serve /healthz and /metrics on 127.0.0.1:PORT (off by default)."),
+        skip_checks: bool = typer.Option(False, help="Skip the start-up checks."),
+    ) -> None:
+        """Run the monitor as a service against Binance (or its testnet).
+
+        Before starting it checks the monitor key (read-only expected), the clock offset and
+        each alert channel. SIGTERM or Ctrl-C drains queues, flushes the store and the outbox
+        and exits 0.
+
+        Example: keywatch run -c /etc/keywatch/keywatch.toml --health-port 9464
+        """
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for noisy in ("httpx", "httpcore", "websockets", "uvicorn"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        cfg = _load(config)
+        if not skip_checks:
+            problems = asyncio.run(_preflight(cfg, allow_privileged))
+            if problems:
+                for p in problems:
+                    typer.echo(f"refusing to start: {p}", err=True)
+                raise typer.Exit(code=3)
+        raise typer.Exit(code=asyncio.run(_serve(cfg, health_port)))
+
+    @app.command()
+    def audit(
+        config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c", help="TOML config."),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """The seed's key checklist per key: permissions vs use case, IP restriction, rotation.
+
+        Exits 1 when any critical problem is found (so it can run from cron), 0 otherwise.
+
+        Example: keywatch audit -c keywatch.toml --json
+        """
+        from monitor.audit import audit_key, worst
+        from monitor.clock import SystemClock
+        from monitor.detect.rules import load_rules
+        from monitor.findings import Severity
+
+        cfg = _load(config)
+        rules = load_rules(cfg.rules_dir)
+
+        async def gather() -> list[Any]:
+            out = []
+            async with httpx.AsyncClient(timeout=15.0) as client:
+                for acct in cfg.accounts:
+                    for key in acct.keys:
+                        flags, _, note = await key_flags(cfg, acct.name, key, client)
+                        out.append(audit_key(cfg, acct.name, key, flags, rules,
+                                             SystemClock().now_ms(), note))
+            return out
+
+        reports = asyncio.run(gather())
+        top = worst(reports)
+        if as_json:
+            typer.echo(json.dumps({"worst": top.value if top else None,
+                                   "keys": [r.to_dict() for r in reports]}, indent=2))
+        else:
+            console = Console(width=None if sys.stdout.isatty() else 120)
+            table = Table(title="Keywatch key audit")
+            for col in ("account", "key", "use case", "verified", "rotation due", "severity",
+                        "problem"):
+                table.add_column(col)
+            for r in reports:
+                rows = r.items or [None]
+                for item in rows:
+                    table.add_row(r.account, r.key, r.use_case, "yes" if r.verified else "no",
+                                  r.due or "-", item.severity if item else "ok",
+                                  item.message if item else (r.note or "no problems found"))
+            console.print(table)
+        if top is Severity.CRITICAL:
+            raise typer.Exit(code=1)
+
+
+async def _preflight(cfg: Config, allow_privileged: bool) -> list[str]:
+    """The checks `keywatch run` makes before it watches anything."""
+    from monitor.alert.channels import load_channels
+
+    problems: list[str] = []
+    async with httpx.AsyncClient(timeout=15.0) as client:
+        for acct in cfg.accounts:
+            key = acct.key(acct.monitor_key)
+            flags, offset, note = await key_flags(cfg, acct.name, key, client)
+            if flags is None:
+                problems.append(f"account {acct.name}: monitor key {key.label} {note}")
+                continue
+            privileged = [f for f in PRIVILEGED if flags.get(f) is True]
+            if privileged:
+                msg = (f"account {acct.name}: the MONITOR KEY {key.label} can do more than read "
+                       f"({', '.join(privileged)}). Keywatch needs a read-only key; a leaked "
+                       "monitor key with these rights could drain the account.")
+                if allow_privileged:
+                    log.warning("%s (continuing: --allow-privileged)", msg)
+                else:
+                    problems.append(msg + " Create a read-only key, or pass --allow-privileged.")
+            log.info("account %s: monitor key %s is read-only; clock offset %s ms", acct.name,
+                     key.label, offset)
+    try:
+        channels = load_channels(cfg.alerts)
+    except Exception as exc:  # an unparsable Apprise URL or config file
+        problems.append(f"alert channels: {exc}")
+    else:
+        import apprise
+
+        for ch in channels:
+            if ch.url is not None and not apprise.Apprise().add(ch.url.get_secret_value()):
+                problems.append(f"alert channel {ch.name}: Apprise cannot parse its URL")
+        if not channels:
+            log.warning("no alert channels configured: findings will be stored but not sent")
+    return problems
+
+
+async def _serve(cfg: Config, health_port: int | None) -> int:
+    from monitor.clock import SystemClock
+    from monitor.collect.collector import Collector
+    from monitor.detect.engine import DetectionEngine
+    from monitor.events import Event
+    from monitor.service import Service
+    from monitor.store import open_store
+
+    clock = SystemClock()
+    store = open_store(cfg.store_path)
+    model = cfg.model_path if Path(cfg.model_path).exists() else None
+    if model is None:
+        log.warning("model %s not found: running rules only", cfg.model_path)
+    engine = DetectionEngine.from_config(cfg, cfg.rules_dir, model)
+
+    def collector(on_events: Any) -> Collector:
+        def sink(events: list[Event]) -> None:
+            on_events(events)
+
+        return Collector(cfg, store, clock, on_events=sink)
+
+    service = Service(cfg, store, clock, source_factory=collector, engine=engine,
+                      health_port=health_port)
+    try:
+        return await service.run(install_signals=True)
+    finally:
+        store.close()
