@@ -24,6 +24,7 @@ class Row:
     baseline_name: str
     goal: str = ""
     met: bool | None = None
+    note: str = ""  # how it was measured / by how much a goal is missed (results.json only)
 
     @property
     def ratio(self) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from monitor.alert.manager import AlertManager
 from monitor.alert.notify import Notifier
 from monitor.alert.redact import config_secrets
-from monitor.clock import Clock
+from monitor.clock import NETWORK_FLOOR_S, Clock
 from monitor.config import Config
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
@@ -183,7 +183,11 @@ class Service:
                 self._handle_findings(await asyncio.to_thread(self.engine.process, batch))
             if self.clock.monotonic() >= next_tick:
                 now = self.clock.now_ms()
-                self._handle_findings(await asyncio.to_thread(self.engine.tick, now))
+                # a minute closes only once its stragglers can have arrived (batch wait plus a
+                # network round trip, in wall time): a late event must not split its window
+                lateness = int((self.batch_wait_s + NETWORK_FLOOR_S) * 1000 * self.clock.speed)
+                self._handle_findings(
+                    await asyncio.to_thread(self.engine.tick, now - lateness))
                 self.manager.flush(now)
                 next_tick = self.clock.monotonic() + self.tick_s
             if stop.is_set() and self.queue.empty() and (

@@ -94,6 +94,10 @@ async def permission_probe(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) 
                                "/sapi/v1/capital/withdraw/apply",
                                {"coin": "USDT", "address": spec.address, "amount": "100"})
         elif step == 2:
+            resp = await _send(ctx, client, "probe", "POST",
+                               "/sapi/v1/capital/withdraw/apply",
+                               {"coin": "BTC", "address": spec.address, "amount": "0.01"})
+        elif i % 8 == 3:
             resp = await _send(ctx, client, "probe", "GET", "/api/v3/account",
                                api_key="probe-" + secrets.token_hex(4))
         else:
