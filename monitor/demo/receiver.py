@@ -19,6 +19,17 @@ from monitor.clock import Clock
 ALERT_ID = re.compile(r"\bkw-[0-9a-f]{10}\b")
 
 
+async def read_request_body(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 request (head + Content-Length body) and return its body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    return await reader.readexactly(length) if length else b""
+
+
 @dataclass
 class Received:
     at_ms: int
@@ -56,13 +67,7 @@ class AlertReceiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.decode("latin-1").split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
+            body = await read_request_body(reader)
             payload: dict[str, Any] = json.loads(body or b"{}")
             item = Received(self.clock.now_ms(), str(payload.get("title", "")),
                             str(payload.get("message", "")), str(payload.get("type", "")))

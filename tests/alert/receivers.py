@@ -18,6 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from monitor.alert.channels import apprise  # noqa: F401  (imghdr warning handled there)
+from monitor.demo.receiver import read_request_body
 
 
 @dataclass
@@ -49,13 +50,7 @@ class JsonSink:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.decode("latin-1").split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length) if length else b""
+            body = await read_request_body(reader)
             self.requests += 1
             if self.failing or self.requests <= self.fail_first:
                 status = "500 Internal Server Error"
