@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         scenario: str = typer.Option("demo", help="Shipped scenario to run (see `keywatch sim`)."),
         speed: float = typer.Option(
-            240.0, help="Clock speed: 240 runs the six-hour demo day in 90 s."),
+            120.0, help="Clock speed: 120 runs the three-hour demo session in 90 s."),
         seed: int = typer.Option(7, help="Scenario seed (same seed, same day)."),
         out: Path = typer.Option(Path("runs"), help="Where the run directory goes."),
         log_level: str = typer.Option("ERROR", help="Log level of the service's own log lines."),

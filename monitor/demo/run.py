@@ -188,7 +188,7 @@ def _first_match(ep: Episode, rec: Received, store: SQLiteStore,
 
 
 async def run_demo(
-    *, scenario: str = "demo", speed: float = 240.0, seed: int = 7,
+    *, scenario: str = "demo", speed: float = 120.0, seed: int = 7,
     out: Path = Path("runs"), say: Callable[[str], None] = print,
     on_alert: Callable[[Received], None] | None = None,
     on_tick: Callable[[float], None] | None = None,
