@@ -65,3 +65,17 @@ def show(rows: list[Row]) -> None:
             "-" if r.met is None else ("yes" if r.met else "NO"),
         )
     Console().print(table)
+
+
+def markdown(rows: list[Row]) -> str:
+    """The README table: the same columns as `show`, for pasting."""
+    out = [f"Machine: {machine()}", "",
+           "| figure | value | unit | baseline | ratio | goal | met |",
+           "|---|---:|---|---|---:|---|---|"]
+    for r in rows:
+        base = "-" if r.baseline is None else f"{r.baseline:,.2f} ({r.baseline_name})"
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
+        met = "-" if r.met is None else ("yes" if r.met else "**no**")
+        out.append(f"| {r.figure} | {r.value:,.2f} | {r.unit} | {base} | {ratio} | {r.goal} "
+                   f"| {met} |")
+    return "\n".join(out)
