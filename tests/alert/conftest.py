@@ -14,6 +14,18 @@ from monitor.store import SQLiteStore
 T0 = 1_785_000_000_000  # 2026-07-25 17:20 UTC (before the 08:00 digest hour is not assumed)
 _seq = itertools.count()
 
+# The one account every config-file test uses: a monitor key whose env vars the test sets.
+MONITOR_ACCOUNT_TOML = """
+[[accounts]]
+name = "main"
+monitor_key = "monitor"
+  [[accounts.keys]]
+  label = "monitor"
+  use_case = "monitoring"
+  api_key_env = "KW_KEY"
+  api_secret_env = "KW_SECRET"
+"""
+
 
 def finding(
     *, rule: str = "unknown-ip", sev: Severity = Severity.CRITICAL, account: str = "main",

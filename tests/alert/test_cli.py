@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.commands.alerts import parse_duration
 from monitor.store import SQLiteStore
+from tests.alert.conftest import MONITOR_ACCOUNT_TOML
 from tests.alert.receivers import SmtpSink, _free_port, mail_text
 from tests.factories import fake_secret
 
@@ -29,15 +30,7 @@ def setup(tmp_path, monkeypatch):
         [[alerts.channels]]
         name = "dead-hook"
         url = "json://127.0.0.1:{dead}/"
-        [[accounts]]
-        name = "main"
-        monitor_key = "monitor"
-          [[accounts.keys]]
-          label = "monitor"
-          use_case = "monitoring"
-          api_key_env = "KW_KEY"
-          api_secret_env = "KW_SECRET"
-    """))
+    """) + MONITOR_ACCOUNT_TOML)
     yield cfg, smtp, tmp_path / "kw.db"
     smtp.stop()
 

@@ -14,7 +14,7 @@ from monitor.alert.notify import Backoff, Notifier
 from monitor.alert.redact import config_secrets
 from monitor.config import load_config
 from monitor.findings import Severity, Signal
-from tests.alert.conftest import alerts_cfg, channel, finding
+from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding
 from tests.alert.receivers import JsonSink, SmtpSink, mail_html, mail_text
 
 
@@ -124,15 +124,7 @@ async def test_no_secret_reaches_messages_logs_or_store(tmp_path, clock, sink, c
         [[alerts.channels]]
         name = "hook"
         url_env = "KW_HOOK"
-        [[accounts]]
-        name = "main"
-        monitor_key = "monitor"
-          [[accounts.keys]]
-          label = "monitor"
-          use_case = "monitoring"
-          api_key_env = "KW_KEY"
-          api_secret_env = "KW_SECRET"
-    """))
+    """) + MONITOR_ACCOUNT_TOML)
     cfg = load_config(tmp_path / "keywatch.toml", env=env)
     from monitor.store import open_store
 

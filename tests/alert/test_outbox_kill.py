@@ -13,7 +13,7 @@ from monitor.alert.manager import AlertManager
 from monitor.clock import SystemClock
 from monitor.config import load_config
 from monitor.store import open_store
-from tests.alert.conftest import finding
+from tests.alert.conftest import MONITOR_ACCOUNT_TOML, finding
 from tests.alert.receivers import JsonSink
 from tests.factories import fake_secret
 
@@ -38,15 +38,7 @@ async def test_sigkill_mid_send_then_restart_delivers_at_least_once(tmp_path):
         [[alerts.channels]]
         name = "hook"
         url = "{sink.url}"
-        [[accounts]]
-        name = "main"
-        monitor_key = "monitor"
-          [[accounts.keys]]
-          label = "monitor"
-          use_case = "monitoring"
-          api_key_env = "KW_KEY"
-          api_secret_env = "KW_SECRET"
-    """))
+    """) + MONITOR_ACCOUNT_TOML)
     cfg = load_config(config, env=env)
     store = open_store(cfg.store_path)
     clock = SystemClock()
