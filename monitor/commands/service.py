@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -188,11 +189,8 @@ async def _serve(cfg: Config, health_port: int | None) -> int:
         log.warning("model %s not found: running rules only", cfg.model_path)
     engine = DetectionEngine.from_config(cfg, cfg.rules_dir, model)
 
-    def collector(on_events: Any) -> Collector:
-        def sink(events: list[Event]) -> None:
-            on_events(events)
-
-        return Collector(cfg, store, clock, on_events=sink)
+    def collector(on_events: Callable[[list[Event]], None]) -> Collector:
+        return Collector(cfg, store, clock, on_events=on_events)
 
     service = Service(cfg, store, clock, source_factory=collector, engine=engine,
                       health_port=health_port)
