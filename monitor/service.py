@@ -33,6 +33,21 @@ from monitor.supervisor import Supervisor
 log = logging.getLogger("keywatch.service")
 
 
+def build_engine(cfg: Config) -> DetectionEngine:
+    """Rules plus the configured model; a missing or mismatched model means rules only, loudly.
+
+    A model card that does not match this code or this scikit-learn is refused by the loader
+    (scoring garbage would be worse); the service keeps watching with its rules meanwhile.
+    """
+    from monitor.detect.forest import ModelMismatch
+
+    try:
+        return DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path)
+    except ModelMismatch as exc:
+        log.warning("IsolationForest disabled, running rules only: %s", exc)
+        return DetectionEngine.from_config(cfg, cfg.rules_dir, None)
+
+
 class Source(Protocol):
     """What the service needs of the collector."""
 

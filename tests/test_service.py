@@ -160,3 +160,35 @@ async def test_run_serves_metrics_and_drains_on_sigterm(tmp_path):
         states = rows(db, "SELECT state FROM deliveries")
         assert states and {s for (s,) in states} == {"pending"}
         assert keys["keywatch"][1] not in out
+
+
+def test_a_mismatched_model_means_rules_only_not_a_crash(tmp_path, caplog):
+    import json
+    import shutil
+
+    from monitor.config import load_config
+    from monitor.service import build_engine
+
+    shutil.copy("models/default.skops", tmp_path / "m.skops")
+    card = json.loads(Path("models/default.card.json").read_text())
+    card["sklearn_version"] = "0.0"
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    (tmp_path / "k.toml").write_text(f"""
+model_path = "{tmp_path / 'm.skops'}"
+rules_dir = "{Path('rules').resolve()}"
+[[accounts]]
+name = "main"
+monitor_key = "m"
+  [[accounts.keys]]
+  label = "m"
+  use_case = "monitoring"
+  api_key_env = "A"
+  api_secret_env = "B"
+""")
+    cfg = load_config(tmp_path / "k.toml", env={"A": "x", "B": "y"})
+    assert build_engine(cfg).forest is None
+    assert "running rules only" in caplog.text and "scikit-learn 0.0" in caplog.text
+    card["sklearn_version"] = json.loads(Path("models/default.card.json").read_text())[
+        "sklearn_version"]
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    assert build_engine(cfg).forest is not None

@@ -177,17 +177,13 @@ async def _preflight(cfg: Config, allow_privileged: bool) -> list[str]:
 async def _serve(cfg: Config, health_port: int | None) -> int:
     from monitor.clock import SystemClock
     from monitor.collect.collector import Collector
-    from monitor.detect.engine import DetectionEngine
     from monitor.events import Event
-    from monitor.service import Service
+    from monitor.service import Service, build_engine
     from monitor.store import open_store
 
     clock = SystemClock()
     store = open_store(cfg.store_path)
-    model = cfg.model_path if Path(cfg.model_path).exists() else None
-    if model is None:
-        log.warning("model %s not found: running rules only", cfg.model_path)
-    engine = DetectionEngine.from_config(cfg, cfg.rules_dir, model)
+    engine = build_engine(cfg)
 
     def collector(on_events: Callable[[list[Event]], None]) -> Collector:
         return Collector(cfg, store, clock, on_events=on_events)

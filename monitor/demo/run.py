@@ -25,11 +25,10 @@ from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
 from monitor.config import Config, load_config
 from monitor.demo.receiver import AlertReceiver, Received
-from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
 from monitor.findings import Finding, Signal
 from monitor.groundtruth import AttackType, Episode, GroundTruth
-from monitor.service import Service
+from monitor.service import Service, build_engine
 from monitor.sim import load_scenario
 from monitor.sim.scenario import Scenario
 from monitor.store import SQLiteStore
@@ -259,7 +258,7 @@ async def _watch(cfg: Config, cfg_path: Path, clock: AcceleratedClock,
                  say: Callable[[str], None], on_tick: Callable[[float], None] | None
                  ) -> DemoResult:
     store = SQLiteStore(cfg.store_path)
-    engine = DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path)
+    engine = build_engine(cfg)
 
     def collector(on_events: Callable[[list[Event]], None]) -> Collector:
         return Collector(cfg, store, clock, on_events=on_events, local_host=HOST_IP)
