@@ -42,12 +42,6 @@ async def _send(ctx: RunCtx, client: ActorClient, what: str, method: str, path: 
     return resp
 
 
-async def _spread(ctx: RunCtx, spec: AttackSpec, i: int) -> None:
-    """Space `count` actions evenly over the attack's duration."""
-    if i:
-        await ctx.clock.sleep(spec.duration / max(spec.count, 1))
-
-
 async def _paced(ctx: RunCtx, spec: AttackSpec,
                  action: Callable[[int], Awaitable[None]]) -> None:
     """Run `count` actions spread over the duration, at most `parallel` in flight."""
@@ -118,15 +112,18 @@ async def oversized_orders(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) 
     client = _client(spec, ctx)
     sym = SYMBOLS[spec.symbol]
     rejected = 0
+
+    async def order(_: int) -> None:
+        nonlocal rejected
+        price = round_to(Decimal(str(ctx.control.price(spec.symbol))), sym.tick)
+        qty = round_to(Decimal(str(spec.amount)) / price, sym.step)
+        resp = await _send(ctx, client, "oversized", "POST", "/api/v3/order", {
+            "symbol": spec.symbol, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+            "price": str(price), "quantity": str(qty)})
+        rejected += bool(resp is not None and resp.status_code == 400)
+
     try:
-        for i in range(spec.count):
-            await _spread(ctx, spec, i)
-            price = round_to(Decimal(str(ctx.control.price(spec.symbol))), sym.tick)
-            qty = round_to(Decimal(str(spec.amount)) / price, sym.step)
-            resp = await _send(ctx, client, "oversized", "POST", "/api/v3/order", {
-                "symbol": spec.symbol, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                "price": str(price), "quantity": str(qty)})
-            rejected += bool(resp is not None and resp.status_code == 400)
+        await _paced(ctx, spec, order)
         return f"{rejected}/{spec.count} orders of ~{spec.amount:.0f} {sym.quote} rejected"
     finally:
         await client.aclose()
@@ -194,14 +191,17 @@ async def slow_misuse(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> st
     client = _client(spec, ctx)
     sym = SYMBOLS[spec.symbol]
     ok = 0
+
+    async def order(_: int) -> None:
+        nonlocal ok
+        price = Decimal(str(ctx.control.price(spec.symbol)))
+        qty = round_to(Decimal(str(spec.amount)) / price, sym.step) + sym.step
+        resp = await _send(ctx, client, "slow", "POST", "/api/v3/order", {
+            "symbol": spec.symbol, "side": "BUY", "type": "MARKET", "quantity": str(qty)})
+        ok += bool(resp is not None and resp.status_code == 200)
+
     try:
-        for i in range(spec.count):
-            await _spread(ctx, spec, i)
-            price = Decimal(str(ctx.control.price(spec.symbol)))
-            qty = round_to(Decimal(str(spec.amount)) / price, sym.step) + sym.step
-            resp = await _send(ctx, client, "slow", "POST", "/api/v3/order", {
-                "symbol": spec.symbol, "side": "BUY", "type": "MARKET", "quantity": str(qty)})
-            ok += bool(resp is not None and resp.status_code == 200)
+        await _paced(ctx, spec, order)
         return f"{ok}/{spec.count} small foreign orders"
     finally:
         await client.aclose()
