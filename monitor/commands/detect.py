@@ -71,10 +71,19 @@ def register(app: typer.Typer) -> None:
         events: Path | None = typer.Option(None, help="labelled run: SQLite store to replay"),
         truth: Path | None = typer.Option(None, help="labelled run: GroundTruth JSON"),
         config: Path | None = typer.Option(None, help="labelled run: its config TOML"),
+        scenario: list[str] = typer.Option(
+            [], help="shipped simulator scenario(s) to run through the real service and score "
+                     "(repeatable; e.g. full, normal, one_hour)"),
+        speed: float = typer.Option(120.0, help="clock speed for --scenario runs"),
+        out: Path = typer.Option(Path("runs"), help="where --scenario runs keep their files"),
         json_out: Path | None = typer.Option(None, "--json", help="also write the report here"),
     ) -> None:
         """Catches, delays and false findings per detector and attack type; rules / forest /
-        both side by side. Default: the synthetic suite; or replay a labelled store run."""
+        both side by side. Default: the synthetic suite. --scenario: run shipped simulator
+        scenarios through the real service (alerts and live findings scored too). --events:
+        replay a labelled store run.
+
+        Example: keywatch eval --scenario full --scenario normal --json eval.json"""
         from monitor.detect.forest import ForestModel, ModelMismatch
         from monitor.evaluate.score import render
         from monitor.evaluate.suite import modes, run_suite
@@ -85,7 +94,23 @@ def register(app: typer.Typer) -> None:
                 forest = ForestModel.load(model)
             except ModelMismatch as exc:
                 typer.echo(f"{exc} (forest columns skipped)", err=True)
-        if events is not None:
+        if scenario:
+            import asyncio
+
+            from monitor.evaluate.realpath import run_scenario
+
+            runs: dict[str, object] = {}
+            for name in scenario:
+                typer.echo(f"running scenario {name} at {speed:g}x through the real service...",
+                           err=True)
+                result = asyncio.run(run_scenario(
+                    name, rules_dir=rules_dir, forest=forest, speed=speed, seed=seed, out=out,
+                    say=lambda m: typer.echo(m, err=True)))
+                info = result.pop("run")
+                runs[f"{name} (real path, {info['events']} events, {info['run_dir']})"] = result
+            report = {"params": {"scenarios": scenario, "speed": speed, "seed": seed},
+                      "runs": runs}
+        elif events is not None:
             if truth is None or config is None:
                 typer.echo("--events needs --truth and --config", err=True)
                 raise typer.Exit(code=2)

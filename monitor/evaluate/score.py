@@ -23,7 +23,7 @@ DAY_MS = 86_400_000
 GRACE_MS = 10 * 60_000
 
 
-def _matches(f: Finding, ep: Episode, grace_ms: int) -> bool:
+def matches(f: Finding, ep: Episode, grace_ms: int) -> bool:
     if f.account != ep.account:
         return False
     if f.key is not None and ep.key is not None and f.key != ep.key:
@@ -77,7 +77,7 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
             continue
         delays, caught, by = [], 0, set()
         for ep in eps:
-            hits = [f for f in findings if _matches(f, ep, grace_ms)]
+            hits = [f for f in findings if matches(f, ep, grace_ms)]
             matched.update(f.finding_id for f in hits)
             for f in hits:
                 by.add(f.rule_id)

@@ -134,14 +134,18 @@ async def runaway_bot(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> st
 
     It starts at a minute boundary and keeps `BATCH` requests in flight so that even at high
     clock speeds (where a simulated minute is a fraction of a wall second) it can cross 6,000
-    weight inside one window, as a real runaway does.
+    weight inside one window, as a real runaway does. It sends at least `count` requests and
+    then keeps going until it is banned three times or `duration` has passed: a retry loop
+    does not stop on its own, so how fast loopback carries requests must not decide whether
+    it reaches the limit.
     """
     client = _client(spec, ctx)
     seen: dict[int, int] = {}
     await ctx.clock.sleep((60_000 - ctx.clock.now_ms() % 60_000) / 1000)
+    until = ctx.clock.now_ms() + spec.duration * 1000
     try:
         sent = 0
-        while sent < max(spec.count, 100) and seen.get(418, 0) < 3:
+        while seen.get(418, 0) < 3 and (sent < spec.count or ctx.clock.now_ms() < until):
             batch = [_send(ctx, client, "runaway", "GET", "/api/v3/openOrders")
                      for _ in range(BATCH)]
             sent += BATCH
@@ -188,21 +192,29 @@ async def host_ip_changed(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -
 
 
 async def slow_misuse(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> str:
+    """A few small orders over hours. With `bot:` the attacker copied that bot's config and
+    stamps its client-order-id prefix, so no prefix rule sees a foreign order: only the orders'
+    absence from the tap (and their rhythm) gives it away."""
     client = _client(spec, ctx)
     sym = SYMBOLS[spec.symbol]
+    rng = ctx.rng(f"slow:{spec.at}")
     ok = 0
 
     async def order(_: int) -> None:
         nonlocal ok
         price = Decimal(str(ctx.control.price(spec.symbol)))
         qty = round_to(Decimal(str(spec.amount)) / price, sym.step) + sym.step
-        resp = await _send(ctx, client, "slow", "POST", "/api/v3/order", {
-            "symbol": spec.symbol, "side": "BUY", "type": "MARKET", "quantity": str(qty)})
+        params: dict[str, object] = {
+            "symbol": spec.symbol, "side": "BUY", "type": "MARKET", "quantity": str(qty)}
+        if spec.bot is not None:
+            params["newClientOrderId"] = f"{spec.bot}-{rng.randrange(10**6, 10**7)}"
+        resp = await _send(ctx, client, "slow", "POST", "/api/v3/order", params)
         ok += bool(resp is not None and resp.status_code == 200)
 
     try:
         await _paced(ctx, spec, order)
-        return f"{ok}/{spec.count} small foreign orders"
+        disguise = f" stamped {spec.bot}-" if spec.bot else ""
+        return f"{ok}/{spec.count} small foreign orders{disguise}"
     finally:
         await client.aclose()
 

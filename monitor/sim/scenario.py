@@ -75,7 +75,7 @@ class AttackSpec(_Model):
     symbol: str = "DOGEUSDT"
     count: int = 10
     parallel: int = 1  # requests in flight at once (an attacker's script with workers)
-    bot: str | None = None  # host_ip_changed: which bot's host moved
+    bot: str | None = None  # host_ip_changed: the bot that moved; slow_misuse: the bot copied
     address: str = "0x5f1c0ffee00000000000000000000000000bad01"  # withdrawal destination
     amount: float = 500.0
     note: str = ""
