@@ -178,6 +178,7 @@ def execution_report(ev: dict[str, Any], ctx: Ctx) -> Event:
     req_int(ev, "E")
     trade_id = req_int(ev, "t") if x == "TRADE" else None
     q, p = req_dec(ev, "q"), req_dec(ev, "p")
+    notional: float | None
     if x == "TRADE":
         qty, price = req_dec(ev, "l"), req_dec(ev, "L")
         notional = _pos(opt_dec(ev, "Y")) or qty * price
@@ -213,7 +214,7 @@ def order_facts_from_rest(
     orig_qty, price = req_dec(order, "origQty"), req_dec(order, "price")
     client_id = req_str(order, "clientOrderId")
     quote_qty = opt_dec(order, "origQuoteOrderQty")
-    common = dict(
+    common: dict[str, Any] = dict(
         received_ts=ctx.received_ts, account=ctx.account, key=ctx.key, source=Source.STREAM,
         symbol=symbol, side=side, order_type=otype, order_id=order_id,
         client_order_id=client_id,

@@ -94,7 +94,7 @@ class BinanceRest:
         key_label: str,
         recv_window: int = 5000,
         weight_budget: float = 60.0,
-        emit: Callable[[list[Event]], None] | None = None,
+        emit: Callable[[list[Event]], object] | None = None,
         max_retries: int = 4,
         rng: random.Random | None = None,
     ) -> None:

@@ -116,7 +116,7 @@ class UserDataSocket:
         status = resp.get("status")
         if status == 200:
             return resp.get("result")
-        err = resp.get("error") if isinstance(resp.get("error"), dict) else {}
+        err: dict[str, Any] = resp["error"] if isinstance(resp.get("error"), dict) else {}
         code = err.get("code") if isinstance(err.get("code"), int) else None
         msg = str(err.get("msg", ""))[:200]
         cls = MonitorKeyRejected if code in KEY_REJECTED_CODES else BinanceError

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.binance.parse import (
     Ctx,
@@ -95,7 +96,7 @@ class Backfill:
         trades = await self._pages("/api/v3/myTrades", symbol, "fromId",
                                    self.store.get_cursor(tcur), start, "id")
         ctx = Ctx(account=self.account, received_ts=self.rest.clock.now_ms())
-        by_order: dict[int, list[dict]] = {}
+        by_order: dict[Any, list[dict]] = {}
         loose: list[dict] = []
         order_ids = {o.get("orderId") for o in orders if isinstance(o, dict)}
         for tr in trades:

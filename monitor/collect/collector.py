@@ -94,11 +94,9 @@ class Collector:
                 and k.api_secret is not None
             ]
             if src.poller:
-                stream = self.streams.get(acct.name)
                 self.pollers[acct.name] = Poller(
                     rest, store, self.ingest.put, bf, interval_s=src.poll_interval_s,
-                    stream_healthy=(lambda s=stream: s is not None and s.connected.is_set()
-                                    and not s.gap_open),
+                    stream_healthy=_healthy(self.streams.get(acct.name)),
                     posture=posture,
                 )
         for lg in src.logs:
@@ -157,8 +155,12 @@ class Collector:
         await asyncio.gather(*self._tasks)
 
     async def stop(self) -> None:
-        for s in (*self.streams.values(), *self.pollers.values(), *self.tailers):
+        for s in self.streams.values():
             await s.stop()
+        for p in self.pollers.values():
+            await p.stop()
+        for tailer in self.tailers:
+            await tailer.stop()
         if self._tap_server is not None:
             self._tap_server.should_exit = True
         ingest = next((t for t in self._tasks if t.get_name() == "ingest"), None)
@@ -194,3 +196,8 @@ class Collector:
             "logs": {t.path: dict(t.counters) for t in self.tailers},
             "tap": dict(self.tap.counters) if self.tap else {},
         }
+
+
+def _healthy(stream: StreamSource | None) -> Callable[[], bool]:
+    """The poller skips order polling while the account's stream is connected and gap-free."""
+    return lambda: stream is not None and stream.connected.is_set() and not stream.gap_open

@@ -96,9 +96,9 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
         d["findings"] += 1
         if f.finding_id not in matched:
             d["false"] += 1
-    for t, row in per_attack.items():
+    for name, row in per_attack.items():
         for rid in row["detectors"]:
-            per_detector[rid]["attacks"].add(t)
+            per_detector[rid]["attacks"].add(name)
     false = sum(d["false"] for d in per_detector.values())
     return {
         "key_days": round(kd, 2), "findings": len(findings), "false_findings": false,
