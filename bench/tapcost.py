@@ -1,37 +1,33 @@
 """Figure 4: what the tap adds to a bot's request, and how many requests/s it sustains.
 
-The simulator runs in its own process (clock at 60x only so its per-IP weight window, one
-minute of clock time, admits the load). The tap is the collector's own `Tap` served by uvicorn
-exactly as `Collector.start` serves it, recording into a real `Ingest` + SQLite store. The
-client sends `GET /api/v3/time` with an `X-MBX-APIKEY` header (so the tap maps the key to its
-label) either straight to the simulator or through the tap, alternating the two paths in rounds
-so drift hits both. Latency: one request at a time; throughput: 16 concurrent clients for a fixed
-time. The client and the tap share this process's event loop, so the tap's figure includes
-competing with the client for one core: an upper bound on its cost.
+Three processes, as in production: the simulator (`bench.simproc`, clock at 60x only so its
+per-IP weight window, one minute of clock time, admits the load), the collector's own `Tap`
+(`bench.tapproc`: uvicorn with `Collector.start`'s options, recording into a real `Ingest` +
+SQLite store), and this process as the bots. Each request is `GET /api/v3/time` with an
+`X-MBX-APIKEY` header (so the tap maps the key to its label), either straight to the simulator
+or through the tap, alternating the paths in rounds so drift hits both. Latency: one request at
+a time; throughput: 16 concurrent clients for a fixed time. The tap process is profiled
+(cProfile) over 300 extra tapped requests. `python -m bench.tapcost --compare old_tap.py` also
+runs a second tap process built from another tap.py, alternating with the first, for a
+before/after in the same conditions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import cProfile
-import io
-import pstats
-import tempfile
+import json
+import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import uvicorn
 
 from bench.common import Row
-from bench.world import HOST_IP, SimProcess
+from bench.world import REPO, SimProcess
 from monitor.clock import AcceleratedClock
-from monitor.collect.ingest import Ingest
-from monitor.collect.tap import Tap, fingerprint
-from monitor.store import SQLiteStore
+from monitor.collect.tap import fingerprint
 
 
 async def _sequential(client: httpx.AsyncClient, url: str, n: int, key: str) -> list[float]:
@@ -60,82 +56,131 @@ async def _sustained(url: str, seconds: float, key: str, conc: int = 16) -> floa
         return done / (time.perf_counter() - t)
 
 
-async def _run(n: int, rounds: int, seconds: float) -> dict[str, Any]:
+class TapProcess:
+    """`python -m bench.tapproc` in front of the simulator; talks JSON lines on stdin/stdout."""
+
+    def __init__(self, sim: SimProcess, key: str, tap_file: str | None = None) -> None:
+        self.sim, self.key, self.tap_file = sim, key, tap_file
+        self.url = ""
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> TapProcess:
+        start_ms, anchor = self.sim.clock.anchor
+        extra = ["--tap-file", self.tap_file] if self.tap_file else []
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.tapproc", "--upstream", self.sim.rest_url,
+            "--key-sha256", fingerprint(self.key), "--speed", str(self.sim.clock.speed),
+            "--start-ms", str(start_ms), "--anchor", repr(anchor), *extra,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO)
+        self.url = (await self._line())["ready"]["url"]
+        return self
+
+    async def _line(self) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError(f"tap process ended early ({await self._proc.wait()})")
+        return dict(json.loads(line))
+
+    async def tell(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write((json.dumps(obj) + "\n").encode())
+        await self._proc.stdin.drain()
+        return await self._line() if obj.get("profile") is False or obj.get("stop") else None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is None:
+            return
+        if self._proc.returncode is None:
+            self._proc.kill()
+        await self._proc.wait()
+
+
+async def _run(n: int, rounds: int, seconds: float, compare: str | None) -> dict[str, Any]:
     clock = AcceleratedClock(60)
     key = "bench" * 12  # a made-up key the tap maps to a label; not a real credential
-    with tempfile.TemporaryDirectory() as tmp:
-        async with SimProcess(clock) as sim:
-            store = SQLiteStore(Path(tmp) / "tap.db")
-            ingest = Ingest(store)
-            ing = asyncio.create_task(ingest.run())
-            upstream = httpx.AsyncClient(
-                timeout=30.0, transport=httpx.AsyncHTTPTransport(local_address=HOST_IP))
-            tap = Tap(sim.rest_url, clock, ingest.offer, keys={fingerprint(key): ("main", "bot")},
-                      client=upstream, default_account="main")
-            server = uvicorn.Server(uvicorn.Config(
-                tap, host="127.0.0.1", port=0, log_level="warning", server_header=False,
-                date_header=False, lifespan="off", access_log=False))
-            srv = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            tap_url = f"http://127.0.0.1:{port}"
-            direct: list[float] = []
-            tapped: list[float] = []
+    async with SimProcess(clock) as sim, TapProcess(sim, key) as tap:
+        other = TapProcess(sim, key, compare) if compare else None
+        if other is not None:
+            await other.__aenter__()
+        try:
+            paths = {"direct": sim.rest_url, "tap": tap.url}
+            if other is not None:
+                paths["compare"] = other.url
+            lat: dict[str, list[float]] = {p: [] for p in paths}
             async with httpx.AsyncClient(timeout=30) as client:
-                await _sequential(client, sim.rest_url, 50, key)  # warm both paths
-                await _sequential(client, tap_url, 50, key)
+                for url in paths.values():  # warm every path
+                    await _sequential(client, url, 50, key)
                 for _ in range(rounds):
-                    direct += await _sequential(client, sim.rest_url, n // rounds, key)
-                    tapped += await _sequential(client, tap_url, n // rounds, key)
-                prof = cProfile.Profile()
-                prof.enable()
-                await _sequential(client, tap_url, 300, key)
-                prof.disable()
-            rps_direct = await _sustained(sim.rest_url, seconds, key)
-            rps_tap = await _sustained(tap_url, seconds, key)
-            server.should_exit = True
-            await srv
-            await tap.aclose()
-            await ingest.flush()
-            ing.cancel()
-            await asyncio.gather(ing, return_exceptions=True)
-            stored = store.count_events()
-            store.close()
-    st = pstats.Stats(prof, stream=io.StringIO())
-    total = sum(v[2] for v in st.stats.values()) or 1.0  # type: ignore[attr-defined]
-    top = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)  # type: ignore
-    mods = ("tap.py", "ingest.py", "h11_impl.py", "_client.py", "httpcore")
-    picked = [(f, v) for f, v in top if any(m in f[0] for m in mods)][:6]
-    profile = "; ".join(f"{f[2]} ({f[0].rsplit('/', 1)[-1]}) cum {v[3] / total:.0%}"
-                        for f, v in picked)
-    return {"profile": profile,
-            "direct": direct, "tapped": tapped, "rps_direct": rps_direct, "rps_tap": rps_tap,
-            "stored": stored, "requests": tap.counters["requests"]}
+                    for name, url in paths.items():
+                        lat[name] += await _sequential(client, url, n // rounds, key)
+                await tap.tell({"profile": True})
+                await _sequential(client, tap.url, 300, key)
+                prof = await tap.tell({"profile": False})
+            rps = {name: await _sustained(url, seconds, key) for name, url in paths.items()}
+            done = await tap.tell({"stop": True})
+            done_other = await other.tell({"stop": True}) if other is not None else None
+        finally:
+            if other is not None:
+                await other.__aexit__()
+    assert prof is not None and done is not None
+    return {"lat": lat, "rps": rps, "profile": prof["profile"], "cumulative": prof["cumulative"],
+            "done": done["done"],
+            "done_other": done_other["done"] if done_other else None}
 
 
-def run(n: int = 2000, rounds: int = 10, seconds: float = 5.0,
+def _profile_text(rows: list[list[Any]], k: int = 8) -> str:
+    return "; ".join(f"{f} own {own:.0%} cum {cum:.0%}" for f, own, cum in rows[:k])
+
+
+def run(n: int = 2000, rounds: int = 10, seconds: float = 5.0, compare: str | None = None,
         say: Callable[[str], None] = print) -> list[Row]:
-    r = asyncio.run(_run(n, rounds, seconds))
-    d, t = np.asarray(r["direct"]), np.asarray(r["tapped"])
+    r = asyncio.run(_run(n, rounds, seconds, compare))
+    d, t = np.asarray(r["lat"]["direct"]), np.asarray(r["lat"]["tap"])
     add50 = float(np.median(t) - np.median(d))
     add99 = float(np.percentile(t, 99) - np.percentile(d, 99))
-    say(f"tap: +{add50:.2f} ms median, {r['rps_tap']:.0f} req/s vs {r['rps_direct']:.0f} direct")
-    note = (f"{len(d)} sequential requests per path; direct median {np.median(d):.2f} ms / p99 "
-            f"{np.percentile(d, 99):.2f} ms, via tap {np.median(t):.2f} / "
-            f"{np.percentile(t, 99):.2f} ms; tap recorded {r['stored']} of {r['requests']} "
-            f"requests into the store; profile of 300 tapped requests (client + tap, cumulative "
-            f"share of this process's time): {r['profile']}")
-    return [
+    rps = r["rps"]
+    say(f"tap: +{add50:.2f} ms median, {rps['tap']:.0f} req/s vs {rps['direct']:.0f} direct")
+    done = r["done"]
+    note = (f"{len(d)} sequential requests per path, tap in its own process; direct median "
+            f"{np.median(d):.2f} ms / p99 {np.percentile(d, 99):.2f} ms, via tap "
+            f"{np.median(t):.2f} / {np.percentile(t, 99):.2f} ms; tap recorded {done['stored']} "
+            f"of {done['requests']} requests into the store; profile of the tap process over "
+            f"300 tapped requests (own / cumulative share of its profiled time): "
+            f"{_profile_text(r['profile'])}")
+    rows = [
         Row("tap added latency, median", add50, "ms", float(np.median(d)), "direct median",
             "< 1 ms", add50 < 1.0, note),
         Row("tap added latency, p99", add99, "ms", float(np.percentile(d, 99)), "direct p99", "",
             None, note),
-        Row("tap sustained throughput (16 clients)", float(r["rps_tap"]), "requests/s",
-            float(r["rps_direct"]), "direct to simulator", "", None, note),
+        Row("tap sustained throughput (16 clients)", float(rps["tap"]), "requests/s",
+            float(rps["direct"]), "direct to simulator", "", None, note),
     ]
+    if "compare" in r["lat"]:
+        c = np.asarray(r["lat"]["compare"])
+        cnote = (f"{compare}: median {np.median(c):.2f} / p99 {np.percentile(c, 99):.2f} ms, "
+                 f"recorded {r['done_other']['stored']} of {r['done_other']['requests']}")
+        rows += [
+            Row("compared tap added latency, median", float(np.median(c) - np.median(d)), "ms",
+                add50, "this tap's added median", "", None, cnote),
+            Row("compared tap added latency, p99",
+                float(np.percentile(c, 99) - np.percentile(d, 99)), "ms", add99,
+                "this tap's added p99", "", None, cnote),
+            Row("compared tap sustained throughput", float(rps["compare"]), "requests/s",
+                float(rps["tap"]), "this tap", "", None, cnote),
+        ]
+    return rows
 
 
 if __name__ == "__main__":
+    import argparse
+
     from bench.common import show
-    show(run())
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--compare", default=None, help="another tap.py to measure side by side")
+    p.add_argument("-n", type=int, default=2000)
+    a = p.parse_args()
+    rows = run(n=a.n, compare=a.compare)
+    show(rows)
+    for row in rows:
+        print(f"- {row.figure}: {row.note}")

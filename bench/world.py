@@ -72,17 +72,24 @@ class KeySpec:
     secret: str | None = None  # only the monitor key hands its secret to Keywatch
     use_case: str = "spot-bot"
     ip_whitelist: list[str] = field(default_factory=list)
+    client_order_prefixes: list[str] = field(default_factory=list)  # the user's own bots' ids
 
 
 def write_config(run_dir: Path, sim: SimProcess, accounts: dict[str, list[KeySpec]], *,
                  receiver_url: str | None = None, tap_account: str | None = None,
-                 extra: str = "") -> Config:
-    """A real TOML file + an env mapping, loaded through `load_config` as a user's would be."""
+                 extra: str = "", env_out: dict[str, str] | None = None,
+                 weight_budget_pct: float | None = None) -> Config:
+    """A real TOML file + an env mapping, loaded through `load_config` as a user's would be.
+
+    `env_out` receives the mapping too, for a service started in another process.
+    """
     env: dict[str, str] = {}
     lines = [f'store_path = "{run_dir / "keywatch.db"}"', f'rules_dir = "{REPO / "rules"}"',
              f'model_path = "{REPO / "models" / "default.skops"}"', f'egress_ip = "{HOST_IP}"',
              "[binance]", f'rest_url = "{sim.rest_url}"', f'ws_api_url = "{sim.ws_api_url}"',
              f"recv_window_ms = {60000 if sim.clock.speed > 20 else 5000}"]
+    if weight_budget_pct is not None:
+        lines.append(f"weight_budget_pct = {weight_budget_pct}")
     if tap_account is not None:
         lines += ["[sources.tap]", "enabled = true", 'listen = "127.0.0.1:0"',
                   f'upstream = "{sim.rest_url}"', f'account = "{tap_account}"']
@@ -96,12 +103,15 @@ def write_config(run_dir: Path, sim: SimProcess, accounts: dict[str, list[KeySpe
             var = f"KW_BENCH_{account}_{k.label}".upper().replace("-", "_")
             env[f"{var}_KEY"] = k.api_key
             lines += ["[[accounts.keys]]", f'label = "{k.label}"', f'use_case = "{k.use_case}"',
-                      f'api_key_env = "{var}_KEY"', f"ip_whitelist = {json.dumps(k.ip_whitelist)}"]
+                      f'api_key_env = "{var}_KEY"', f"ip_whitelist = {json.dumps(k.ip_whitelist)}",
+                      f"client_order_prefixes = {json.dumps(k.client_order_prefixes)}"]
             if k.secret is not None:
                 env[f"{var}_SECRET"] = k.secret
                 lines.append(f'api_secret_env = "{var}_SECRET"')
     path = run_dir / "keywatch.toml"
     path.write_text("\n".join(lines) + "\n")
+    if env_out is not None:
+        env_out.update(env)
     return load_config(path, env=env, env_file=run_dir / "none.env")
 
 

@@ -23,6 +23,15 @@ RESERVE_FRACTION = 0.15  # of each minute, kept for the stream's probes and reco
 UID_WEIGHT_PATHS = {"/sapi/v1/capital/withdraw/history": 18000}
 
 
+def guard_for(speed: float) -> int:
+    """The end-of-minute guard: 5 s plus ~150 ms of wall-clock latency at the clock's speed.
+
+    Capped at 40 s so an accelerated clock (a benchmark at 480x) still leaves part of each
+    minute to spend in; at real speed it is 5.15 s.
+    """
+    return min(5_000 + int(150 * speed), 40_000)
+
+
 def pool_for(path: str) -> str:
     if path in UID_WEIGHT_PATHS:
         return "sapi_uid"

@@ -28,7 +28,7 @@ import httpx
 from pydantic import SecretStr
 
 from monitor.binance import logfilter
-from monitor.binance.budget import UID_WEIGHT_PATHS, Budgets, pool_for
+from monitor.binance.budget import UID_WEIGHT_PATHS, Budgets, guard_for, pool_for
 from monitor.binance.parse import Ctx, status_event
 from monitor.binance.parse_rest import usage_facts, usage_headers_raw
 from monitor.binance.signing import encode_query, key_hint, sign_rest_query
@@ -108,7 +108,7 @@ class BinanceRest:
         self.recv_window = recv_window
         # The guard keeps a request from being charged to one minute and counted by the server
         # in the next: 5 s plus ~150 ms of wall-clock latency at this clock's speed.
-        self.budgets = Budgets(weight_budget, guard_ms=5_000 + int(150 * clock.speed))
+        self.budgets = Budgets(weight_budget, guard_ms=guard_for(clock.speed))
         self._emit = emit or (lambda _events: None)
         self.max_retries = max_retries
         self._rng = rng or random.Random()

@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
-from monitor.binance.budget import Budgets
+from monitor.binance.budget import Budgets, guard_for
 from monitor.binance.rest import BinanceRest
 from monitor.clock import Clock
 from monitor.collect.backfill import Backfill
@@ -51,7 +51,7 @@ class Collector:
         self.local_host = local_host
         b = config.binance
         self.budgets = Budgets(6000 * b.weight_budget_pct / 100,
-                               guard_ms=5_000 + int(150 * clock.speed))
+                               guard_ms=guard_for(clock.speed))
         transport = httpx.AsyncHTTPTransport(local_address=local_host) if local_host else None
         self._http = httpx.AsyncClient(transport=transport, timeout=30.0)
         self.rests: dict[str, BinanceRest] = {}
