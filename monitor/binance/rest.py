@@ -49,8 +49,12 @@ class BinanceError(Exception):
         super().__init__(f"{method} {path}: HTTP {status} code {code}: {msg[:200]}")
 
 
-class MonitorKeyRejected(BinanceError):
-    """Binance refused the monitor's own key (-2014/-2015): wrong key, IP or permission."""
+class KeyRejected(BinanceError):
+    """Binance refused the key (-2014/-2015): wrong key, IP not whitelisted, or permission."""
+
+
+class MonitorKeyRejected(KeyRejected):
+    """Binance refused the monitor's own key: the monitor has gone blind for this account."""
 
 
 class RateLimited(BinanceError):
@@ -97,8 +101,12 @@ class BinanceRest:
         emit: Callable[[list[Event]], object] | None = None,
         max_retries: int = 4,
         rng: random.Random | None = None,
+        monitor_key: bool = True,
     ) -> None:
         logfilter.install()
+        # False for another key the user let Keywatch read its posture with: a refusal of that
+        # key is about that key (often: this host is outside its whitelist), not the monitor
+        self.monitor_key = monitor_key
         self._client = client
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -206,6 +214,8 @@ class BinanceRest:
                     await self.sync_time()
                     continue
                 if code in KEY_REJECTED_CODES or status == 401:
+                    if not self.monitor_key:
+                        raise KeyRejected(method, path, status, code, msg)
                     self._key_rejected(method, path, status, code)
                     raise MonitorKeyRejected(method, path, status, code, msg)
                 raise BinanceError(method, path, status, code, msg)

@@ -117,7 +117,8 @@ class Collector:
                   ) -> BinanceRest:
         b = self.config.binance
         rest = BinanceRest(self._http, b.rest_url, key, secret, self.clock, account=account,
-                           key_label=label, recv_window=b.recv_window_ms, emit=self.ingest.offer)
+                           key_label=label, recv_window=b.recv_window_ms, emit=self.ingest.offer,
+                           monitor_key=False)
         rest.budgets = self.budgets
         return rest
 

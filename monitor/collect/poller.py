@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable
 
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, safely
-from monitor.binance.rest import BinanceError, BinanceRest, MonitorKeyRejected
+from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected, MonitorKeyRejected
 from monitor.collect.backfill import Backfill
 from monitor.events import Event, Source
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
+POSTURE_RETRY_MS = 3_600_000  # a key that refuses this host is asked again after an hour
 
 
 class Poller:
@@ -39,6 +40,7 @@ class Poller:
         withdrawals_every: int = 10,
         stream_healthy: Callable[[], bool] = lambda: False,
         posture: list[BinanceRest] | None = None,
+        posture_retry_ms: int = POSTURE_RETRY_MS,
     ) -> None:
         self.rest, self.store, self.put, self.backfill = rest, store, put, backfill
         self.account, self.key = rest.account, rest.key_label
@@ -49,7 +51,10 @@ class Poller:
         # with them (Binance answers a key's flags only to that key itself).
         self.posture = posture or []
         self.rounds = 0
-        self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0}
+        self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0,
+                         "posture_refused": 0}
+        self._posture_paused: dict[str, int] = {}  # key label -> retry after (ms)
+        self.posture_retry_ms = posture_retry_ms
         self._stop = asyncio.Event()
 
     def _ctx(self) -> Ctx:
@@ -79,12 +84,23 @@ class Poller:
                 self.counters["errors"] += 1
                 log.warning("%s: poll step %s failed: %s", self.account, step.__name__, exc)
         for rest in self.posture:
+            label = rest.key_label or ""
+            if self.rest.clock.now_ms() < self._posture_paused.get(label, 0):
+                continue
             try:
                 await self.key_config(rest)
+            except KeyRejected as exc:
+                self.counters["posture_refused"] += 1
+                if label not in self._posture_paused:
+                    log.warning(
+                        "%s: Binance refuses key %s's own posture to this host (code %s): its IP "
+                        "whitelist probably does not include this host. Add this host to it, or "
+                        "remove the key's secret from the config; retrying hourly.",
+                        self.account, label, exc.code)
+                self._posture_paused[label] = self.rest.clock.now_ms() + self.posture_retry_ms
             except BinanceError as exc:
                 self.counters["errors"] += 1
-                log.warning("%s: key %s posture poll failed: %s", self.account, rest.key_label,
-                            exc)
+                log.warning("%s: key %s posture poll failed: %s", self.account, label, exc)
         self.rounds += 1
         self.counters["rounds"] += 1
 
