@@ -1,11 +1,14 @@
 """Per (account, key) one-minute windows: the fixed, named feature set every detector reads.
 
-One implementation serves both paths. `enrich` adds per-event facts that need history (has this
-key seen this IP before, what was the free balance when this order was rejected, what is the
-key's usual order size, how fast did the account's order counter grow compared with the orders
-the tapped bots placed) from a `FeatureState` it carries forward; `aggregate` turns enriched
-events into windows. Replay calls both once on the whole frame; live calls them on each batch
-with the same state object, so both produce the same windows (tests/detect prove it).
+`enrich` adds per-event facts that need history (has this key seen this IP before, what was
+the free balance when this order was rejected, what is the key's usual order size, how fast did
+the account's order counter grow compared with the orders the tapped bots placed) from a
+`FeatureState` it carries forward; `aggregate` turns enriched events into windows. Replay calls
+both once on the whole frame, vectorised (text columns as integer codes, see `framecodes`).
+Live runs the same definitions one event at a time in `features_live` (a frame per small batch
+costs milliseconds); the order-dependent parts (sums of order sizes, the balance before a
+reject) are defined in event order so both paths give the same floats: tests/detect prove live
+== replay, windows and findings, bit for bit.
 
 Attribution: tap/log requests carry the key label; stream/REST order events carry the monitor's
 label (the stream is per account), so they are re-attributed by the registered clientOrderId
@@ -15,7 +18,6 @@ prefixes. Orders no prefix explains are "foreign" and land on the account-level 
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,15 @@ import pandas as pd
 
 from monitor.config import Config, UseCase
 from monitor.events import EVENT_COLUMNS, Event
+from monitor.framecodes import (
+    combine,
+    group_codes,
+    isin_codes,
+    joined,
+    quote_base,
+    text_codes,
+    trading_status,
+)
 
 MINUTE_MS = 60_000
 ACCOUNT_ROW = ""  # window key for account-level facts (counters, foreign orders, withdrawals)
@@ -43,9 +54,9 @@ CONTEXT_MINUTES = 60  # `untapped_1h` looks back this far: live keeps at least t
 FAIL_CLASSES = ("auth", "timestamp", "rate", "balance", "filter", "other")
 CODE_CLASS = {-2014: "auth", -2015: "auth", -1022: "auth", -1021: "timestamp", -1003: "rate",
               -2010: "balance", -1013: "filter"}
-QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL")
 ORDER_ENDPOINTS = ("/api/v3/order", "/api/v3/order/test", "/api/v3/sor/order")
 NEW_VALUE_FIELDS = ("ip", "symbol", "endpoint")
+_FCLASS = tuple(sorted({"ok", *FAIL_CLASSES}))
 _STR_COLS = ("event_id", "account", "key", "source", "kind", "ip", "method", "endpoint",
              "symbol", "side", "client_order_id", "exec_type", "order_status", "asset", "raw")
 
@@ -137,6 +148,8 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         elif c in CAT_COLS:
             out[c] = s if isinstance(s.dtype, pd.CategoricalDtype) else (
                 s.astype(object).astype("category"))
+        elif isinstance(s.dtype, pd.StringDtype):
+            out[c] = s  # what the object round trip below would infer again (pandas 3)
         else:
             out[c] = s.astype(object).where(s.notna(), None).to_numpy()
     res = pd.DataFrame(out)
@@ -146,76 +159,68 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     return res
 
 
-def _quote_base(symbol: pd.Series) -> tuple[pd.Series, pd.Series]:
-    quote = pd.Series([None] * len(symbol), index=symbol.index, dtype=object)
-    s = symbol.astype(object).fillna("").astype(str)
-    for q in QUOTES:
-        m = quote.isna() & s.str.endswith(q) & (s.str.len() > len(q))
-        quote[m] = q
-    base = pd.Series([b[: len(b) - len(q)] if q else None for b, q in zip(s, quote, strict=True)],
-                     index=symbol.index, dtype=object)
-    return quote, base
-
-
-def _joined(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """One string per row joining `cols`, built once per distinct combination (fast)."""
-    g = df.groupby(cols, sort=False, observed=True, dropna=False)
-    codes = g.ngroup().to_numpy()
-    names = np.array(["\x1f".join("" if v is None or v != v else str(v) for v in
-                                    (k if isinstance(k, tuple) else (k,)))
-                      for k in g.groups.keys()] if len(df) else [], dtype=object)
-    return names[codes] if len(df) else np.zeros(0, dtype=object)
-
-
 def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.DataFrame:
     """Add per-event derived columns to a normalised frame; advance `state` past it."""
-    df = df.copy()
+    df = df.copy(deep=False)  # only adds columns: copy-on-write keeps the input intact
     n = len(df)
     kind, source = df["kind"], df["source"]
     df["minute"] = (df["ts"] // MINUTE_MS) * MINUTE_MS
-    tapped = (source.isin(["tap", "log"]) & kind.isin(["request", "reject"])).to_numpy()
-    is_order_evt = (source.isin(["stream", "rest"]) & kind.eq("order")).to_numpy()
-    # window key: tap/log carry the label; orders are attributed by clientOrderId prefix
-    wkey = np.full(n, ACCOUNT_ROW, dtype=object)
-    keys = df["key"].astype(object).to_numpy()
-    has = tapped & pd.notna(keys)
-    wkey[has] = keys[has]
+    exchange = isin_codes(source, ("stream", "rest"))
+    tapped = isin_codes(source, ("tap", "log")) & isin_codes(kind, ("request", "reject"))
+    is_order_evt = exchange & isin_codes(kind, ("order",))
+    # window key: tap/log carry the label; orders are attributed by clientOrderId prefix.
+    # Built as codes into a label table (no per-row strings): 0 = ACCOUNT_ROW.
+    kc, ku = text_codes(df["key"])
+    labels = [ACCOUNT_ROW, *(str(k) for k in ku)]
+    wcode = np.where(tapped & (kc >= 0), kc + 1, 0)
     attributed = np.zeros(n, dtype=bool)
-    ord_or_fill = (source.isin(["stream", "rest"]) & kind.isin(["order", "fill"])).to_numpy()
-    accounts = df["account"].astype(object).to_numpy()
+    ord_or_fill = exchange & isin_codes(kind, ("order", "fill"))
+    acs, acu = text_codes(df["account"])
     for acct, pairs in ctx.prefixes.items():
-        idx = np.flatnonzero(ord_or_fill & (accounts == acct))
-        if not len(idx) or not pairs:
+        hit = np.flatnonzero(acu == acct)
+        if not pairs or not len(hit):
+            continue
+        idx = np.flatnonzero(ord_or_fill & (acs == hit[0]))
+        if not len(idx):
             continue
         raw_cid = df["client_order_id"].to_numpy()[idx]
         cid = np.array(["" if v is None or v != v else v for v in raw_cid], dtype=str)
         done = np.zeros(len(idx), dtype=bool)
         for prefix, label in pairs:  # fixed-width numpy strings: C-speed prefix tests
             m = ~done & np.char.startswith(cid, prefix)
-            wkey[idx[m]] = label
+            labels.append(label)
+            wcode[idx[m]] = len(labels) - 1
             done |= m
         attributed[idx[done]] = True
-    df["wkey"] = pd.Categorical(wkey)
-    df["ak"] = _joined(df, ["account", "wkey"])
-    df["is_new_order"] = is_order_evt & df["exec_type"].eq("NEW").to_numpy()
-    registered = df["account"].isin([a for a, pairs in ctx.prefixes.items() if pairs]).to_numpy()
+    table = np.array(labels, dtype=object)
+    cats, remap = np.unique(table, return_inverse=True)  # sorted, as pd.Categorical infers
+    used = np.zeros(len(cats), dtype=bool)
+    used[remap[np.unique(wcode)]] = True
+    keep = np.cumsum(used) - 1
+    df["wkey"] = pd.Categorical.from_codes(keep[remap[wcode]],
+                                           categories=pd.Index(cats[used], dtype=object),
+                                           validate=False)
+    df["ak"] = joined(df, ["account", "wkey"])  # categorical: lookups per key, not per row
+    df["is_new_order"] = is_order_evt & isin_codes(df["exec_type"], ("NEW",))
+    registered = isin_codes(df["account"], [a for a, pairs in ctx.prefixes.items() if pairs])
     df["foreign"] = df["is_new_order"].to_numpy() & ~attributed & registered
     status = np.nan_to_num(df["status"].to_numpy(), nan=0.0)
     code = df["code"].to_numpy()
-    is_reject = kind.eq("reject").to_numpy()
+    is_reject = isin_codes(kind, ("reject",))
     failed = tapped & ((status >= 400) | ~np.isnan(code) | is_reject)
-    fclass = np.full(n, "ok", dtype=object)
-    fclass[failed] = "other"
-    fclass[failed & np.isin(status, [429, 418])] = "rate"
+    fcode = np.full(n, _FCLASS.index("ok"), dtype=np.int8)
+    fcode[failed] = _FCLASS.index("other")
+    fcode[failed & np.isin(status, [429, 418])] = _FCLASS.index("rate")
     for c, cls in CODE_CLASS.items():
-        fclass[failed & (code == c)] = cls
-    df["fclass"] = pd.Categorical(fclass)
+        fcode[failed & (code == c)] = _FCLASS.index(cls)
+    df["fclass"] = pd.Categorical.from_codes(fcode, categories=pd.Index(_FCLASS, dtype=object),
+                                             validate=False)
     df["tapped"] = tapped
     df["is_order_req"] = tapped & (is_reject | (
-        df["method"].eq("POST") & df["endpoint"].isin(ORDER_ENDPOINTS)).to_numpy())
+        isin_codes(df["method"], ("POST",)) & isin_codes(df["endpoint"], ORDER_ENDPOINTS)))
     df["accepted_order"] = df["is_order_req"].to_numpy() & ~failed
     df["ip_whitelisted"] = _whitelist_flags(df, tapped, ctx)
-    _first_seen(df, pd.Series(tapped, index=df.index), state)
+    _first_seen(df, tapped, state)
     _order_sizes(df, state)
     _reject_vs_balance(df, state)
     _counter_growth(df, state)
@@ -225,209 +230,266 @@ def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.Dat
 
 def _whitelist_flags(df: pd.DataFrame, tapped: np.ndarray, ctx: FeatureContext) -> np.ndarray:
     out = np.full(len(df), None, dtype=object)
-    rows = np.flatnonzero(tapped & df["ip"].notna().to_numpy())
+    ips, ipu = text_codes(df["ip"])
+    rows = np.flatnonzero(tapped & (ips >= 0))
     if not len(rows):
         return out
-    sub = df.iloc[rows][["account", "wkey", "ip"]]
-    g = sub.groupby(["account", "wkey", "ip"], sort=False, observed=True)
-    look = [ctx.whitelisted(str(a), str(k), str(ip)) for a, k, ip in g.groups.keys()]
-    out[rows] = np.array(look + [None], dtype=object)[g.ngroup().to_numpy()]
+    acs, acu = text_codes(df["account"])
+    wks, wku = text_codes(df["wkey"])
+    inv, _ = pd.factorize(combine((acs[rows], acu), (wks[rows], wku), (ips[rows], ipu)))
+    first = np.flatnonzero(~pd.Series(inv).duplicated().to_numpy())
+    look = [ctx.whitelisted(str(acu[acs[rows[i]]]), str(wku[wks[rows[i]]]),
+                            str(ipu[ips[rows[i]]])) for i in first]
+    out[rows] = np.array(look + [None], dtype=object)[inv]
     return out
 
 
-def _first_seen(df: pd.DataFrame, tapped: pd.Series, state: FeatureState) -> None:
+def _first_seen(df: pd.DataFrame, tapped: np.ndarray, state: FeatureState) -> None:
     """`first_<field>`: first sighting ever of this value for this (account, key)."""
     has_key = df["wkey"].ne(ACCOUNT_ROW).to_numpy()
-    firsts = df[has_key].groupby("ak", sort=False)["ts"].min()
-    for ak, t in firsts.items():
-        state.key_first_ts.setdefault(ak, int(t))
-    df["key_first_ts"] = pd.Series(df["ak"]).map(state.key_first_ts).fillna(-1).astype("int64")
+    akc, aku = text_codes(df["ak"])
+    ts = df["ts"].to_numpy()
+    rows = np.flatnonzero(has_key)
+    # frames are in time order: a key's first row holds its min ts
+    for i in rows[~pd.Series(akc[rows]).duplicated().to_numpy()]:
+        state.key_first_ts.setdefault(aku[akc[i]], int(ts[i]))
+    look = np.array([state.key_first_ts.get(k, -1) for k in aku] + [-1], dtype=np.int64)
+    df["key_first_ts"] = look[akc]
+    acs, acu = text_codes(df["account"])
+    wks, wku = text_codes(df["wkey"])
     for f in NEW_VALUE_FIELDS:
-        elig = has_key & df[f].notna().to_numpy()
+        vc, vu = text_codes(df[f])
+        elig = has_key & (vc >= 0)
         if f in ("ip", "endpoint"):
-            elig &= tapped.to_numpy()
+            elig &= tapped
         col = np.zeros(len(df), dtype=bool)
-        sub = df.loc[elig, ["account", "wkey", f]].astype(object)
-        first = sub[~sub.duplicated()]
+        rows = np.flatnonzero(elig)
+        combo = combine((acs[rows], acu), (wks[rows], wku), (vc[rows], vu))
         seen = state.seen[f]
-        for idx, t in zip(first.index, first.itertuples(index=False, name=None), strict=True):
+        for i in rows[~pd.Series(combo).duplicated().to_numpy()]:
+            t = (acu[acs[i]], wku[wks[i]], vu[vc[i]])
             if t not in seen:
-                col[idx] = True
+                col[i] = True
                 seen.add(t)
         df[f"first_{f}"] = col
 
 
-def _group_cum(df: pd.DataFrame, mask: pd.Series, values: pd.Series, by: list[str]) -> pd.Series:
-    v = values.where(mask, 0.0)
-    return v.groupby([df[b] for b in by], sort=False).cumsum()
-
-
-
 def _order_sizes(df: pd.DataFrame, state: FeatureState) -> None:
-    """Usual order size: mean notional of the key's own earlier orders (exclusive of this one)."""
-    own = (df["accepted_order"] | (df["is_new_order"] & ~df["foreign"])) & df["notional"].notna()
-    own &= df["wkey"].ne(ACCOUNT_ROW).to_numpy()
-    notional = df["notional"].fillna(0.0)
-    csum = _group_cum(df, own, notional, ["ak"]) - notional.where(own, 0.0)
-    ccnt = _group_cum(df, own, pd.Series(1.0, index=df.index), ["ak"]) - own.astype(float)
-    ak = pd.Series(df["ak"])
-    base_s = ak.map(state.own_sum).fillna(0.0).to_numpy(dtype=float)
-    base_c = ak.map(state.own_cnt).fillna(0.0).to_numpy(dtype=float)
-    tot_c = ccnt.to_numpy() + base_c
+    """Usual order size: mean notional of the key's own earlier orders (exclusive of this one).
+
+    Sums run strictly in event order from the carried state (np.cumsum is sequential), so a
+    replay and live batches of any size add the same floats in the same order: bit-identical.
+    """
+    own = ((df["accepted_order"] | (df["is_new_order"] & ~df["foreign"])) & df["notional"].notna()
+           ).to_numpy() & df["wkey"].ne(ACCOUNT_ROW).to_numpy()
+    notional = df["notional"].to_numpy(dtype=float)
+    n = len(df)
+    excl_sum, excl_cnt = np.zeros(n), np.zeros(n)
+    if n:
+        v = np.where(own, notional, 0.0)
+        codes, names = df["ak"].cat.codes.to_numpy(), df["ak"].cat.categories
+        order = np.argsort(codes, kind="stable")
+        cuts = np.flatnonzero(np.diff(codes[order])) + 1
+        for idx in np.split(order, cuts):
+            k = names[codes[idx[0]]]
+            cs = np.cumsum(np.concatenate(([state.own_sum.get(k, 0.0)], v[idx])))
+            cc = np.cumsum(np.concatenate(([state.own_cnt.get(k, 0.0)], own[idx].astype(float))))
+            excl_sum[idx], excl_cnt[idx] = cs[:-1], cc[:-1]
+            if own[idx].any():
+                state.own_sum[k], state.own_cnt[k] = float(cs[-1]), float(cc[-1])
     with np.errstate(invalid="ignore", divide="ignore"):
-        usual = np.where(tot_c > 0, (csum.to_numpy() + base_s) / np.maximum(tot_c, 1), np.nan)
-    df["usual_notional"] = usual
-    df["notional_to_usual"] = df["notional"] / df["usual_notional"]
-    g = df[own].groupby("ak", sort=False)["notional"].agg(["sum", "count"])
-    for k, sm, ct in zip(g.index, g["sum"], g["count"], strict=True):
-        state.own_sum[k] = state.own_sum.get(k, 0.0) + float(sm)
-        state.own_cnt[k] = state.own_cnt.get(k, 0.0) + float(ct)
+        usual = np.where(excl_cnt > 0, excl_sum / np.maximum(excl_cnt, 1), np.nan)
+        df["usual_notional"] = usual
+        df["notional_to_usual"] = notional / usual
 
 
 def _reject_vs_balance(df: pd.DataFrame, state: FeatureState) -> None:
-    """Free balance (in quote) of the asset a rejected order would have spent, as of its time."""
-    df["free_value"] = np.nan
-    bal = df.loc[df["kind"].eq("balance") & df["asset"].notna(), ["ts", "account", "asset",
-                                                                   "free"]]
-    rej = df[df["is_order_req"] & df["fclass"].ne("ok") & df["notional"].notna()]
-    if not rej.empty:
-        quote, base = _quote_base(rej["symbol"])
-        need = np.where(rej["side"].eq("SELL"), base, quote)
-        left = pd.DataFrame({"ts": rej["ts"].to_numpy(), "account": rej["account"].to_numpy(),
-                             "asset": need, "i": rej.index.to_numpy()})
-        left = left[left["asset"].notna()]
-        prior = pd.DataFrame([(-1, a, s, f) for (a, s), f in state.balance.items()],
-                             columns=["ts", "account", "asset", "free"])
-        right = pd.concat([prior, bal], ignore_index=True) if len(prior) else bal.copy()
-        if len(left) and len(right):
-            right = right.astype({"ts": "int64", "free": "float64"})
-            right["account"] = right["account"].astype(str)
-            right["asset"] = right["asset"].astype(str)
-            left["account"] = left["account"].astype(str)
-            left["asset"] = left["asset"].astype(str)
-            m = pd.merge_asof(left.sort_values("ts"), right.sort_values("ts", kind="stable"),
-                              on="ts", by=["account", "asset"], direction="backward")
-            sell = df.loc[m["i"], "side"].eq("SELL").to_numpy()
-            px = (df.loc[m["i"], "notional"] / df.loc[m["i"], "qty"]).to_numpy()
-            val = m["free"].to_numpy() * np.where(sell, px, 1.0)
-            df.loc[m["i"].to_numpy(), "free_value"] = val
-    df["notional_to_free"] = df["notional"] / df["free_value"].where(df["free_value"] > 0, np.nan)
-    df.loc[df["free_value"].eq(0) & df["notional"].gt(0), "notional_to_free"] = np.inf
-    for t in bal.drop_duplicates(["account", "asset"], keep="last").itertuples(index=False):
-        state.balance[(t.account, t.asset)] = float(t.free) if t.free == t.free else 0.0
+    """Free balance (in quote) of the asset a rejected order would have spent: the last balance
+    update for it that came before the reject, in event order (the state holds earlier ones)."""
+    n = len(df)
+    fv = np.full(n, np.nan)
+    acs, acu = text_codes(df["account"])
+    ascs, asu = text_codes(df["asset"])
+    free = df["free"].to_numpy(dtype=float)
+    brows = np.flatnonzero(df["kind"].eq("balance").to_numpy() & (ascs >= 0))
+    bkey = acs[brows] * (len(asu) + 1) + ascs[brows]
+    notional = df["notional"].to_numpy(dtype=float)
+    rej = np.flatnonzero(df["is_order_req"].to_numpy() & df["fclass"].ne("ok").to_numpy()
+                         & ~np.isnan(notional))
+    if len(rej):
+        series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for k in pd.unique(bkey):  # each (account, asset): its balance rows, in order
+            rows = brows[bkey == k]
+            series[(str(acu[acs[rows[0]]]), str(asu[ascs[rows[0]]]))] = (rows, free[rows])
+        sym, side = df["symbol"].to_numpy()[rej], df["side"].to_numpy()[rej]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            px = notional[rej] / df["qty"].to_numpy(dtype=float)[rej]
+        for j, i in enumerate(rej):
+            quote, base = quote_base(sym[j] if isinstance(sym[j], str) else None)
+            sell = side[j] == "SELL"
+            need = base if sell else quote
+            if need is None:
+                continue
+            key = (str(acu[acs[i]]), need)
+            f = state.balance.get(key, np.nan)
+            if key in series:
+                rows, vals = series[key]
+                k = int(np.searchsorted(rows, i)) - 1  # balance rows strictly before the reject
+                if k >= 0:
+                    f = vals[k]
+            fv[i] = f * (px[j] if sell else 1.0)
+    df["free_value"] = fv
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ntf = np.where(fv > 0, notional / np.where(fv > 0, fv, 1.0), np.nan)
+    ntf[(fv == 0) & (notional > 0)] = np.inf
+    df["notional_to_free"] = ntf
+    for k in pd.unique(bkey):
+        last = brows[bkey == k][-1]
+        state.balance[(str(acu[acs[last]]), str(asu[ascs[last]]))] = float(free[last])
 
 
 def _counter_growth(df: pd.DataFrame, state: FeatureState) -> None:
     """At each usage poll: account order-counter growth minus tapped bots' orders since the last."""
-    acc_order = df["accepted_order"].astype("int64")
-    cum_bots = acc_order.groupby(df["account"], sort=False, observed=True).cumsum()
-    prior = df["account"].astype(object).map(state.bot_orders).fillna(0).astype("int64")
-    cum_bots = cum_bots + prior
-    df["orders_1d_growth"] = 0.0
-    df["unexplained_orders"] = 0.0
-    usage = df[df["kind"].eq("usage") & df["orders_1d"].notna()]
-    if not usage.empty:
-        growth, unexpl = [], []
-        for i, acct, o1d in zip(usage.index, usage["account"], usage["orders_1d"], strict=True):
-            bots = int(cum_bots[i])
-            last = state.last_usage.get(acct)
-            if last is None:
-                g = u = 0.0
-            else:
-                g = float(o1d - last[0]) if o1d >= last[0] else float(o1d)
-                u = max(0.0, g - (bots - last[1]))
-            state.last_usage[acct] = (int(o1d), bots)
-            growth.append(g)
-            unexpl.append(u)
-        df.loc[usage.index, "orders_1d_growth"] = growth
-        df.loc[usage.index, "unexplained_orders"] = unexpl
-    for acct, c in acc_order.groupby(df["account"], sort=False, observed=True).sum().items():
-        state.bot_orders[acct] = state.bot_orders.get(acct, 0) + int(c)
+    acc_order = df["accepted_order"].to_numpy().astype(np.int64)
+    acs, acu = text_codes(df["account"])
+    cum_bots = np.zeros(len(df), dtype=np.int64)
+    totals: dict[str, int] = {}
+    for a in np.unique(acs[acc_order > 0]) if acc_order.any() else []:
+        rows = np.flatnonzero(acs == a)
+        cum_bots[rows] = np.cumsum(acc_order[rows])
+        totals[str(acu[a])] = int(cum_bots[rows[-1]])
+    growth = np.zeros(len(df))
+    unexpl = np.zeros(len(df))
+    o1d_all = df["orders_1d"].to_numpy()
+    usage = np.flatnonzero(df["kind"].eq("usage").to_numpy() & ~np.isnan(o1d_all))
+    for i in usage:
+        acct, o1d = str(acu[acs[i]]), o1d_all[i]
+        bots = int(cum_bots[i]) + state.bot_orders.get(acct, 0)
+        last = state.last_usage.get(acct)
+        if last is not None:
+            growth[i] = float(o1d - last[0]) if o1d >= last[0] else float(o1d)
+            unexpl[i] = max(0.0, growth[i] - (bots - last[1]))
+        state.last_usage[acct] = (int(o1d), bots)
+    df["orders_1d_growth"] = growth
+    df["unexplained_orders"] = unexpl
+    for acct, c in totals.items():
+        state.bot_orders[acct] = state.bot_orders.get(acct, 0) + c
 
 
 def _trading_status(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """apiTradingStatus in a usage event's raw: locked flag and max indicator/trigger ratio."""
+    """Per usage event with a raw body: `trading_status` (each distinct text parsed once)."""
     ratio = np.zeros(len(df))
     locked = np.zeros(len(df), dtype=bool)
-    sub = df[df["kind"].eq("usage") & df["raw"].notna()]
-    for i, raw in zip(sub.index, sub["raw"], strict=True):
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            continue
-        data = data.get("data", data) if isinstance(data, dict) else {}
-        if not isinstance(data, dict):
-            continue
-        locked[i] = bool(data.get("isLocked", False))
-        trig = data.get("triggerCondition") or {}
-        counts = data.get("counts") or {}
-        best = 0.0
-        for name, limit in trig.items():
-            c = counts.get(name)
-            if isinstance(c, (int, float)) and isinstance(limit, (int, float)) and limit > 0:
-                best = max(best, c / limit)
-        for items in (data.get("indicators") or {}).values():
-            for it in items if isinstance(items, list) else []:
-                v, t = it.get("v"), it.get("t")
-                if isinstance(v, (int, float)) and isinstance(t, (int, float)) and t > 0:
-                    best = max(best, v / t)
-        ratio[i] = best
+    rows = np.flatnonzero((df["kind"].eq("usage") & df["raw"].notna()).to_numpy())
+    seen: dict[str, tuple[float, bool]] = {}
+    raws = df["raw"].to_numpy()
+    for i in rows:
+        raw = raws[i]
+        got = seen.get(raw)
+        if got is None:
+            got = seen[raw] = trading_status(raw)
+        ratio[i], locked[i] = got
     return ratio, locked
 
 
 def aggregate(e: pd.DataFrame) -> pd.DataFrame:
-    """Enriched events -> one row per (account, key, minute) with FEATURES, in a stable order."""
+    """Enriched events -> one row per (account, key, minute) with FEATURES, in a stable order.
+
+    Plain numpy over one group index (bincount sums, fmax.reduceat maxima that skip nan):
+    the counts are whole numbers, so any summation order gives the same floats as a groupby.
+    """
     cols = ["account", "key", "minute", *FEATURES]
     if e.empty:
         return pd.DataFrame(columns=cols)
-    failed = e["fclass"].ne("ok") & e["tapped"]
-    rejected = e["is_order_req"] & failed
-    d = pd.DataFrame({
-        "account": e["account"], "key": e["wkey"], "minute": e["minute"],
-        "requests": e["tapped"].astype(float),
-        "weight_max": e["weight_1m"].where(e["tapped"], np.nan),
-        "order_requests": e["is_order_req"].astype(float),
-        "accepted_orders": e["accepted_order"].astype(float),
-        "stream_orders": (e["is_new_order"] & ~e["foreign"]).astype(float),
-        "fills": e["kind"].eq("fill").astype(float),
-        "rejects": rejected.astype(float),
-        "failures": failed.astype(float),
-        "new_ips": e["first_ip"].astype(float),
-        "off_whitelist_ips": (e["first_ip"] & e["ip_whitelisted"].eq(False)).astype(float),
-        "max_reject_notional": e["notional"].where(rejected, np.nan),
-        "reject_to_free": e["notional_to_free"].where(rejected, np.nan),
-        "reject_to_usual": e["notional_to_usual"].where(rejected, np.nan),
-        "max_order_to_usual": e["notional_to_usual"].where(
-            e["accepted_order"] | (e["is_new_order"] & ~e["foreign"]), np.nan),
-        "foreign_orders": e["foreign"].astype(float),
-        "orders_10s_max": e["orders_10s"],
-        "orders_1d_growth": e["orders_1d_growth"],
-        "unexplained_orders": e["unexplained_orders"],
-        "new_symbols": e["first_symbol"].astype(float),
-        "withdrawals": e["kind"].eq("withdrawal").astype(float),
-        "stream_problems": e["kind"].eq("stream_status").astype(float),
-        "ip": e["ip"].where(e["tapped"], None),
-        "endpoint": e["endpoint"].where(e["tapped"], None),
-    })
+    ac, acu = group_codes(e["account"])
+    kc, kcu = group_codes(e["wkey"])
+    minute = e["minute"].to_numpy(dtype=np.int64)
+    mi = (minute - int(minute.min())) // MINUTE_MS
+    nak = len(acu) * (len(kcu) + 1)
+    # hash the (minute, account, key) triples (cheap: rows come in time order), then rank the
+    # few distinct windows by (account, key, minute), the order groupby(sort=True) gives
+    codes, uniq = pd.factorize(mi * nak + ac * (len(kcu) + 1) + kc)
+    ng = len(uniq)
+    rank = np.empty(ng, dtype=np.int64)
+    rank[np.lexsort((uniq // nak, uniq % nak))] = np.arange(ng)
+    inv = rank[codes]
+
+    def col(name: str) -> np.ndarray:
+        return e[name].to_numpy()
+
+    def is_(name: str, value: str) -> np.ndarray:
+        c, u = text_codes(e[name])
+        hit = np.flatnonzero(u == value)
+        return c == hit[0] if len(hit) else np.zeros(len(c), dtype=bool)
+
+    tapped = col("tapped").astype(bool)
+    failed = ~is_("fclass", "ok") & tapped
+    order_req, accepted = col("is_order_req").astype(bool), col("accepted_order").astype(bool)
+    new_order, foreign = col("is_new_order").astype(bool), col("foreign").astype(bool)
+    rejected = order_req & failed
+    own_new = new_order & ~foreign
+    first_ip = col("first_ip").astype(bool)
+    wl_false = np.equal(col("ip_whitelisted"), False).astype(bool)  # None/True -> False
+    out: dict[str, np.ndarray] = {}
+
+    def total(x: np.ndarray) -> np.ndarray:
+        return np.bincount(inv, weights=np.asarray(x, dtype=float), minlength=ng)
+
+    def most(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        ok = ~np.isnan(x) if mask is None else mask & ~np.isnan(x)
+        res = np.full(ng, np.nan)
+        np.fmax.at(res, inv[ok], x[ok])
+        return res
+
+    def distinct(name: str) -> np.ndarray:
+        vc, vu = text_codes(e[name])
+        rows = np.flatnonzero(tapped & (vc >= 0))
+        pairs = pd.unique(inv[rows] * (len(vu) + 1) + vc[rows])
+        return np.bincount(pairs // (len(vu) + 1), minlength=ng).astype(float)
+
+    out["requests"] = total(tapped)
+    out["order_requests"] = total(order_req)
+    out["accepted_orders"] = total(accepted)
+    out["stream_orders"] = total(own_new)
+    out["fills"] = total(is_("kind", "fill"))
+    out["rejects"] = total(rejected)
+    out["failures"] = total(failed)
+    out["new_ips"] = total(first_ip)
+    out["off_whitelist_ips"] = total(first_ip & wl_false)
+    out["foreign_orders"] = total(foreign)
+    out["orders_1d_growth"] = total(col("orders_1d_growth"))
+    out["unexplained_orders"] = total(col("unexplained_orders"))
+    out["new_symbols"] = total(col("first_symbol").astype(bool))
+    out["withdrawals"] = total(is_("kind", "withdrawal"))
+    out["stream_problems"] = total(is_("kind", "stream_status"))
     for c in FAIL_CLASSES:
-        d[f"fail_{c}"] = (failed & e["fclass"].eq(c)).astype(float)
-    g = d.groupby(["account", "key", "minute"], sort=True)
-    sums = ["requests", "order_requests", "accepted_orders", "stream_orders", "fills", "rejects",
-            "failures", "new_ips", "off_whitelist_ips", "foreign_orders", "orders_1d_growth",
-            "unexplained_orders", "new_symbols", "withdrawals", "stream_problems",
-            *[f"fail_{c}" for c in FAIL_CLASSES]]
-    maxes = ["weight_max", "max_reject_notional", "reject_to_free", "reject_to_usual",
-             "max_order_to_usual", "orders_10s_max"]
-    w = g[sums].sum().join(g[maxes].max()).join(
-        g[["ip", "endpoint"]].nunique().rename(
-            columns={"ip": "distinct_ips", "endpoint": "distinct_endpoints"}))
-    w = w.reset_index()
-    w["untapped_orders"] = (w["stream_orders"] - w["accepted_orders"]).clip(lower=0)
-    w["untapped_1h"] = 0.0  # filled by add_context, which needs the key's earlier windows
-    w["failure_ratio"] = w["failures"] / w["requests"].where(w["requests"] > 0, np.nan)
-    w["order_share"] = w["order_requests"] / w["requests"].where(w["requests"] > 0, np.nan)
-    w[list(FEATURES)] = w[list(FEATURES)].astype(float).replace([np.inf], 1e9).fillna(0.0)
-    return w[cols].reset_index(drop=True)
+        out[f"fail_{c}"] = total(failed & is_("fclass", c))
+    out["weight_max"] = most(col("weight_1m"), tapped)
+    out["max_reject_notional"] = most(col("notional"), rejected)
+    out["reject_to_free"] = most(col("notional_to_free"), rejected)
+    out["reject_to_usual"] = most(col("notional_to_usual"), rejected)
+    out["max_order_to_usual"] = most(col("notional_to_usual"), accepted | own_new)
+    out["orders_10s_max"] = most(col("orders_10s"))
+    out["distinct_ips"] = distinct("ip")
+    out["distinct_endpoints"] = distinct("endpoint")
+    out["untapped_orders"] = np.maximum(out["stream_orders"] - out["accepted_orders"], 0.0)
+    out["untapped_1h"] = np.zeros(ng)  # filled by add_context (needs the key's earlier windows)
+    req = np.where(out["requests"] > 0, out["requests"], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["failure_ratio"] = out["failures"] / req
+        out["order_share"] = out["order_requests"] / req
+    for f in FEATURES:
+        v = out[f]
+        out[f] = np.nan_to_num(np.where(v == np.inf, 1e9, v), nan=0.0, posinf=1e9, neginf=-np.inf)
+    first = np.empty(ng, dtype=np.int64)
+    first[inv] = np.arange(len(inv))  # a row of each window (they share account, key, minute)
+    acct = (pd.Categorical.from_codes(ac[first], categories=acu)
+            if isinstance(acu, pd.Index) else acu[ac[first]])
+    key = (pd.Categorical.from_codes(kc[first], categories=kcu)
+           if isinstance(kcu, pd.Index) else kcu[kc[first]])
+    return pd.DataFrame({"account": acct, "key": key, "minute": minute[first],
+                         **{f: out[f] for f in FEATURES}})[cols]
 
 
 def add_context(w: pd.DataFrame) -> pd.DataFrame:

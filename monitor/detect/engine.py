@@ -9,6 +9,7 @@ back by each rule's cooldown per (rule, account, key, group), in time order, in 
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ import pandas as pd
 from monitor.config import Config
 from monitor.detect import posture
 from monitor.detect.forest import ForestModel
-from monitor.detect.kinds import KINDS, as_float, scope_mask
+from monitor.detect.kinds import KINDS, BaselineRatio, as_float, scope_mask
 from monitor.detect.rules import Rule, load_rules
 from monitor.events import Event
 from monitor.features import (
+    ACCOUNT_ROW,
     CONTEXT_MINUTES,
     FEATURES,
     MINUTE_MS,
@@ -31,9 +33,9 @@ from monitor.features import (
     add_context,
     aggregate,
     enrich,
-    events_to_frame,
     normalise,
 )
+from monitor.features_live import LiveFeatures
 from monitor.findings import Finding, Severity, Signal, finding_id
 
 FOREST_RULE = Rule(
@@ -74,6 +76,9 @@ class DetectionEngine:
         self.event_rules = [r for r in rules if KINDS[r.kind].stage == "event"]
         self.posture_rules = [r for r in rules if KINDS[r.kind].stage == "posture"]
         self.rules = {r.id: r for r in rules} | {FOREST_RULE.id: FOREST_RULE}
+        self._event_tests = [(r, KINDS[r.kind].row_test(r.params))  # type: ignore[attr-defined]
+                             for r in self.event_rules]
+        self._baselines = [r for r in self.window_rules if r.kind == "baseline_ratio"]
         self._history_len = 1 + max([r.params.get("baseline_windows", 0)
                                      for r in self.window_rules] + [CONTEXT_MINUTES])
         self.reset()
@@ -89,31 +94,84 @@ class DetectionEngine:
         self.fstate = FeatureState()
         self.pstates: dict[str, posture.PostureState] = {}
         self.last_fire: dict[tuple[str, str, str, str], int] = {}
-        self.pending: list[pd.DataFrame] = []
+        self.live = LiveFeatures(self.ctx, self.fstate)
+        self.key_history: dict[tuple[str, str], dict[str, deque[Any]]] = {}
         self.history = pd.DataFrame()
         self.last_windows = pd.DataFrame()  # the windows the last tick/replay closed
 
     # live ---------------------------------------------------------------------------------
+    # The live path runs the same definitions as replay in plain Python, one event at a time
+    # (monitor/features_live.py): a pandas frame per small batch costs milliseconds of fixed
+    # overhead. tests/detect/test_live_replay.py proves both give identical windows and findings.
     def process(self, events: list[Event]) -> list[Finding]:
-        """Enrich a batch (in time order) and fire event rules and posture immediately."""
+        """Enrich a batch (in time order), count it into its windows, fire event rules and
+        posture immediately."""
         if not events:
             return []
-        e = enrich(events_to_frame(events), self.ctx, self.fstate)
-        self.pending.append(e)
-        return self._finalise(self._event_candidates(e))
+        if any(a.ts > b.ts for a, b in zip(events, events[1:], strict=False)):
+            events = sorted(events, key=lambda e: e.ts)  # stable, as `normalise`
+        live, tests = self.live, self._event_tests
+        cands: list[dict[str, Any]] = []
+        polls: list[tuple[int, str, Any, str, str]] = []
+        for ev in events:
+            r = live.enrich_one(ev)
+            live.add(r)
+            for rule, test in tests:
+                if test(r):
+                    cands.append(self._event_cand(rule, r))
+            if r["kind"] == "key_config" and r["raw"] is not None:
+                polls.append((r["ts"], r["account"], r["key"], r["event_id"], r["raw"]))
+        if polls and self.posture_rules:
+            cands.extend(posture.evaluate_polls(self.posture_rules, polls, self.ctx,
+                                                self.pstates))
+        return self._finalise(cands)
 
     def tick(self, now_ms: int) -> list[Finding]:
         """Close every window that ended at or before `now_ms`; run windowed rules + forest."""
         self.last_windows = pd.DataFrame()
-        if not self.pending:
+        rows = self.live.close(now_ms)
+        if not rows:
             return []
-        e = pd.concat(self.pending, ignore_index=True) if len(self.pending) > 1 else self.pending[0]
-        done = (e["minute"] + MINUTE_MS) <= now_ms
-        rest = e[~done]
-        self.pending = [rest.reset_index(drop=True)] if len(rest) else []
-        if not done.any():
-            return []
-        return self._finalise(self._window_candidates(aggregate(e[done])))
+        return self._finalise(self._live_window_candidates(rows))
+
+    def _live_window_candidates(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`_window_candidates` for closed live windows, with per-key history in deques:
+        the last hour of untapped orders and each baseline rule's previous values."""
+        bases: list[dict[str, float | None]] = []
+        span = (CONTEXT_MINUTES - 1) * MINUTE_MS
+        for row in rows:
+            h = self.key_history.get((row["account"], row["key"]))
+            if h is None:
+                h = self.key_history[(row["account"], row["key"])] = {"untapped": deque()} | {
+                    r.id: deque(maxlen=r.params["baseline_windows"]) for r in self._baselines}
+            dq = h["untapped"]
+            while dq and dq[0][0] < row["minute"] - span:
+                dq.popleft()
+            dq.append((row["minute"], row["untapped_orders"]))
+            row["untapped_1h"] = float(sum(u for _, u in dq))
+            b: dict[str, float | None] = {}
+            for rule in self._baselines:
+                prev = h[rule.id]
+                b[rule.id] = (BaselineRatio.median(list(prev))
+                              if len(prev) >= rule.params["min_history"] else None)
+                prev.append(row[rule.params["metric"]])
+            bases.append(b)
+        out: list[dict[str, Any]] = []
+        for rule in self.window_rules:
+            kind, p = KINDS[rule.kind], rule.params
+            m, scope = p["metric"], p.get("scope")
+            for row, b in zip(rows, bases, strict=True):
+                if (scope == "key" and row["key"] == ACCOUNT_ROW) or (
+                        scope == "account" and row["key"] != ACCOUNT_ROW):
+                    continue
+                v, base = float(row[m]), b.get(rule.id)
+                if kind.row_hit(p, v, base):  # type: ignore[attr-defined]
+                    out.append(self._window_cand(rule, row, {m: v, "baseline": base},
+                                                 self._window_summary(rule, row, v, base)))
+        new = pd.DataFrame.from_records(rows, columns=["account", "key", "minute", *FEATURES])
+        self.last_windows = new
+        out.extend(self._forest_candidates(new))
+        return out
 
     # replay -------------------------------------------------------------------------------
     def replay(self, df: pd.DataFrame) -> list[Finding]:
@@ -129,22 +187,25 @@ class DetectionEngine:
         for rule in self.event_rules:
             hit = KINDS[rule.kind].mask(rule.params, e)  # type: ignore[attr-defined]
             for _, row in e[hit].iterrows():
-                key = row["wkey"]  # tapped label or clientOrderId owner; "" = account level
-                group = {g: str(row[g]) for g in rule.params.get("group_by", [])
-                         if _present(row[g])}
-                if rule.kind == "new_value":
-                    f = rule.params["field"]
-                    group = {f: str(row[f])}
-                ev = {k: _clean(row[k]) for k in EVENT_EVIDENCE if _present(row[k])}
-                ev["event_id"] = row["event_id"]
-                out.append({"rule": rule, "ts": int(row["ts"]), "account": row["account"],
-                            "key": key, "group": group, "anchor": row["event_id"],
-                            "summary": self._event_summary(rule, row, key), "evidence": ev})
+                out.append(self._event_cand(rule, row))
         out.extend(posture.evaluate(self.posture_rules, e, self.ctx, self.pstates))
         return out
 
+    def _event_cand(self, rule: Rule, row: Any) -> dict[str, Any]:
+        """One event rule hit (row: a frame row or a live dict) -> candidate finding."""
+        key = row["wkey"]  # tapped label or clientOrderId owner; "" = account level
+        group = {g: str(row[g]) for g in rule.params.get("group_by", []) if _present(row[g])}
+        if rule.kind == "new_value":
+            f = rule.params["field"]
+            group = {f: str(row[f])}
+        ev = {k: _clean(row[k]) for k in EVENT_EVIDENCE if _present(row[k])}
+        ev["event_id"] = row["event_id"]
+        return {"rule": rule, "ts": int(row["ts"]), "account": row["account"], "key": key,
+                "group": group, "anchor": row["event_id"],
+                "summary": self._event_summary(rule, row, key), "evidence": ev}
+
     @staticmethod
-    def _event_summary(rule: Rule, row: pd.Series, key: str) -> str:
+    def _event_summary(rule: Rule, row: Any, key: str) -> str:
         who = f"key {key}" if key else f"account {row['account']}"
         bits = []
         if _present(row["ip"]):
@@ -177,29 +238,39 @@ class DetectionEngine:
                 row = w.iloc[i]
                 v = float(row[m])
                 b = None if base is None else float(base.iloc[i])
-                if b is None:
-                    summary = (f"{m} reached {v:g} in the minute from {_iso(int(row['minute']))} "
-                               f"(threshold {rule.params['op']} {rule.params['value']:g}).")
-                else:
-                    ref = max(b, rule.params["floor"])
-                    summary = (f"{m} was {v:g} in the minute from {_iso(int(row['minute']))}, "
-                               f"{v / ref:.1f}x its baseline of {b:g}.")
-                out.append(self._window_cand(rule, row, {m: v, "baseline": b}, summary))
+                out.append(self._window_cand(rule, row, {m: v, "baseline": b},
+                                             self._window_summary(rule, row, v, b)))
         new = w[w["_new"]]
         self.last_windows = new.drop(columns="_new").reset_index(drop=True)
-        if self.forest is not None and len(new):
-            scores = self.forest.score(new)
-            for i in np.flatnonzero(scores > self.forest.threshold):
-                row = new.iloc[i]
-                reasons = self.forest.explain(row)
-                ev = {"score": round(float(scores[i]), 4),
-                      "threshold": round(self.forest.threshold, 4), "reasons": reasons}
-                summary = f"Unusual minute from {_iso(int(row['minute']))}: {reasons[0]}."
-                out.append(self._window_cand(FOREST_RULE, row, ev, summary))
+        out.extend(self._forest_candidates(new))
         return out
 
     @staticmethod
-    def _window_cand(rule: Rule, row: pd.Series, extra: dict[str, Any], summary: str
+    def _window_summary(rule: Rule, row: Any, v: float, b: float | None) -> str:
+        m = rule.params["metric"]
+        if b is None:
+            return (f"{m} reached {v:g} in the minute from {_iso(int(row['minute']))} "
+                    f"(threshold {rule.params['op']} {rule.params['value']:g}).")
+        ref = max(b, rule.params["floor"])
+        return (f"{m} was {v:g} in the minute from {_iso(int(row['minute']))}, "
+                f"{v / ref:.1f}x its baseline of {b:g}.")
+
+    def _forest_candidates(self, new: pd.DataFrame) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.forest is None or not len(new):
+            return out
+        scores = self.forest.score(new)
+        for i in np.flatnonzero(scores > self.forest.threshold):
+            row = new.iloc[i]
+            reasons = self.forest.explain(row)
+            ev = {"score": round(float(scores[i]), 4),
+                  "threshold": round(self.forest.threshold, 4), "reasons": reasons}
+            summary = f"Unusual minute from {_iso(int(row['minute']))}: {reasons[0]}."
+            out.append(self._window_cand(FOREST_RULE, row, ev, summary))
+        return out
+
+    @staticmethod
+    def _window_cand(rule: Rule, row: Any, extra: dict[str, Any], summary: str
                      ) -> dict[str, Any]:
         minute = int(row["minute"])
         ev = {"window_start_ms": minute, "window_end_ms": minute + MINUTE_MS, **extra,

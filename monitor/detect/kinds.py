@@ -8,6 +8,7 @@ over events, so replay of millions of events stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,59 @@ def match_where(df: pd.DataFrame, where: dict[str, Any]) -> pd.Series:
     return mask
 
 
+Row = dict[str, Any]
+RowTest = Callable[[Row], bool]
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v != v
+
+
+def _to_num(v: Any) -> float:
+    """pd.to_numeric(errors="coerce") for one value."""
+    if _missing(v):
+        return float("nan")
+    if isinstance(v, (bool, int, float)):
+        return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _row_op(fld: str, op: str, val: Any) -> RowTest:
+    """One `{op: value}` predicate of `match_where`, for one enriched row (the live path)."""
+    if op == "exists":
+        return (lambda r: not _missing(r[fld])) if val else (lambda r: _missing(r[fld]))
+    if op in ("gt", "ge", "lt", "le"):
+        cmp = {"gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}[op]
+        fval = float(val)
+        return lambda r: bool(cmp(_to_num(r[fld]), fval))
+    if op in ("eq", "ne"):
+        if val is None:
+            eq: RowTest = lambda r: _missing(r[fld])  # noqa: E731
+        else:  # None and nan never equal a value
+            eq = lambda r: r[fld] == val  # noqa: E731
+        return eq if op == "eq" else (lambda r: not eq(r))
+    vals = list(val)
+    isin: RowTest = lambda r: not _missing(r[fld]) and r[fld] in vals  # noqa: E731
+    return isin if op == "in" else (lambda r: not isin(r))
+
+
+def row_matcher(where: dict[str, Any]) -> RowTest:
+    """`match_where` for a single row (dict): all predicates hold."""
+    tests = [_row_op(fld, op, val) for fld, conds in where.items() for op, val in conds.items()]
+    if len(tests) == 1:
+        return tests[0]
+
+    def test(r: Row) -> bool:
+        for t in tests:
+            if not t(r):
+                return False
+        return True
+    return test
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -130,6 +184,10 @@ class Threshold(Kind):
     def mask(self, p: dict[str, Any], w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
         v = w[p["metric"]]
         return (v > p["value"] if p["op"] == ">" else v >= p["value"]), None
+
+    def row_hit(self, p: dict[str, Any], v: float, base: float | None) -> bool:
+        """`mask` for one window value (the live path)."""
+        return v > p["value"] if p["op"] == ">" else v >= p["value"]
 
     def score(self, p: dict[str, Any], w: pd.DataFrame) -> np.ndarray:
         """Detector contract: higher = more anomalous; >= 1 at the threshold."""
@@ -160,12 +218,27 @@ class BaselineRatio(Kind):
     def mask(self, p: dict[str, Any], w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
         """Robust baseline: median of the group's previous N windows (the current excluded)."""
         m = p["metric"]
-        base = (w.groupby(["account", "key"], sort=False)[m]
-                .transform(lambda s: s.shift(1).rolling(p["baseline_windows"],
-                                                        min_periods=p["min_history"]).median()))
+        keys = [w["account"], w["key"]]
+        prev = w[m].groupby(keys, sort=False, observed=True).shift(1)
+        base = (prev.groupby(keys, sort=False, observed=True)
+                .rolling(p["baseline_windows"], min_periods=p["min_history"]).median()
+                .droplevel([0, 1]).reindex(w.index))
         ref = base.clip(lower=p["floor"])
         hit = (w[m] >= p["min_count"]) & (w[m] >= p["ratio"] * ref) & base.notna()
         return hit, base
+
+    @staticmethod
+    def median(prev: list[float]) -> float:
+        """The rolling median `mask` takes, over the previous windows' values."""
+        s = sorted(prev)
+        n, mid = len(s), len(s) // 2
+        return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+    def row_hit(self, p: dict[str, Any], v: float, base: float | None) -> bool:
+        """`mask` for one window value and its baseline (None: too little history)."""
+        if base is None:
+            return False
+        return v >= p["min_count"] and v >= p["ratio"] * max(base, p["floor"])
 
     def score(self, p: dict[str, Any], w: pd.DataFrame) -> np.ndarray:
         """Detector contract: higher = more anomalous; >= 1 exactly where the rule fires."""
@@ -196,14 +269,37 @@ class NewValue(Kind):
         first `learn_minutes` of a key's history teach the usual set.
         """
         f = p["field"]
-        first = e[f"first_{f}"].astype(bool)
-        wl = e["ip_whitelisted"] if f == "ip" else pd.Series([None] * len(e), index=e.index)
-        learned = (e["ts"] - e["key_first_ts"]) < p["learn_minutes"] * 60_000
-        hit = first & ~wl.eq(True).fillna(False).astype(bool) & (wl.eq(False).fillna(False)
-                                                                 .astype(bool) | ~learned)
+        rows = np.flatnonzero(e[f"first_{f}"].to_numpy(dtype=bool))  # few: judge only those
+        hit_rows = np.zeros(len(e), dtype=bool)
+        if len(rows):
+            wl = e["ip_whitelisted"].to_numpy()[rows] if f == "ip" else [None] * len(rows)
+            learned = ((e["ts"].to_numpy()[rows] - e["key_first_ts"].to_numpy()[rows])
+                       < p["learn_minutes"] * 60_000)
+            is_true = np.array([v is not None and bool(v == True) for v in wl],  # noqa: E712
+                               dtype=bool)
+            is_false = np.array([v is not None and bool(v == False) for v in wl],  # noqa: E712
+                                dtype=bool)
+            hit_rows[rows] = ~is_true & (is_false | ~learned)
+        hit = pd.Series(hit_rows, index=e.index)
         if "where" in p:
             hit &= match_where(e, p["where"])
         return hit
+
+    def row_test(self, p: dict[str, Any]) -> RowTest:
+        """`mask` for one enriched row (the live path)."""
+        f, learn = p["field"], p["learn_minutes"] * 60_000
+        where = row_matcher(p["where"]) if "where" in p else None
+
+        def test(r: Row) -> bool:
+            if not r[f"first_{f}"]:
+                return False
+            wl = r["ip_whitelisted"] if f == "ip" else None
+            if wl is True:
+                return False
+            if wl is not False and (r["ts"] - r["key_first_ts"]) < learn:
+                return False
+            return where is None or where(r)
+        return test
 
 
 class EventMatch(Kind):
@@ -219,6 +315,9 @@ class EventMatch(Kind):
 
     def mask(self, p: dict[str, Any], e: pd.DataFrame) -> pd.Series:
         return match_where(e, p["where"])
+
+    def row_test(self, p: dict[str, Any]) -> RowTest:
+        return row_matcher(p["where"])
 
 
 class Posture(Kind):

@@ -9,12 +9,14 @@ fires when it becomes true and resolves when it clears, instead of repeating eve
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitor.config import USE_CASE_POLICY
@@ -121,6 +123,7 @@ def _egress_not_whitelisted(k: KeyFacts) -> Result:
     return None
 
 
+TIMED = frozenset({"key_age", "trading_expiry"})  # checks that read the poll's time
 CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
     "withdrawals_unneeded": _flag_unneeded("enableWithdrawals"),
     "futures_unneeded": _flag_unneeded("enableFutures"),
@@ -145,13 +148,24 @@ def evaluate(rules: list[Any], events: pd.DataFrame, ctx: FeatureContext,
     """key_config events (in time order) -> candidate findings (with their rule) for the
     posture rules; each rule keeps its own state in `states[rule.id]`. Each poll is parsed once.
     """
+    if not rules:
+        return []
+    rows = np.flatnonzero((events["kind"].eq("key_config") & events["raw"].notna()).to_numpy())
+    cols = [events[c].to_numpy()[rows] for c in ("ts", "account", "key", "event_id", "raw")]
+    return evaluate_polls(rules, zip(*cols, strict=True), ctx, states)
+
+
+def evaluate_polls(rules: list[Any], polls: Iterable[tuple[int, str, Any, str, str]],
+                   ctx: FeatureContext, states: dict[str, PostureState]) -> list[dict[str, Any]]:
+    """`evaluate` over (ts, account, key, event_id, raw) of key_config polls in time order;
+    the live engine calls this per event, without a frame."""
     out: list[dict[str, Any]] = []
+    parsed: dict[str, Any] = {}  # polls repeat the same JSON: parse each text once
+    results: dict[tuple[str, str, str, str], Result] = {}
+    timed = [r for r in rules if r.params["check"] in TIMED]
     if not rules:
         return out
-    polls = events[events["kind"].eq("key_config") & events["raw"].notna()]
-    parsed: dict[str, Any] = {}  # polls repeat the same JSON: parse each text once
-    for ts, acct, key, eid, raw in zip(polls["ts"], polls["account"], polls["key"],
-                                       polls["event_id"], polls["raw"], strict=True):
+    for ts, acct, key, eid, raw in polls:
         if raw not in parsed:
             try:
                 parsed[raw] = json.loads(raw)
@@ -161,15 +175,18 @@ def evaluate(rules: list[Any], events: pd.DataFrame, ctx: FeatureContext,
         if not isinstance(flags, dict):
             continue
         label = key if isinstance(key, str) and key else ctx.monitor_keys.get(acct, "")
-        for rule in rules:
+        first = states.setdefault(rules[0].id, PostureState())
+        # the same text as this key's last poll: only the checks that read the time can change
+        for rule in timed if first.last_flags.get((acct, label)) is flags else rules:
             st = states.setdefault(rule.id, PostureState())
             prev = st.last_flags.get((acct, label))
+            check = rule.params["check"]
             st.last_flags[(acct, label)] = flags
-            base = {"rule": rule, "ts": int(ts), "account": acct, "key": label, "group": {},
-                    "anchor": eid}
-            if rule.params["check"] == "drift":
+            if check == "drift":
                 if prev is None:
                     continue
+                base = {"rule": rule, "ts": int(ts), "account": acct, "key": label,
+                        "group": {}, "anchor": eid}
                 changed = {f: [prev.get(f), flags.get(f)] for f in sorted(set(prev) | set(flags))
                            if prev.get(f) != flags.get(f) and f != "updateTime"}
                 if changed:
@@ -177,12 +194,22 @@ def evaluate(rules: list[Any], events: pd.DataFrame, ctx: FeatureContext,
                     out.append({**base, "summary": f"key {label} changed since the last poll: "
                                 f"{names}", "evidence": {"changed": changed}})
                 continue
-            res = CHECKS[rule.params["check"]](KeyFacts(acct, label, int(ts), flags, ctx,
-                                                        rule.params))
+            if check in TIMED:
+                res = CHECKS[check](KeyFacts(acct, label, int(ts), flags, ctx, rule.params))
+            else:  # a pure function of the poll's text, the key and the config: once each
+                ck = (rule.id, acct, label, raw)
+                if ck not in results:
+                    results[ck] = CHECKS[check](KeyFacts(acct, label, int(ts), flags, ctx,
+                                                         rule.params))
+                res = results[ck]
             tag = (rule.id, acct, label)
+            if (res is not None) == (tag in st.active):
+                continue  # no change of state: nothing to report
+            base = {"rule": rule, "ts": int(ts), "account": acct, "key": label, "group": {},
+                    "anchor": eid}
             if res is not None and tag not in st.active:
                 st.active.add(tag)
-                out.append({**base, "summary": res[0], "evidence": res[1]})
+                out.append({**base, "summary": res[0], "evidence": copy.deepcopy(res[1])})
             elif res is None and tag in st.active:
                 st.active.discard(tag)
                 out.append({**base, "summary": f"resolved: {rule.title} no longer holds for "

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
+from monitor.detect.kinds import BaselineRatio
 from monitor.detect.rules import load_rules
 from monitor.evaluate.generator import generate
 from monitor.features import FEATURES, FeatureContext, windows
@@ -18,6 +22,11 @@ from monitor.store import events_from_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "default.skops"
+
+
+@functools.cache
+def _forest() -> ForestModel:
+    return ForestModel.load(MODEL)
 
 
 def to_events(df: pd.DataFrame) -> list:
@@ -69,3 +78,64 @@ def test_live_equals_replay(seed: int) -> None:
                                               "oversized.reject_vs_balance",
                                               "call_rate.tap_requests"}
     assert norm(got) == norm(expected)
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 10_000), small=st.integers(1, 40))
+def test_live_equals_replay_small_batches(seed: int, small: int) -> None:
+    """The service's quiet-time batches (a handful of events, sometimes out of time order)
+    give the replay's windows and findings too, bit for bit."""
+    syn = generate(keys=2, days=0.08, seed=seed % 50, attacks=[AttackType.PERMISSION_PROBE])
+    ctx = FeatureContext.from_config(syn.config)
+    rules = load_rules(ROOT / "rules")
+    forest = ForestModel.load(MODEL)
+    events = to_events(syn.events)
+    expected = DetectionEngine(ctx, rules, forest).replay(syn.events)
+    live = DetectionEngine(ctx, rules, forest)
+    rng = np.random.default_rng(seed)
+    got, wins, i = [], [], 0
+    while i < len(events):
+        j = min(len(events), i + int(rng.integers(1, small + 1)))
+        batch = events[i:j]
+        if rng.random() < 0.3 and len({e.ts for e in batch}) == len(batch):
+            batch = batch[::-1]  # out of order: the engine sorts by ts (ties keep their order)
+        got += live.process(batch)
+        if rng.random() < 0.2:
+            got += live.tick(events[j - 1].ts)
+            wins.append(live.last_windows)
+        i = j
+    got += live.tick(events[-1].ts + 120_000)
+    wins.append(live.last_windows)
+    cols = ["account", "key", "minute", *FEATURES]
+    live_windows = (pd.concat([w for w in wins if len(w)], ignore_index=True)
+                    .sort_values(["account", "key", "minute"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        live_windows[cols].astype({"account": str, "key": str}),
+        windows(syn.events, ctx)[cols].astype({"account": str, "key": str}),
+        check_dtype=False, check_exact=True)
+    assert sorted(f.model_dump_json() for f in got) == sorted(
+        f.model_dump_json() for f in expected)
+
+
+@settings(deadline=None)
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=80),
+       st.integers(1, 60), st.integers(1, 10))
+def test_live_baseline_median_equals_pandas_rolling(vals: list[float], n: int, lo: int) -> None:
+    """The live baseline (median of a deque) is pandas' shifted rolling median, exactly."""
+    lo = min(lo, n)
+    want = pd.Series(vals).shift(1).rolling(n, min_periods=lo).median().tolist()
+    got = []
+    for i in range(len(vals)):
+        prev = vals[max(0, i - n):i]
+        got.append(BaselineRatio.median(prev) if len(prev) >= lo else float("nan"))
+    assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
+
+
+@settings(deadline=None, max_examples=50)
+@given(st.lists(st.lists(st.floats(0, 14, allow_nan=False), min_size=5, max_size=5),
+                min_size=1, max_size=300))
+def test_forest_walk_equals_sklearn(rows: list[list[float]]) -> None:
+    """The numpy walk over all trees is scikit-learn's score_samples, bit for bit."""
+    forest = _forest()
+    x = np.array(rows)
+    assert np.array_equal(forest.score_samples(x), forest.model.score_samples(x))
