@@ -25,9 +25,10 @@ from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
 from monitor.config import Config, load_config
 from monitor.demo.receiver import AlertReceiver, Received
+from monitor.evaluate.score import EXPECTED
 from monitor.events import Event
-from monitor.findings import Finding, Signal
-from monitor.groundtruth import AttackType, Episode, GroundTruth
+from monitor.findings import Finding
+from monitor.groundtruth import Episode, GroundTruth
 from monitor.service import Service, build_engine
 from monitor.sim import load_scenario
 from monitor.sim.scenario import Scenario
@@ -36,19 +37,6 @@ from monitor.store import SQLiteStore
 REPO = Path(__file__).resolve().parents[2]
 HOST_IP = "127.0.0.2"  # the bots' host; Keywatch runs there too, as it would on a bot VPS
 
-# Which signals count as catching an attack type: the demo judges an alert by what it says,
-# not merely by when it arrived.
-EXPECTED: dict[AttackType, set[Signal]] = {
-    AttackType.LEAKED_KEY_PUMP: {Signal.FOREIGN_ORDER, Signal.CALL_RATE, Signal.UNKNOWN_IP,
-                                 Signal.ANOMALY},
-    AttackType.PERMISSION_PROBE: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE},
-    AttackType.OVERSIZED_ORDERS: {Signal.OVERSIZED_REJECT, Signal.FAILURE_RATE},
-    AttackType.RUNAWAY_BOT: {Signal.CALL_RATE, Signal.FAILURE_RATE},
-    AttackType.IP_RESTRICTION_OFF: {Signal.UNKNOWN_IP, Signal.POSTURE, Signal.DRIFT},
-    AttackType.WITHDRAWAL_ENABLED: {Signal.WITHDRAWAL, Signal.POSTURE, Signal.DRIFT},
-    AttackType.HOST_IP_CHANGED: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE},
-    AttackType.SLOW_MISUSE: {Signal.ANOMALY, Signal.FOREIGN_ORDER},
-}
 GRACE_MS = 10 * 60_000
 
 

@@ -3,8 +3,9 @@
 `evaluate` takes any events frame (synthetic, or a real simulator run loaded from the store),
 its `GroundTruth` and a factory for a fresh `DetectionEngine`, replays the events and matches
 each firing finding to an episode: same account, same key (or an account-level finding), time
-within [start, end + grace]. Findings that match no episode are false. `compare` runs several
-engine set-ups (rules alone, forest alone, both) side by side.
+within [start, end + grace], and a signal that names that kind of attack (`EXPECTED`: a
+withdrawal seen during a slow misuse does not catch the misuse). Findings that match no episode
+are false. `compare` runs several engine set-ups (rules alone, forest alone, both) side by side.
 """
 
 from __future__ import annotations
@@ -16,15 +17,33 @@ from typing import Any
 import pandas as pd
 
 from monitor.detect.engine import DetectionEngine
-from monitor.findings import Finding
+from monitor.findings import Finding, Signal
 from monitor.groundtruth import AttackType, Episode, GroundTruth
 
 DAY_MS = 86_400_000
 GRACE_MS = 10 * 60_000
 
+# Which signals count as catching an attack type: a finding is judged by what it says, not
+# merely by when it fired. The forest's anomaly names no cause, so it counts for any attack that
+# changes a key's traffic, never for a control-plane change (restriction off, flags).
+_TRAFFIC = {Signal.ANOMALY}
+EXPECTED: dict[AttackType, set[Signal]] = {
+    AttackType.LEAKED_KEY_PUMP: {Signal.FOREIGN_ORDER, Signal.CALL_RATE, Signal.UNKNOWN_IP,
+                                 *_TRAFFIC},
+    AttackType.PERMISSION_PROBE: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE, Signal.CALL_RATE,
+                                  *_TRAFFIC},
+    AttackType.OVERSIZED_ORDERS: {Signal.OVERSIZED_REJECT, Signal.FAILURE_RATE, *_TRAFFIC},
+    AttackType.RUNAWAY_BOT: {Signal.CALL_RATE, Signal.FAILURE_RATE, *_TRAFFIC},
+    AttackType.IP_RESTRICTION_OFF: {Signal.UNKNOWN_IP, Signal.POSTURE, Signal.DRIFT},
+    AttackType.WITHDRAWAL_ENABLED: {Signal.WITHDRAWAL, Signal.POSTURE, Signal.DRIFT,
+                                    Signal.UNKNOWN_IP},
+    AttackType.HOST_IP_CHANGED: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE, *_TRAFFIC},
+    AttackType.SLOW_MISUSE: {Signal.ANOMALY, Signal.FOREIGN_ORDER},
+}
+
 
 def matches(f: Finding, ep: Episode, grace_ms: int) -> bool:
-    if f.account != ep.account:
+    if f.account != ep.account or f.signal not in EXPECTED[ep.type]:
         return False
     if f.key is not None and ep.key is not None and f.key != ep.key:
         return False
