@@ -1,29 +1,35 @@
 """The running service: sources -> store -> detection -> alert manager -> Apprise, supervised.
 
 One asyncio process. Sources (the collector) hand every *new* event to a bounded queue; the
-detector loop feeds it to the detection engine and closes windows on a tick; findings go to the
-alert manager, whose outbox the notifier drains. Every component runs under the supervisor, so
-a crash is logged, counted and restarted. SIGTERM/SIGINT set `stop`: the collector stops, the
-detector drains its queue, the manager flushes pending groups into the outbox, the notifier
-makes a last pass, and the store closes; nothing enqueued is lost (the outbox survives restarts).
+detector loop feeds it to the detection engine and closes each minute's windows once the minute
+has ended and its stragglers can have arrived (`lateness_s`, wall time); findings go to the
+alert manager, whose outbox the notifier drains. A finding that pages (high/critical) is flushed
+to the outbox as soon as it is found and the notifier is woken, so a page waits for neither the
+flush tick nor the notifier's poll (a configured `group_wait_s` still holds it back). Every
+component runs under the supervisor, so a crash is logged, counted and restarted.
+SIGTERM/SIGINT set `stop`: the collector stops, the detector drains its queue, the manager
+flushes pending groups into the outbox, the notifier makes a last pass, and the store closes;
+nothing enqueued is lost (the outbox survives restarts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monitor.alert.manager import AlertManager
+from monitor.alert.manager import AlertManager, immediate
 from monitor.alert.notify import Notifier
 from monitor.alert.redact import config_secrets
 from monitor.clock import NETWORK_FLOOR_S, Clock
 from monitor.config import Config
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
+from monitor.features import MINUTE_MS
 from monitor.findings import Finding
 from monitor.health import HealthServer, build_app
 from monitor.metrics import Metrics
@@ -86,6 +92,7 @@ class Service:
         queue_size: int = 100_000,
         tick_s: float = 1.0,
         batch_wait_s: float = 0.2,
+        lateness_s: float = NETWORK_FLOOR_S,
         heartbeat_s: float = 60.0,
         on_finding: Callable[[Finding], None] | None = None,
     ) -> None:
@@ -101,6 +108,7 @@ class Service:
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)
         self.tick_s = tick_s
         self.batch_wait_s = batch_wait_s
+        self.lateness_s = lateness_s
         self.heartbeat_s = heartbeat_s
         self.on_finding = on_finding
         self._source_factory = source_factory
@@ -150,9 +158,10 @@ class Service:
         except TimeoutError:
             log.warning("collector did not stop within 5 s")
 
-    def _handle_findings(self, findings: list[Finding]) -> None:
+    def _handle_findings(self, findings: list[Finding]) -> bool:
+        """Count and submit findings; True when one of them pages at once (high/critical)."""
         if not findings:
-            return
+            return False
         now = self.clock.now_ms()
         for f in findings:
             self.counters.findings += 1
@@ -164,22 +173,66 @@ class Service:
             if self.on_finding is not None:
                 self.on_finding(f)
         self.manager.submit(findings)
+        return any(immediate(f) for f in findings)
 
-    async def _next_batch(self, timeout: float) -> list[Event] | None:
+    def _flush(self, now_ms: int, *, final: bool = False) -> None:
+        """Write the groups that are due to the outbox; wake the sender if one was written."""
+        if self.manager.flush(now_ms, final=final):
+            self.notifier.wake()
+
+    async def _detect(self, events: list[Event]) -> None:
+        """Event rules and posture over one batch; a page goes to the outbox right away."""
+        if self._handle_findings(await asyncio.to_thread(self.engine.process, events)):
+            self._flush(self.clock.now_ms())
+
+    def lateness_ms(self) -> int:
+        """The lateness allowance in clock ms (it is wall time: network delays do not scale)."""
+        return int(self.lateness_s * 1000 * self.clock.speed)
+
+    def _next_close(self, now_ms: int) -> int:
+        """Clock ms at which the next minute may close: its end plus the lateness allowance."""
+        late = self.lateness_ms()
+        return ((now_ms - late) // MINUTE_MS + 1) * MINUTE_MS + late
+
+    def _drain(self) -> list[Event]:
+        out: list[Event] = []
+        while not self.queue.empty():
+            out.extend(self.queue.get_nowait())
+        return out
+
+    async def _close_windows(self, now_ms: int) -> None:
+        """Close every minute that ended at least `lateness` ago: windowed rules + forest.
+
+        What is queued already reached Keywatch before the close, so it is detected first: a
+        straggler that arrived within the allowance joins its own minute instead of opening a
+        second, partial window for it after the close. The allowance only has to cover the
+        collector's side (upstream round trip and store write), not the detector's batching.
+        """
+        queued = self._drain()
+        if queued:
+            await self._detect(queued)
+        self._handle_findings(
+            await asyncio.to_thread(self.engine.tick, now_ms - self.lateness_ms()))
+        self._flush(self.clock.now_ms())
+
+    async def _next_batch(self, timeout: float, until: float | None = None) -> list[Event] | None:
         """Wait for events, then gather what else arrives within `batch_wait_s` (wall).
 
         Detection costs mostly per call, not per event, so a burst of small batches is far
-        cheaper as one; the short wait bounds the latency this adds.
+        cheaper as one; the short wait bounds the latency this adds. Gathering stops at
+        `until` (loop time, the next window close) so a close is never held up by it.
         """
         try:
             events = list(await asyncio.wait_for(self.queue.get(), timeout=timeout))
         except TimeoutError:
             return None
-        deadline = asyncio.get_running_loop().time() + self.batch_wait_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_wait_s
+        if until is not None:
+            deadline = min(deadline, until)
         while True:
-            while not self.queue.empty():
-                events.extend(self.queue.get_nowait())
-            left = deadline - asyncio.get_running_loop().time()
+            events.extend(self._drain())
+            left = deadline - loop.time()
             if left <= 0:
                 return events
             try:
@@ -190,27 +243,46 @@ class Service:
     async def _run_detector(self, stop: asyncio.Event) -> None:
         # Detection runs in a worker thread so the tap and the sockets stay responsive while
         # a batch is scored; one batch at a time, so the engine is never used concurrently.
-        next_tick = self.clock.monotonic()
+        # Two clocks drive the loop: windows close at each minute's end plus the lateness
+        # allowance (aligned, so a windowed finding does not wait for a free-running tick),
+        # and every `tick_s` the manager flushes groups whose group_wait is over (and the
+        # daily digest). Pages found in between are flushed at once by `_detect`.
+        loop = asyncio.get_running_loop()
+        waker = asyncio.create_task(self._wake_on(stop))
+        try:
+            await self._detect_loop(stop, loop)
+        finally:
+            waker.cancel()
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        """On stop, an empty batch ends the detector's wait (which may last until the close)."""
+        await stop.wait()
+        with contextlib.suppress(asyncio.QueueFull):  # full: the detector is not waiting
+            self.queue.put_nowait([])
+
+    async def _detect_loop(self, stop: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
+        next_flush = self.clock.monotonic()  # at once: groups a previous run left waiting
+        next_close = self._next_close(self.clock.now_ms())
         while True:
-            timeout = max(0.0, next_tick - self.clock.monotonic()) / self.clock.speed
-            batch = await self._next_batch(timeout)
+            speed = self.clock.speed
+            to_close = max(0.0, (next_close - self.clock.now_ms()) / 1000) / speed
+            to_flush = max(0.0, next_flush - self.clock.monotonic()) / speed
+            batch = await self._next_batch(min(to_close, to_flush), until=loop.time() + to_close)
             if batch:
-                self._handle_findings(await asyncio.to_thread(self.engine.process, batch))
-            if self.clock.monotonic() >= next_tick:
-                now = self.clock.now_ms()
-                # a minute closes only once its stragglers can have arrived (batch wait plus a
-                # network round trip, in wall time): a late event must not split its window
-                lateness = int((self.batch_wait_s + NETWORK_FLOOR_S) * 1000 * self.clock.speed)
-                self._handle_findings(
-                    await asyncio.to_thread(self.engine.tick, now - lateness))
-                self.manager.flush(now)
-                next_tick = self.clock.monotonic() + self.tick_s
+                await self._detect(batch)
+            now = self.clock.now_ms()
+            if now >= next_close:
+                await self._close_windows(now)
+                next_close = self._next_close(now)
+            if self.clock.monotonic() >= next_flush:
+                self._flush(self.clock.now_ms())
+                next_flush = self.clock.monotonic() + self.tick_s
             if stop.is_set() and self.queue.empty() and (
                 self._source_factory is None or not self.supervisor.state["collector"].running
             ):
                 now = self.clock.now_ms()
                 self._handle_findings(await asyncio.to_thread(self.engine.tick, now))
-                self.manager.flush(now, final=True)
+                self._flush(now, final=True)
                 return
 
     async def _run_notifier(self, stop: asyncio.Event) -> None:

@@ -10,11 +10,17 @@ channel (`await Apprise.async_notify`), and records the outcome per channel. So:
 - a failing channel backs off with jittered exponential delays and never blocks the others
   (channels are sent concurrently, one after another within a channel to keep order);
 - nothing is given up by default: an hour-long outage ends with every alert delivered.
+
+The sender polls the outbox every `poll_s`, and `wake()` starts a pass at once: the service calls
+it right after the manager queued an alert, so a page does not wait out the poll interval. A
+wake only shortens the idle wait; the outbox stays the one source of what to send, so the
+guarantees above do not depend on it (a lost wake costs at most one poll interval).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -78,6 +84,26 @@ class Notifier:
         self.rng = rng or random.Random()
         self.counters: dict[str, int] = defaultdict(int)
         self._not_before: dict[str, int] = {}  # per channel, after a failure
+        self._wake: asyncio.Event | None = None  # made in `run`, on the loop that waits on it
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Start a pass now instead of at the next poll (safe from any thread, or before `run`).
+
+        Before `run` starts there is nothing to wake: its first pass reads the outbox anyway.
+        """
+        wake, loop = self._wake, self._loop
+        if wake is None or loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing waits
+            loop.call_soon_threadsafe(wake.set)
 
     async def send_due(self) -> int:
         """One pass over due deliveries; returns how many were delivered."""
@@ -90,16 +116,21 @@ class Notifier:
         return sum(sent)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        wake = self._wake
         while not stop.is_set():
+            wake.clear()  # before the pass: an alert queued during it wakes the next one
             try:
                 await self.send_due()
             except Exception:  # a store hiccup must not end alerting; it is logged and retried
                 log.exception("alert sender pass failed; retrying")
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.poll_s))
-            waiter = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (sleeper, waiter):
-                t.cancel()
+            waits = [asyncio.ensure_future(self.clock.sleep(self.poll_s)),
+                     asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in waits:
+                    t.cancel()
         await self.send_due()
 
     async def _channel(self, name: str, deliveries: list[Delivery]) -> int:
