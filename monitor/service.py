@@ -48,7 +48,7 @@ def build_engine(cfg: Config) -> DetectionEngine:
     from monitor.detect.forest import ModelMismatch
 
     try:
-        return DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path)
+        return DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path, isolated=True)
     except ModelMismatch as exc:
         log.warning("IsolationForest disabled, running rules only: %s", exc)
         return DetectionEngine.from_config(cfg, cfg.rules_dir, None)

@@ -85,9 +85,11 @@ class DetectionEngine:
 
     @classmethod
     def from_config(cls, cfg: Config, rules_dir: str | Path | None = None,
-                    model_path: str | Path | None = None, **kw: Any) -> DetectionEngine:
+                    model_path: str | Path | None = None, *, isolated: bool = False,
+                    **kw: Any) -> DetectionEngine:
+        """`isolated`: load the model without importing scikit-learn (the service's way)."""
         rules = load_rules(rules_dir or cfg.rules_dir)
-        forest = ForestModel.load(model_path) if model_path else None
+        forest = ForestModel.load(model_path, isolated=isolated) if model_path else None
         return cls(FeatureContext.from_config(cfg), rules, forest, **kw)
 
     def reset(self) -> None:

@@ -6,23 +6,35 @@ rest of Keywatch reads one direction. The threshold is calibrated on the trainin
 (features in order, transform, training range, threshold, scikit-learn version, file hash);
 `load` refuses a card that does not match the code's feature set, the installed scikit-learn or
 the model file, rather than scoring garbage.
+
+scikit-learn, SciPy and skops are imported only where a model is fitted, saved or loaded: they
+hold about 150 MiB once imported. The service loads with `isolated=True`: a short-lived child
+process loads the file with skops (the safe loader, with its type allow-list) and hands back
+only the trees' node arrays as a NumPy archive read without pickle; the service scores them
+with the NumPy walk below, bit for bit as scikit-learn would, and never imports scikit-learn.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-from sklearn.ensemble import IsolationForest
-from skops import io as skio
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
+
+FLAT_NAMES = ("left", "right", "feat", "thr", "leafval", "roots", "steps", "denom")
 
 CARD_FORMAT = 1
 TRANSFORM = "log1p(clip(x, 0, 1e6) + u*count), u ~ U(0,1) when fitting, 0.5 when scoring"
@@ -111,9 +123,14 @@ def _flatten(model: IsolationForest) -> tuple[Any, ...] | bool:
             np.concatenate(thrs), np.concatenate(vals), np.array(roots), steps, denom)
 
 
+def sklearn_version() -> str:
+    """The installed scikit-learn's version, read without importing it."""
+    return version("scikit-learn")
+
+
 @dataclass
 class ForestModel:
-    model: IsolationForest
+    model: IsolationForest | None  # None when loaded isolated: the node arrays alone score
     threshold: float
     center: np.ndarray
     scale: np.ndarray
@@ -124,6 +141,8 @@ class ForestModel:
     def fit(cls, windows: pd.DataFrame, *, seed: int = 7, contamination: float = 0.0005,
             n_estimators: int = 150, max_samples: int = 1024, source: str = "") -> ForestModel:
         """Fit on normal-period windows; threshold = the (1 - contamination) training quantile."""
+        from sklearn.ensemble import IsolationForest
+
         if len(windows) < 50:
             raise ValueError(f"need at least 50 training windows, got {len(windows)}")
         x = transform(windows, np.random.default_rng(seed))
@@ -140,7 +159,7 @@ class ForestModel:
             "format": CARD_FORMAT, "features": list(FOREST_FEATURES), "transform": TRANSFORM,
             "threshold": threshold, "contamination": contamination, "seed": seed,
             "n_estimators": n_estimators, "max_samples": max_samples,
-            "sklearn_version": sklearn.__version__,
+            "sklearn_version": sklearn_version(),
             "training": {"windows": int(len(x)), "source": source,
                          "start_ms": int(windows["minute"].min()),
                          "end_ms": int(windows["minute"].max()) + 60_000},
@@ -166,9 +185,18 @@ class ForestModel:
         does. Models this walk does not cover (feature subsampling) go to sklearn."""
         flat = self.__dict__.get("_flat")
         if flat is None:
+            assert self.model is not None
             flat = self.__dict__["_flat"] = _flatten(self.model)
-        if flat is False or len(x) == 0 or len(x) > 256:  # large: sklearn's trees are faster
-            return self.model.score_samples(x)
+        if self.model is not None and (flat is False or len(x) == 0 or len(x) > 256):
+            return self.model.score_samples(x)  # large: sklearn's trees are faster
+        assert isinstance(flat, tuple)
+        if len(x) > 256:
+            return np.concatenate([self._walk(flat, x[i:i + 256])
+                                   for i in range(0, len(x), 256)])
+        return self._walk(flat, x)
+
+    @staticmethod
+    def _walk(flat: tuple[Any, ...], x: np.ndarray) -> np.ndarray:
         left, right, feat, thr, leafval, roots, steps, denom = flat
         x32 = np.asarray(x, dtype=np.float32)
         rows = np.arange(len(x32))[:, None]
@@ -195,6 +223,8 @@ class ForestModel:
         return words or ["an unusual combination of otherwise ordinary features"]
 
     def save(self, path: str | Path) -> None:
+        from skops import io as skio
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         skio.dump(self.model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
@@ -204,29 +234,20 @@ class ForestModel:
         self.card = card
 
     @classmethod
-    def load(cls, path: str | Path) -> ForestModel:
+    def load(cls, path: str | Path, *, isolated: bool = False) -> ForestModel:
+        """Load a model whose card matches this code; `isolated`: without importing
+        scikit-learn here (see the module docstring)."""
         path = Path(path)
-        cpath = card_path(path)
-        if not path.is_file() or not cpath.is_file():
-            raise ModelMismatch(f"{path}: model or card {cpath.name} missing; rebuild with "
-                                "`keywatch train` (or `make model` for the default)")
-        card = json.loads(cpath.read_text())
-        problems = []
-        if card.get("format") != CARD_FORMAT:
-            problems.append(f"card format {card.get('format')} != {CARD_FORMAT}")
-        if card.get("features") != list(FOREST_FEATURES):
-            problems.append("feature names/order differ from this code's FOREST_FEATURES")
-        if card.get("transform") != TRANSFORM:
-            problems.append(f"transform {card.get('transform')!r} != {TRANSFORM!r}")
-        if card.get("sklearn_version") != sklearn.__version__:
-            problems.append(f"trained with scikit-learn {card.get('sklearn_version')}, "
-                            f"installed {sklearn.__version__}")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if card.get("model_sha256") != digest:
-            problems.append("model file hash differs from the card (file replaced or corrupt)")
-        if problems:
-            raise ModelMismatch(f"{path}: refusing to load: " + "; ".join(problems)
-                                + ". Retrain with `keywatch train`.")
+        card = _checked_card(path)
+        center, scale = np.asarray(card["center"]), np.asarray(card["scale"])
+        if isolated:
+            flat = _load_flat_in_child(path)
+            if flat is not None:
+                m = cls(None, float(card["threshold"]), center, scale, card)
+                m.__dict__["_flat"] = flat
+                return m
+        from skops import io as skio
+
         allowed = {"sklearn.ensemble._iforest.IsolationForest",
                    "sklearn.tree._classes.ExtraTreeRegressor",
                    "sklearn.tree._tree.Tree", "numpy.dtype", "numpy.ndarray",
@@ -237,8 +258,64 @@ class ForestModel:
             raise ModelMismatch(f"{path}: unexpected types in the model file: {bad}")
         model = skio.load(path, trusted=untrusted)
         n = len(FOREST_FEATURES)
-        center, scale = np.asarray(card["center"]), np.asarray(card["scale"])
         if getattr(model, "n_features_in_", n) != n or len(center) != n or len(scale) != n:
             raise ModelMismatch(f"{path}: model expects {model.n_features_in_} features, "
                                 f"code has {n}")
         return cls(model, float(card["threshold"]), center, scale, card)
+
+
+def _checked_card(path: Path) -> dict[str, Any]:
+    cpath = card_path(path)
+    if not path.is_file() or not cpath.is_file():
+        raise ModelMismatch(f"{path}: model or card {cpath.name} missing; rebuild with "
+                            "`keywatch train` (or `make model` for the default)")
+    card: dict[str, Any] = json.loads(cpath.read_text())
+    problems = []
+    if card.get("format") != CARD_FORMAT:
+        problems.append(f"card format {card.get('format')} != {CARD_FORMAT}")
+    if card.get("features") != list(FOREST_FEATURES):
+        problems.append("feature names/order differ from this code's FOREST_FEATURES")
+    if card.get("transform") != TRANSFORM:
+        problems.append(f"transform {card.get('transform')!r} != {TRANSFORM!r}")
+    if card.get("sklearn_version") != sklearn_version():
+        problems.append(f"trained with scikit-learn {card.get('sklearn_version')}, "
+                        f"installed {sklearn_version()}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if card.get("model_sha256") != digest:
+        problems.append("model file hash differs from the card (file replaced or corrupt)")
+    if problems:
+        raise ModelMismatch(f"{path}: refusing to load: " + "; ".join(problems)
+                            + ". Retrain with `keywatch train`.")
+    return card
+
+
+def _load_flat_in_child(path: Path) -> tuple[Any, ...] | None:
+    """The trees' node arrays, loaded by a child process (None: this model needs sklearn)."""
+    proc = subprocess.run([sys.executable, "-m", "monitor.detect.forest", str(path)],
+                          capture_output=True, timeout=120, check=False)
+    if proc.returncode == 3:
+        return None
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise ModelMismatch(f"{path}: loading in a child process failed: {' '.join(tail)}")
+    with np.load(io.BytesIO(proc.stdout), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in FLAT_NAMES}
+    return (*(arrays[k] for k in FLAT_NAMES[:6]), int(arrays["steps"]), arrays["denom"])
+
+
+def _child_main(path: str) -> int:
+    """`python -m monitor.detect.forest MODEL`: safe-load with skops, write the node arrays."""
+    model = ForestModel.load(path)
+    assert model.model is not None
+    flat = _flatten(model.model)
+    if flat is False:
+        return 3
+    assert isinstance(flat, tuple)
+    buf = io.BytesIO()
+    np.savez(buf, **dict(zip(FLAT_NAMES, flat, strict=True)))
+    sys.stdout.buffer.write(buf.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main(sys.argv[1]))

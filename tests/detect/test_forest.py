@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,9 @@ def test_higher_is_more_anomalous_and_explained(trained: tuple) -> None:
     (lambda c, p: p.write_bytes(p.read_bytes() + b"\0"), "hash differs"),
     (lambda c, p: card_path(p).unlink(), "missing"),
 ])
-def test_mismatch_refused(trained: tuple, tmp_path: Path, tamper, message: str) -> None:
+@pytest.mark.parametrize("isolated", [False, True])
+def test_mismatch_refused(trained: tuple, tmp_path: Path, tamper, message: str,
+                          isolated: bool) -> None:
     _, path, _ = trained
     p = tmp_path / "m.skops"
     shutil.copy(path, p)
@@ -66,7 +70,30 @@ def test_mismatch_refused(trained: tuple, tmp_path: Path, tamper, message: str) 
     if card_path(p).exists():
         card_path(p).write_text(json.dumps(card))
     with pytest.raises(ModelMismatch, match=message):
-        ForestModel.load(p)
+        ForestModel.load(p, isolated=isolated)
+
+
+def test_isolated_load_scores_bit_for_bit(trained: tuple) -> None:
+    """The service's load (child process, node arrays only) scores exactly as sklearn does,
+    for live-sized and replay-sized inputs."""
+    model, path, w = trained
+    light = ForestModel.load(path, isolated=True)
+    assert light.model is None and light.threshold == model.threshold
+    x = np.abs(np.random.default_rng(5).normal(1.0, 1.5, (700, len(FOREST_FEATURES))))
+    for n in (0, 1, 17, 256, 700):
+        np.testing.assert_array_equal(light.score_samples(x[:n]),
+                                      model.model.score_samples(x[:n]) if n else np.zeros(0))
+    np.testing.assert_array_equal(light.score(w), model.score(w))
+
+
+def test_service_process_never_imports_sklearn() -> None:
+    code = ("import sys; import monitor.service, monitor.collect.collector;"
+            "from monitor.detect.forest import ForestModel;"
+            f"m = ForestModel.load({str(ROOT / 'models' / 'default.skops')!r}, isolated=True);"
+            "print(sorted(k for k in ('sklearn', 'scipy', 'skops') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_shipped_model_loads_and_matches_its_recipe() -> None:
