@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -171,7 +171,7 @@ class Kind:
 class Threshold(Kind):
     def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
                  ) -> tuple[dict[str, Any], Errors]:
-        p, errs = dict(raw), []
+        p, errs = dict(raw), cast(Errors, [])
         _check_metric(p, errs)
         _check_scope(p, errs)
         p.setdefault("op", ">=")
@@ -197,7 +197,7 @@ class Threshold(Kind):
 class BaselineRatio(Kind):
     def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
                  ) -> tuple[dict[str, Any], Errors]:
-        p, errs = dict(raw), []
+        p, errs = dict(raw), cast(Errors, [])
         _check_metric(p, errs)
         _check_scope(p, errs)
         p.setdefault("baseline_windows", 60)
@@ -252,7 +252,7 @@ class BaselineRatio(Kind):
 class NewValue(Kind):
     def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
                  ) -> tuple[dict[str, Any], Errors]:
-        p, errs = dict(raw), []
+        p, errs = dict(raw), cast(Errors, [])
         if p.get("field") not in NEW_VALUE_FIELDS:
             errs.append(("field", f"new_value field must be one of {', '.join(NEW_VALUE_FIELDS)}"))
         p.setdefault("learn_minutes", 1440)
@@ -305,7 +305,7 @@ class NewValue(Kind):
 class EventMatch(Kind):
     def validate(self, raw: dict[str, Any], lists: dict[str, list[Any]]
                  ) -> tuple[dict[str, Any], Errors]:
-        p, errs = dict(raw), []
+        p, errs = dict(raw), cast(Errors, [])
         p["where"] = validate_where(p.get("where"), lists, errs)
         gb = p.setdefault("group_by", [])
         if not isinstance(gb, list) or any(g not in EVENT_FIELDS for g in gb):
@@ -325,7 +325,7 @@ class Posture(Kind):
                  ) -> tuple[dict[str, Any], Errors]:
         from monitor.detect.posture import CHECKS
 
-        p, errs = dict(raw), []
+        p, errs = dict(raw), cast(Errors, [])
         if p.get("check") not in CHECKS:
             errs.append(("check", f"unknown posture check {p.get('check')!r}; known: "
                                   f"{', '.join(sorted(CHECKS))}"))

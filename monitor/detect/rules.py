@@ -186,6 +186,7 @@ def _build(item: Any, doc: _Doc, kinds: dict[str, Any]) -> tuple[Rule | None, li
         errs.extend(f"{at(k)}: {msg}" for k, msg in perrs)
     if errs or item.get("enabled", True) is False:
         return None, errs
+    assert kind_name is not None and sev is not None and sig is not None  # validated above
     return Rule(
         id=item["id"], title=item["title"], kind=kind_name, severity=Severity(sev),
         signal=Signal(sig), description=item["description"].strip(), action=item["action"].strip(),
