@@ -24,6 +24,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
+	$(BIN)/mypy monitor
 	$(BIN)/python -m monitor.devtools.strip_notebooks --check notebooks
 
 bench: $(STAMP)
