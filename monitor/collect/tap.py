@@ -36,6 +36,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"tra
 ORDER_PATHS = frozenset({"/api/v3/order", "/api/v3/order/test", "/api/v3/sor/order",
                          "/api/v3/sor/order/test"})
 PEEK_BYTES = 65_536
+SAFE_RETRY_METHODS = frozenset({"GET", "HEAD"})
 
 
 def check_upstream(url: str) -> str:
@@ -76,7 +77,8 @@ class Tap:
         self.default_account = default_account
         self.client = client or httpx.AsyncClient(timeout=30.0)
         self.client.headers.clear()  # add nothing of our own to the forwarded request
-        self.counters = {"requests": 0, "upstream_errors": 0, "rejects": 0, "record_errors": 0}
+        self.counters = {"requests": 0, "upstream_errors": 0, "upstream_retries": 0, "rejects": 0,
+                         "record_errors": 0}
         self._pending: list[tuple[Any, ...]] = []
         self._flush_scheduled = False
 
@@ -115,7 +117,17 @@ class Tap:
             content=body or None,
         )
         try:
-            resp = await self.client.send(req, stream=True)
+            try:
+                resp = await self.client.send(req, stream=True)
+            except httpx.RemoteProtocolError:
+                # A pooled connection the upstream closed while idle ("disconnected without
+                # sending a response"). A read-only request is safe to send once more on a fresh
+                # connection; an order placement or cancel is not (its outcome is unknown), so
+                # only those get the 502 below.
+                if scope["method"] not in SAFE_RETRY_METHODS:
+                    raise
+                self.counters["upstream_retries"] += 1
+                resp = await self.client.send(req, stream=True)
         except httpx.HTTPError as exc:
             self.counters["upstream_errors"] += 1
             log.warning("tap: upstream unreachable for %s %s: %s", scope["method"],

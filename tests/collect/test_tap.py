@@ -133,3 +133,80 @@ def test_upstream_must_be_https_unless_loopback(url: str) -> None:
         check_upstream(url)
     assert check_upstream("http://127.0.0.1:9/") == "http://127.0.0.1:9"
     assert check_upstream("https://api.binance.com") == "https://api.binance.com"
+
+
+class ClosingUpstream:
+    """A raw HTTP/1.1 server on loopback that answers the first request of each connection and
+    drops the connection, unanswered, when a second request arrives on it: what a server does
+    when its keep-alive timer fires as the client reuses the connection."""
+
+    def __init__(self) -> None:
+        self.answered: list[str] = []
+        self.dropped: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served = 0
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            line = head.split(b"\r\n", 1)[0].decode()
+            length = 0
+            for h in head.split(b"\r\n")[1:]:
+                if h.lower().startswith(b"content-length:"):
+                    length = int(h.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            if served:
+                self.dropped.append(line)
+                writer.close()
+                return
+            served += 1
+            self.answered.append(line)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: 2\r\n\r\n{}")
+            await writer.drain()
+
+
+def test_stale_pooled_connection_retries_reads_but_never_orders() -> None:
+    """A GET on a connection the upstream dropped is sent once more on a fresh one; an order
+    is not (its outcome is unknown): the bot gets a 502 and the event says so."""
+    import httpx
+
+    events: list[Event] = []
+    up = ClosingUpstream()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def start() -> None:
+        srv = await asyncio.start_server(up.handle, "127.0.0.1", 0)
+        holder["srv"], holder["port"] = srv, srv.sockets[0].getsockname()[1]
+        ready.set()
+
+    def run() -> None:
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    assert ready.wait(5)
+    tap = Tap(f"http://127.0.0.1:{holder['port']}", SystemClock(),
+              lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
+    try:
+        with TapThread(tap) as base, httpx.Client(base_url=base) as bot:
+            assert bot.get("/api/v3/time").status_code == 200
+            # every later request finds its pooled connection dropped by the upstream
+            assert bot.get("/api/v3/account").status_code == 200  # retried on a fresh one
+            assert bot.get("/api/v3/time").status_code == 200  # retried again
+            assert bot.post("/api/v3/order", content=b"symbol=BTCUSDT").status_code == 502
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+    assert tap.counters["upstream_retries"] == 2
+    assert tap.counters["upstream_errors"] == 1
+    assert up.dropped == ["GET /api/v3/account HTTP/1.1", "GET /api/v3/time HTTP/1.1",
+                          "POST /api/v3/order HTTP/1.1"]
+    assert up.answered == ["GET /api/v3/time HTTP/1.1", "GET /api/v3/account HTTP/1.1",
+                           "GET /api/v3/time HTTP/1.1"]  # the order was never sent twice
+    statuses = [(e.endpoint, e.status) for e in sorted(events, key=lambda e: e.ts)]
+    assert statuses == [("/api/v3/time", 200), ("/api/v3/account", 200),
+                        ("/api/v3/time", 200), ("/api/v3/order", 502)]
