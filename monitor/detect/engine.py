@@ -45,6 +45,19 @@ FOREST_RULE = Rule(
     action="Review the key's recent activity; if you did not make these calls, revoke the key "
            "immediately, check other account settings and inspect your other API keys.",
     params={}, tags=("forest",), cooldown_ms=30 * MINUTE_MS, where="(built in)")
+# One unusual minute is a note for the digest; unusual minutes that keep coming back for hours
+# are how a slow, low-rate misuse looks (a few orders an hour that stay under every threshold),
+# so they page. "Keep coming back": at least PERSIST_MIN anomalous windows of one key within
+# PERSIST_SPAN_MS, the first and the last at least PERSIST_SPREAD_MS apart (one burst of
+# adjacent odd minutes is not persistence; the rules judge bursts).
+PERSIST_MIN, PERSIST_SPAN_MS, PERSIST_SPREAD_MS = 3, 180 * MINUTE_MS, 30 * MINUTE_MS
+FOREST_PERSISTENT_RULE = Rule(
+    id="forest.persistent", title="Unusual key activity for hours (IsolationForest)",
+    kind="forest", severity=Severity.HIGH, signal=Signal.ANOMALY,
+    description="The key's one-minute windows keep scoring as anomalous over hours: the shape "
+                "of a slow, low-rate misuse that stays under every rule's threshold.",
+    action=FOREST_RULE.action, params={}, tags=("forest",), cooldown_ms=360 * MINUTE_MS,
+    where="(built in)")
 EVENT_EVIDENCE = ("ip", "method", "endpoint", "status", "code", "symbol", "side", "qty", "price",
                   "notional", "free_value", "notional_to_free", "usual_notional",
                   "notional_to_usual", "client_order_id", "order_id", "exec_type", "asset",
@@ -75,7 +88,8 @@ class DetectionEngine:
         self.window_rules = [r for r in rules if KINDS[r.kind].stage == "window"]
         self.event_rules = [r for r in rules if KINDS[r.kind].stage == "event"]
         self.posture_rules = [r for r in rules if KINDS[r.kind].stage == "posture"]
-        self.rules = {r.id: r for r in rules} | {FOREST_RULE.id: FOREST_RULE}
+        self.rules = {r.id: r for r in rules} | {
+            r.id: r for r in (FOREST_RULE, FOREST_PERSISTENT_RULE)}
         self._event_tests = [(r, KINDS[r.kind].row_test(r.params))  # type: ignore[attr-defined]
                              for r in self.event_rules]
         self._baselines = [r for r in self.window_rules if r.kind == "baseline_ratio"]
@@ -96,6 +110,7 @@ class DetectionEngine:
         self.fstate = FeatureState()
         self.pstates: dict[str, posture.PostureState] = {}
         self.last_fire: dict[tuple[str, str, str, str], int] = {}
+        self.anomalies: dict[tuple[str, str], deque[int]] = {}  # anomalous window starts
         self.live = LiveFeatures(self.ctx, self.fstate)
         self.key_history: dict[tuple[str, str], dict[str, deque[Any]]] = {}
         self.history = pd.DataFrame()
@@ -281,10 +296,33 @@ class DetectionEngine:
                 "key": row["key"], "group": {}, "anchor": minute, "summary": summary,
                 "evidence": ev}
 
+    def _persistent(self, c: dict[str, Any]) -> dict[str, Any] | None:
+        """Count a forest candidate's window; a persistent-anomaly candidate when due."""
+        dq = self.anomalies.setdefault((c["account"], c["key"]), deque())
+        minute = int(c["anchor"])
+        while dq and dq[0] <= minute - PERSIST_SPAN_MS:
+            dq.popleft()
+        dq.append(minute)
+        if len(dq) < PERSIST_MIN or dq[-1] - dq[0] < PERSIST_SPREAD_MS:
+            return None
+        hours = (dq[-1] + MINUTE_MS - dq[0]) / 3_600_000
+        ev = {**c["evidence"], "anomalous_windows": len(dq),
+              "anomalous_window_starts_ms": list(dq)}
+        summary = (f"{len(dq)} unusual minutes for this key over the last {hours:.1f} h, "
+                   f"latest from {_iso(minute)}: {c['evidence']['reasons'][0]}.")
+        return {**c, "rule": FOREST_PERSISTENT_RULE, "evidence": ev, "summary": summary}
+
     def _finalise(self, cands: list[dict[str, Any]]) -> list[Finding]:
         cands.sort(key=lambda c: (c["ts"], c["rule"].id, str(c["anchor"])))
-        out = []
+        expanded: list[dict[str, Any]] = []
         for c in cands:
+            expanded.append(c)
+            if c["rule"] is FOREST_RULE:
+                p = self._persistent(c)
+                if p is not None:
+                    expanded.append(p)
+        out = []
+        for c in expanded:
             rule: Rule = c["rule"]
             group = {k: str(v) for k, v in c["group"].items()}
             if rule.excepted(c["account"], c["key"], group):
@@ -298,7 +336,7 @@ class DetectionEngine:
                 self.last_fire[tag] = c["ts"]
             out.append(Finding(
                 finding_id=finding_id(rule.id, c["account"], c["key"] or None, c["anchor"]),
-                ts=c["ts"], rule_id=rule.id, detector="forest" if rule is FOREST_RULE else "rule",
+                ts=c["ts"], rule_id=rule.id, detector="forest" if rule.kind == "forest" else "rule",
                 signal=rule.signal, severity=rule.severity, account=c["account"],
                 key=c["key"] or None, title=rule.title, summary=c["summary"],
                 evidence=c["evidence"], group=group, action=rule.action, tags=rule.tags,

@@ -142,11 +142,11 @@ def render(report: dict[str, Any]) -> str:
     for run, modes in report["runs"].items():
         names = list(modes)
         lines.append(f"== {run} ==")
-        lines.append(f"{'':<22}" + "".join(f"{n:>26}" for n in names))
+        lines.append(f"{'':<22}" + "".join(f" {n:>28}" for n in names))
         kd = modes[names[0]]["key_days"]
-        lines.append(f"{'key-days':<22}" + "".join(f"{kd:>26}" for _ in names))
+        lines.append(f"{'key-days':<22}" + "".join(f" {kd:>28}" for _ in names))
         lines.append(f"{'false findings/key-day':<22}" + "".join(
-            f"{modes[n]['false_per_key_day']:>26}" for n in names))
+            f" {modes[n]['false_per_key_day']:>28}" for n in names))
         attacks = sorted({a for n in names for a in modes[n]["per_attack"]})
         for a in attacks:
             cells = []
@@ -159,7 +159,7 @@ def render(report: dict[str, Any]) -> str:
                 else:
                     cells.append(f"{r['caught']}/{r['total']} med {r['delay_median_s']}s "
                                  f"max {r['delay_worst_s']}s")
-            lines.append(f"{a:<22}" + "".join(f"{c:>26}" for c in cells))
+            lines.append(f"{a:<22}" + "".join(f" {c:>28}" for c in cells))
         both = modes[names[-1]]
         lines.append("per detector (last set-up): findings / false / attacks caught")
         for rid, d in both["per_detector"].items():
