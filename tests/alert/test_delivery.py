@@ -8,11 +8,12 @@ import sqlite3
 import textwrap
 
 import pytest
+from pydantic import SecretStr
 
 from monitor.alert.manager import AlertManager
 from monitor.alert.notify import Backoff, Notifier
 from monitor.alert.redact import config_secrets
-from monitor.config import load_config
+from monitor.config import ChannelConfig, load_config
 from monitor.findings import Severity, Signal
 from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding
 from tests.alert.receivers import JsonSink, SmtpSink, mail_html, mail_text
@@ -201,3 +202,18 @@ async def test_run_loops_until_stopped_then_makes_a_final_pass(store, sink):
     titles = [r["title"] for r in sink.received]
     assert any(first in t for t in titles) and any(last in t for t in titles)
     assert all(d.state == "sent" for d in store.deliveries())
+
+
+async def test_channels_are_checked_once_before_the_first_alert(store, clock, sink, caplog):
+    """A URL Apprise refuses is named at start (its token is not); the good channel passes."""
+    token = "FAKE-" + "never-a-real-bot-token"  # no "digits:" prefix: Apprise refuses it
+    bad = ChannelConfig(name="bad", url_env="KW_BAD_URL").model_copy(
+        update={"resolved_url": SecretStr(f"tgram://{token}/")})
+    cfg = alerts_cfg(channel("hook", sink.url), bad)
+    sender = Notifier(store, clock, cfg)
+    with caplog.at_level(logging.ERROR, logger="monitor.alert.notify"):
+        problems = sender.check_channels()
+    assert len(problems) == 1 and problems[0].startswith("alert channel bad:")
+    assert "does not accept" in problems[0]
+    assert token not in caplog.text and "alert channel bad" in caplog.text
+    assert Notifier(store, clock, alerts_cfg(channel("hook", sink.url))).check_channels() == []
