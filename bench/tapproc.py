@@ -1,7 +1,7 @@
 """The collector's tap in a process of its own, as it runs in the service, for figure 4.
 
 `Tap` served by uvicorn with the options `Collector.start` uses, forwarding from the bots' host
-address with its own pooled httpx client, recording into a real `Ingest` + SQLite store. The
+address with its own pooled upstream connections, recording into a real `Ingest` + SQLite store. The
 bots (the benchmark's clients) are another process, as in production. One JSON line each way:
 
   child -> parent  {"ready": {"url", "pid"}}
@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 
 from monitor.clock import AcceleratedClock
@@ -69,11 +68,9 @@ async def main(args: argparse.Namespace) -> int:
         store = SQLiteStore(Path(tmp) / "tap.db")
         ingest = Ingest(store)
         ing = asyncio.create_task(ingest.run())
-        upstream = httpx.AsyncClient(
-            timeout=30.0, transport=httpx.AsyncHTTPTransport(local_address=args.local_host))
         tap = _tap_class(args.tap_file)(
             args.upstream, clock, ingest.offer, keys={args.key_sha256: ("main", "bot")},
-            client=upstream, default_account="main")
+            local_address=args.local_host, default_account="main")
         server = uvicorn.Server(uvicorn.Config(
             tap, host="127.0.0.1", port=0, log_level="warning", server_header=False,
             date_header=False, lifespan="off", access_log=False))

@@ -104,13 +104,8 @@ class Collector:
                                           keys=keys))
         if src.tap.enabled:
             # the tap forwards from this host's own address, as the bots would have
-            tap_client = httpx.AsyncClient(
-                timeout=30.0,
-                transport=httpx.AsyncHTTPTransport(local_address=local_host)
-                if local_host else None,
-            )
             self.tap = Tap(src.tap.upstream, clock, self.ingest.offer, keys=keys,
-                           client=tap_client,
+                           local_address=local_host,
                            default_account=src.tap.account or config.accounts[0].name)
 
     def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr

@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
-
 from monitor.binance.parse_rest import usage_facts
 from monitor.clock import Clock
+from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
 
 log = logging.getLogger(__name__)
@@ -67,16 +66,17 @@ class Tap:
         *,
         keys: Mapping[str, tuple[str, str]],  # sha256 fingerprint -> (account, label)
         default_account: str,
-        client: httpx.AsyncClient | None = None,
+        local_address: str | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self.upstream = check_upstream(upstream)
-        self._base = httpx.URL(self.upstream)
+        self.base_path = urlsplit(self.upstream).path.encode()
         self.clock = clock
         self.offer = offer
         self.keys = dict(keys)
         self.default_account = default_account
-        self.client = client or httpx.AsyncClient(timeout=30.0)
-        self.client.headers.clear()  # add nothing of our own to the forwarded request
+        # the bots' own host address, when given, so their IP whitelist still admits the call
+        self.client = Upstream(self.upstream, local_address=local_address, timeout=timeout_s)
         self.counters = {"requests": 0, "upstream_errors": 0, "upstream_retries": 0, "rejects": 0,
                          "record_errors": 0}
         self._pending: list[tuple[Any, ...]] = []
@@ -112,34 +112,31 @@ class Tap:
         if scope.get("query_string"):
             raw_target += b"?" + scope["query_string"]
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
-        req = self.client.build_request(
-            scope["method"], self._base.copy_with(raw_path=raw_target), headers=headers,
-            content=body or None,
-        )
+        target = self.base_path + raw_target
         try:
             try:
-                resp = await self.client.send(req, stream=True)
-            except httpx.RemoteProtocolError:
-                # A pooled connection the upstream closed while idle ("disconnected without
-                # sending a response"). A read-only request is safe to send once more on a fresh
-                # connection; an order placement or cancel is not (its outcome is unknown), so
-                # only those get the 502 below.
+                resp = await self.client.send(scope["method"], target, headers, body)
+            except StaleConnection:
+                # A pooled connection the upstream closed while idle, before any byte of an
+                # answer. A read-only request is safe to send once more on a fresh connection;
+                # an order placement or cancel is not (its outcome is unknown), so only those
+                # get the 502 below.
                 if scope["method"] not in SAFE_RETRY_METHODS:
                     raise
                 self.counters["upstream_retries"] += 1
-                resp = await self.client.send(req, stream=True)
-        except httpx.HTTPError as exc:
+                resp = await self.client.send(scope["method"], target, headers, body)
+        except UpstreamError as exc:
             self.counters["upstream_errors"] += 1
             log.warning("tap: upstream unreachable for %s %s: %s", scope["method"],
-                        scope["path"], type(exc).__name__)
+                        scope["path"], exc)
             await send({"type": "http.response.start", "status": 502,
                         "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": b"tap: upstream unreachable"})
-            self._later(scope, body, ts, started, 502, httpx.Headers(), b"", "upstream_error")
+            self._later(scope, body, ts, started, 502, {}, b"", "upstream_error")
             return
         peek = b""
         try:
-            out_headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+            out_headers = [(k, v) for k, v in resp.raw_headers if k.lower() not in HOP_BY_HOP]
             await send({"type": "http.response.start", "status": resp.status_code,
                         "headers": out_headers})
             # Hold one chunk back so the last goes out with more_body=False: one send (and
@@ -152,12 +149,20 @@ class Tap:
                     peek = (peek + chunk)[:PEEK_BYTES] if peek else chunk[:PEEK_BYTES]
                 held = chunk
             await send({"type": "http.response.body", "body": held or b""})
+        except UpstreamError:
+            # The answer broke off after its head went to the bot: the call still happened,
+            # so it is recorded (with its status and what came), then the bot's connection is
+            # aborted so it cannot take the cut answer for a whole one.
+            self.counters["upstream_errors"] += 1
+            self._later(scope, body, ts, started, resp.status_code, resp.headers, peek,
+                        "upstream_cut_answer")
+            raise
         finally:
             await resp.aclose()
         self._later(scope, body, ts, started, resp.status_code, resp.headers, peek, None)
 
     def _later(self, scope: dict[str, Any], body: bytes, ts: int, started: float, status: int,
-               headers: httpx.Headers, peek: bytes, error: str | None) -> None:
+               headers: Mapping[str, str], peek: bytes, error: str | None) -> None:
         """Queue the recording for after this request's ASGI cycle has ended.
 
         The bot already has its answer; building the event (parsing, hashing, validation)
@@ -182,7 +187,7 @@ class Tap:
                 log.exception("tap: could not offer %d event(s)", len(events))
 
     def _record(self, scope: dict[str, Any], body: bytes, ts: int, latency_ms: float,
-                status: int, headers: httpx.Headers, peek: bytes, error: str | None
+                status: int, headers: Mapping[str, str], peek: bytes, error: str | None
                 ) -> Event | None:
         try:
             ev = self.build_event(scope, body, ts, latency_ms, status, headers, peek, error)
@@ -195,7 +200,7 @@ class Tap:
         return ev
 
     def build_event(self, scope: dict[str, Any], body: bytes, ts: int, latency_ms: float,
-                    status: int, headers: httpx.Headers, peek: bytes, error: str | None
+                    status: int, headers: Mapping[str, str], peek: bytes, error: str | None
                     ) -> Event:
         method, path = scope["method"], scope["path"]
         hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
