@@ -27,8 +27,13 @@ lint: $(STAMP)
 	$(BIN)/mypy monitor
 	$(BIN)/python -m monitor.devtools.strip_notebooks --check notebooks
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
 
 model: $(STAMP)
