@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from bench.common import Row
 from bench.world import HOST_IP, KeySpec, SimProcess, monitor_key, write_config
-from monitor.clock import AcceleratedClock
+from monitor.clock import AcceleratedClock, Clock
 from monitor.collect.collector import Collector
 from monitor.demo.receiver import AlertReceiver
 from monitor.detect.engine import DetectionEngine
@@ -142,7 +143,7 @@ async def _run(n_event: int, n_window: int, minutes: int, say: Callable[[str], N
             span = first_minute + minutes * 60 - 5
             jobs += [event_incident(i, 1 + span * i / n_event) for i in range(n_event)]
             await asyncio.gather(*jobs)
-            await asyncio.sleep(65)  # the last windows close and their alerts go out
+            await _settle(receiver, clock, bursts)
             stop.set()
             await asyncio.wait_for(svc, 60)
             alerts = _first_alert(store, receiver)
@@ -169,6 +170,23 @@ async def _run(n_event: int, n_window: int, minutes: int, say: Callable[[str], N
         else:
             out["missed_window"].append(1)
     return out
+
+
+async def _settle(receiver: AlertReceiver, clock: Clock, bursts: dict[str, tuple[int, int]],
+                  cap_s: float = 65.0, quiet_s: float = 5.0) -> None:
+    """Wait for the last windows to close and their alerts to go out: until the last burst's
+    minute has ended (plus the 0.5 s lateness) and no alert came for `quiet_s`, at most `cap_s`.
+    An alert later than that counts as missed, and the note says how many were."""
+    last_close = max((((f // 60_000) + 1) * 60_000 for f, _ in bursts.values()),
+                     default=clock.now_ms())
+    deadline = time.monotonic() + cap_s
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if len(receiver.received) != seen:
+            seen, quiet_since = len(receiver.received), time.monotonic()
+        elif clock.now_ms() > last_close + 500 and time.monotonic() - quiet_since >= quiet_s:
+            return
+        await asyncio.sleep(0.1)
 
 
 def _first_alert(store: SQLiteStore, receiver: AlertReceiver) -> dict[str, int]:
