@@ -9,7 +9,9 @@ request reached it unaltered: a changed byte would be answered -1022.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 
 import pytest
 import uvicorn
@@ -210,3 +212,47 @@ def test_stale_pooled_connection_retries_reads_but_never_orders() -> None:
     statuses = [(e.endpoint, e.status) for e in sorted(events, key=lambda e: e.ts)]
     assert statuses == [("/api/v3/time", 200), ("/api/v3/account", 200),
                         ("/api/v3/time", 200), ("/api/v3/order", 502)]
+
+
+def test_an_answer_cut_mid_body_is_recorded_and_the_bot_sees_a_broken_answer() -> None:
+    """The upstream sends a head and part of the body, then closes: the bot must not get a
+    short body as if it were whole, and the call is still recorded, marked as cut."""
+    import httpx
+
+    events: list[Event] = []
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"content-length: 100\r\nx-mbx-used-weight-1m: 21\r\n\r\n{\"bal")
+        await writer.drain()
+        writer.close()
+
+    async def start() -> None:
+        srv = await asyncio.start_server(cut, "127.0.0.1", 0)
+        holder["port"] = srv.sockets[0].getsockname()[1]
+        ready.set()
+
+    th = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()),
+                          daemon=True)
+    th.start()
+    assert ready.wait(5)
+    tap = Tap(f"http://127.0.0.1:{holder['port']}", SystemClock(),
+              lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
+    try:
+        with TapThread(tap) as base, httpx.Client(base_url=base) as bot:
+            with pytest.raises(httpx.HTTPError):
+                bot.get("/api/v3/account").read()
+            deadline = time.monotonic() + 5
+            while not events and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+    (ev,) = events
+    assert (ev.endpoint, ev.status, ev.weight_1m) == ("/api/v3/account", 200, 21)
+    assert json.loads(ev.raw)["error"] == "upstream_cut_answer"
+    assert tap.counters["upstream_errors"] == 1
