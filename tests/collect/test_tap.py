@@ -9,10 +9,14 @@ request reached it unaltered: a changed byte would be answered -1022.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from binance.error import ClientError
@@ -137,6 +141,30 @@ def test_upstream_must_be_https_unless_loopback(url: str) -> None:
     assert check_upstream("https://api.binance.com") == "https://api.binance.com"
 
 
+@contextlib.contextmanager
+def raw_origin(handle: Any) -> Iterator[int]:
+    """An asyncio TCP server on 127.0.0.1 in its own thread, with `handle` per connection: an
+    upstream that misbehaves exactly as a test needs. Yields its port."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, int] = {}
+
+    async def start() -> None:
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        holder["port"] = srv.sockets[0].getsockname()[1]
+        ready.set()
+
+    th = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()),
+                          daemon=True)
+    th.start()
+    assert ready.wait(5)
+    try:
+        yield holder["port"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+
+
 class ClosingUpstream:
     """A raw HTTP/1.1 server on loopback that answers the first request of each connection and
     drops the connection, unanswered, when a second request arrives on it: what a server does
@@ -171,38 +199,17 @@ class ClosingUpstream:
 def test_stale_pooled_connection_retries_reads_but_never_orders() -> None:
     """A GET on a connection the upstream dropped is sent once more on a fresh one; an order
     is not (its outcome is unknown): the bot gets a 502 and the event says so."""
-    import httpx
-
     events: list[Event] = []
     up = ClosingUpstream()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def start() -> None:
-        srv = await asyncio.start_server(up.handle, "127.0.0.1", 0)
-        holder["srv"], holder["port"] = srv, srv.sockets[0].getsockname()[1]
-        ready.set()
-
-    def run() -> None:
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    assert ready.wait(5)
-    tap = Tap(f"http://127.0.0.1:{holder['port']}", SystemClock(),
-              lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
-    try:
+    with raw_origin(up.handle) as port:
+        tap = Tap(f"http://127.0.0.1:{port}", SystemClock(),
+                  lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
         with TapThread(tap) as base, httpx.Client(base_url=base) as bot:
             assert bot.get("/api/v3/time").status_code == 200
             # every later request finds its pooled connection dropped by the upstream
             assert bot.get("/api/v3/account").status_code == 200  # retried on a fresh one
             assert bot.get("/api/v3/time").status_code == 200  # retried again
             assert bot.post("/api/v3/order", content=b"symbol=BTCUSDT").status_code == 502
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        th.join(5)
     assert tap.counters["upstream_retries"] == 2
     assert tap.counters["upstream_errors"] == 1
     assert up.dropped == ["GET /api/v3/account HTTP/1.1", "GET /api/v3/time HTTP/1.1",
@@ -217,12 +224,7 @@ def test_stale_pooled_connection_retries_reads_but_never_orders() -> None:
 def test_an_answer_cut_mid_body_is_recorded_and_the_bot_sees_a_broken_answer() -> None:
     """The upstream sends a head and part of the body, then closes: the bot must not get a
     short body as if it were whole, and the call is still recorded, marked as cut."""
-    import httpx
-
     events: list[Event] = []
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, object] = {}
 
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -231,27 +233,15 @@ def test_an_answer_cut_mid_body_is_recorded_and_the_bot_sees_a_broken_answer() -
         await writer.drain()
         writer.close()
 
-    async def start() -> None:
-        srv = await asyncio.start_server(cut, "127.0.0.1", 0)
-        holder["port"] = srv.sockets[0].getsockname()[1]
-        ready.set()
-
-    th = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()),
-                          daemon=True)
-    th.start()
-    assert ready.wait(5)
-    tap = Tap(f"http://127.0.0.1:{holder['port']}", SystemClock(),
-              lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
-    try:
+    with raw_origin(cut) as port:
+        tap = Tap(f"http://127.0.0.1:{port}", SystemClock(),
+                  lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
         with TapThread(tap) as base, httpx.Client(base_url=base) as bot:
             with pytest.raises(httpx.HTTPError):
                 bot.get("/api/v3/account").read()
             deadline = time.monotonic() + 5
             while not events and time.monotonic() < deadline:
                 time.sleep(0.02)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        th.join(5)
     (ev,) = events
     assert (ev.endpoint, ev.status, ev.weight_1m) == ("/api/v3/account", 200, 21)
     assert json.loads(ev.raw)["error"] == "upstream_cut_answer"
