@@ -21,7 +21,7 @@ from bench.world import HOST_IP, KeySpec, SimProcess, monitor_key, write_config
 from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
 from monitor.sim.client import ActorClient
-from monitor.sim.rest import ENDPOINTS
+from monitor.sim.rest import ALL_ENDPOINTS as ENDPOINTS
 from monitor.store import SQLiteStore
 
 NAIVE_IP = "127.0.0.3"

@@ -9,7 +9,6 @@ string + body (-1022), then the key's permission for the endpoint (-2015).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -17,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from monitor.sim import auth, errors
+from monitor.sim import auth, errors, marketdata, trading, wallet
+from monitor.sim.endpoint import READ, TRADE, WITHDRAW, Ctx, Endpoint, fixed
 from monitor.sim.errors import ApiError
 from monitor.sim.exchange import Exchange
 from monitor.sim.limits import rate_limits_info
 from monitor.sim.market import SYMBOLS
-from monitor.sim.state import Account, ApiKey
+from monitor.sim.state import ApiKey
 from monitor.sim.views import (
     account_view,
     new_order_view,
@@ -30,40 +30,6 @@ from monitor.sim.views import (
     trade_view,
     withdrawal_view,
 )
-
-READ, TRADE, WITHDRAW = "enableReading", "enableSpotAndMarginTrading", "enableWithdrawals"
-
-
-@dataclass
-class Ctx:
-    ex: Exchange
-    params: dict[str, str]
-    ip: str
-    key: ApiKey | None
-    headers: dict[str, str]
-
-    @property
-    def account(self) -> Account:
-        assert self.key is not None
-        return self.ex.books.accounts[self.key.account]
-
-
-Handler = Callable[[Ctx], object]
-
-
-@dataclass
-class Endpoint:
-    method: str
-    path: str
-    weight: Callable[[dict[str, str]], int]
-    security: str | None  # None = NONE, "KEY" = api key only, else the permission flag
-    handler: Handler
-    sapi: str | None = None  # "ip" | "uid" for /sapi weight accounting
-    zero_on_success: bool = False  # order place/cancel cost nothing when they succeed
-
-
-def _w(n: int) -> Callable[[dict[str, str]], int]:
-    return lambda _p: n
 
 
 # -- handlers (plain functions over the context) ------------------------------------------
@@ -205,28 +171,28 @@ def h_withdraw_apply(ctx: Ctx) -> object:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v3/ping", _w(1), None, h_ping),
-    Endpoint("GET", "/api/v3/time", _w(1), None, h_time),
-    Endpoint("GET", "/api/v3/exchangeInfo", _w(20), None, h_exchange_info),
-    Endpoint("GET", "/api/v3/account", _w(20), READ, h_account),
-    Endpoint("POST", "/api/v3/order", _w(1), TRADE, h_new_order, zero_on_success=True),
-    Endpoint("GET", "/api/v3/order", _w(4), READ, h_get_order),
-    Endpoint("DELETE", "/api/v3/order", _w(1), TRADE, h_cancel_order, zero_on_success=True),
+    Endpoint("GET", "/api/v3/ping", fixed(1), None, h_ping),
+    Endpoint("GET", "/api/v3/time", fixed(1), None, h_time),
+    Endpoint("GET", "/api/v3/exchangeInfo", fixed(20), None, h_exchange_info),
+    Endpoint("GET", "/api/v3/account", fixed(20), READ, h_account),
+    Endpoint("POST", "/api/v3/order", fixed(1), TRADE, h_new_order, zero_on_success=True),
+    Endpoint("GET", "/api/v3/order", fixed(4), READ, h_get_order),
+    Endpoint("DELETE", "/api/v3/order", fixed(1), TRADE, h_cancel_order, zero_on_success=True),
     Endpoint("GET", "/api/v3/openOrders", lambda p: 6 if p.get("symbol") else 80, READ,
              h_open_orders),
-    Endpoint("GET", "/api/v3/allOrders", _w(20), READ, h_all_orders),
+    Endpoint("GET", "/api/v3/allOrders", fixed(20), READ, h_all_orders),
     Endpoint("GET", "/api/v3/myTrades", lambda p: 5 if p.get("orderId") else 20, READ,
              h_my_trades),
-    Endpoint("GET", "/api/v3/rateLimit/order", _w(40), READ, h_order_rate_limit),
-    Endpoint("POST", "/api/v3/userDataStream", _w(2), None, h_retired),
-    Endpoint("PUT", "/api/v3/userDataStream", _w(2), None, h_retired),
-    Endpoint("DELETE", "/api/v3/userDataStream", _w(2), None, h_retired),
-    Endpoint("GET", "/sapi/v1/account/apiRestrictions", _w(1), READ, h_api_restrictions, "ip"),
-    Endpoint("GET", "/sapi/v1/account/apiTradingStatus", _w(1), READ, h_trading_status, "ip"),
-    Endpoint("GET", "/sapi/v1/account/status", _w(1), READ, h_account_status, "ip"),
-    Endpoint("GET", "/sapi/v1/capital/withdraw/history", _w(18000), READ, h_withdraw_history,
+    Endpoint("GET", "/api/v3/rateLimit/order", fixed(40), READ, h_order_rate_limit),
+    Endpoint("POST", "/api/v3/userDataStream", fixed(2), None, h_retired),
+    Endpoint("PUT", "/api/v3/userDataStream", fixed(2), None, h_retired),
+    Endpoint("DELETE", "/api/v3/userDataStream", fixed(2), None, h_retired),
+    Endpoint("GET", "/sapi/v1/account/apiRestrictions", fixed(1), READ, h_api_restrictions, "ip"),
+    Endpoint("GET", "/sapi/v1/account/apiTradingStatus", fixed(1), READ, h_trading_status, "ip"),
+    Endpoint("GET", "/sapi/v1/account/status", fixed(1), READ, h_account_status, "ip"),
+    Endpoint("GET", "/sapi/v1/capital/withdraw/history", fixed(18000), READ, h_withdraw_history,
              "uid"),
-    Endpoint("POST", "/sapi/v1/capital/withdraw/apply", _w(900), WITHDRAW, h_withdraw_apply,
+    Endpoint("POST", "/sapi/v1/capital/withdraw/apply", fixed(900), WITHDRAW, h_withdraw_apply,
              "uid"),
 ]
 
@@ -281,9 +247,14 @@ async def _serve(ex: Exchange, ep: Endpoint, request: Request) -> Response:
     return JSONResponse(result, status_code=status, headers=headers)
 
 
+# Every endpoint the simulator serves, one list: the gate, the routes and the benchmarks read it.
+ALL_ENDPOINTS: list[Endpoint] = [*ENDPOINTS, *marketdata.ENDPOINTS, *trading.ENDPOINTS,
+                                 *wallet.ENDPOINTS]
+
+
 def build_rest_routes(ex: Exchange) -> list[Route]:
     by_path: dict[str, dict[str, Endpoint]] = {}
-    for ep in ENDPOINTS:
+    for ep in ALL_ENDPOINTS:
         by_path.setdefault(ep.path, {})[ep.method] = ep
 
     def make(path: str, methods: dict[str, Endpoint]) -> Route:
