@@ -1,15 +1,59 @@
-"""`keywatch sim`: run the Binance simulator (and optionally a scenario) standalone."""
+"""`keywatch sim`: run the Binance simulator (and optionally a scenario) standalone.
+
+The help text is the control plane's manual: a user who wants to try their own bot against the
+simulator makes an account, a key and a whitelist through it, so it is documented here, where
+`keywatch sim --help` shows it, and the README points here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from monitor.sim.control import KeyInfo
+
+CONTROL_HELP = """\
+Serve a Binance look-alike on 127.0.0.1 and print where to point a client.
+
+Without --scenario it makes an account "demo" (10,000 USDT, 0.2 BTC, 2 ETH) with two keys,
+"trader" (read + spot trading) and "reader" (read only), both usable from any address, and
+serves until Ctrl-C. --show-keys prints each key's API key and secret (random, made at
+start-up, valid only on this simulator).
+
+The control plane (the exchange operator's side, on its own port) takes
+POST /control/<method> with a JSON object of keyword arguments and answers {"result": ...}:
+
+  create_account  {"name": "me", "balances": {"USDT": 5000, "BTC": 0.1}}
+  create_key      {"account": "me", "label": "bot", "permissions":
+                   {"enableReading": true, "enableSpotAndMarginTrading": true},
+                   "ip_whitelist": ["127.0.0.1"]}        -> [api_key, secret]
+  list_keys       {}                   set_whitelist  {"api_key": "...", "ips": null}
+  set_permissions {"api_key": "...", "enableWithdrawals": false}
+  set_balance     {"account": "me", "asset": "USDT", "free": 100}
+  set_price       {"symbol": "BTCUSDT", "price": 64000}
+
+for example: curl -s -X POST http://127.0.0.1:PORT/control/create_account
+  -d '{"name": "me", "balances": {"USDT": 5000}}'
+
+Faults for testing a client: fail_rest, delay_rest, shift_clock, drop_streams, stall_streams,
+resume_streams, expire_subscriptions, force_rollover. Records: order_events, weight_used,
+weight_log, whitelist, price.
+"""
+
+
+def describe_key(k: KeyInfo) -> str:
+    """One line saying what a key may do and from where (no secret in it)."""
+    flags = [f for f, on in k.permissions.items() if on]
+    wl = ", ".join(k.ip_whitelist) if k.ip_whitelist is not None else "any IP"
+    return f"key {k.account}/{k.label}: {', '.join(flags) or 'no permission'}; from {wl}"
+
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(help=CONTROL_HELP)
     def sim(
         scenario: str = typer.Option(None, help="Scenario to play (see --list)."),
         speed: float = typer.Option(1.0, help="Clock speed: 60 = an hour a minute."),
@@ -24,7 +68,6 @@ def register(app: typer.Typer) -> None:
             "made at start-up) so you can point a client at the simulator."),
         list_: bool = typer.Option(False, "--list", help="List shipped scenarios and exit."),
     ) -> None:
-        """Serve a Binance look-alike on 127.0.0.1 and print where to point a client."""
         from monitor.clock import AcceleratedClock
         from monitor.sim import Simulator, list_scenarios, load_scenario, prepare, run_scenario
 
@@ -50,10 +93,13 @@ def register(app: typer.Typer) -> None:
                     s.control.create_key("demo", "reader")
                 typer.echo(f"REST          {s.rest_url}")
                 typer.echo(f"WebSocket API {s.ws_api_url}")
-                typer.echo(f"control plane {s.control_url}  (POST /control/<method>)")
+                stream_url = getattr(s, "stream_url", "")
+                if stream_url:
+                    typer.echo(f"streams       {stream_url}  (/ws/<stream>, /stream?streams=)")
+                typer.echo(f"control plane {s.control_url}  (POST /control/<method>; "
+                           "see keywatch sim --help)")
                 for k in s.control.list_keys():
-                    wl = ", ".join(k.ip_whitelist) if k.ip_whitelist is not None else "any IP"
-                    typer.echo(f"key {k.account}/{k.label} (whitelist: {wl})")
+                    typer.echo(describe_key(k))
                     if show_keys:
                         secret = s.control.key_for(k.account, k.label)[1]
                         typer.echo(f"    api key {k.api_key}\n    secret  {secret}")

@@ -6,7 +6,7 @@ reaches it, just as a key's whitelist is invisible to the Binance API on the rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from starlette.applications import Starlette
@@ -27,6 +27,7 @@ class KeyInfo:
     label: str
     api_key: str
     ip_whitelist: tuple[str, ...] | None
+    permissions: dict[str, bool] = field(default_factory=dict)
 
 
 class Control:
@@ -52,7 +53,8 @@ class Control:
 
     def list_keys(self) -> list[KeyInfo]:
         return [KeyInfo(k.account, k.label, k.api_key,
-                        tuple(k.ip_whitelist) if k.ip_whitelist is not None else None)
+                        tuple(k.ip_whitelist) if k.ip_whitelist is not None else None,
+                        {f: bool(k.permissions.get(f, False)) for f in PERMISSION_FLAGS})
                 for k in self._ex.books.keys.values()]
 
     def key_for(self, account: str, label: str) -> tuple[str, str]:
@@ -134,7 +136,7 @@ def _check_flags(flags: dict[str, bool]) -> None:
         raise ValueError(f"unknown permission flags {unknown}; known: {list(PERMISSION_FLAGS)}")
 
 
-_HTTP_METHODS = {
+HTTP_METHODS = {
     "create_account", "create_key", "list_keys", "set_permissions", "set_whitelist",
     "set_balance", "set_price", "drop_streams", "stall_streams", "resume_streams", "fail_rest",
     "delay_rest", "shift_clock", "expire_subscriptions", "force_rollover", "order_events",
@@ -147,9 +149,9 @@ def control_app(control: Control) -> Starlette:
 
     async def call(request: Request) -> JSONResponse:
         name = request.path_params["name"]
-        if name not in _HTTP_METHODS:
+        if name not in HTTP_METHODS:
             return JSONResponse({"error": f"unknown control method {name!r}",
-                                 "known": sorted(_HTTP_METHODS)}, status_code=404)
+                                 "known": sorted(HTTP_METHODS)}, status_code=404)
         try:
             kwargs = await request.json() if await request.body() else {}
             result = getattr(control, name)(**kwargs)
