@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench model clean venv
+.PHONY: demo test lint bench model clean venv faketime
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,23 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keywatch demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint faketime
 	$(BIN)/python -m pytest -q
+
+# Real client libraries sign with their host's clock; at an accelerated scenario clock they get
+# the simulator's time from libfaketime (Debian package faketime). Installed here when missing
+# and possible (root with apt-get); otherwise the tests that need it skip and say why.
+FAKETIME_LIB = $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1))
+faketime:
+	@if [ -z "$(FAKETIME_LIB)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -qq faketime >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq faketime >/dev/null 2>&1; } || \
+	      echo "note: could not install faketime; accelerated real-client tests will skip"; \
+	  else \
+	    echo "note: libfaketime missing (apt-get install faketime); accelerated real-client tests will skip"; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
@@ -35,6 +50,25 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
+
+# freqtrade live against the simulator (bench/freqtrade_live.py), in a venv of its own: it pulls
+# ~24 packages (TA-Lib, pyarrow, fastapi, SQLAlchemy, python-telegram-bot...) that neither
+# `make test` nor CI needs, and its loose requirements must not move the main venv's.
+.PHONY: freqtrade-venv freqtrade-live
+FREQTRADE_VERSION := 2026.9
+FT_VENV := .venv-freqtrade
+FT_STAMP := $(FT_VENV)/.installed-$(FREQTRADE_VERSION)
+
+$(FT_STAMP):
+	@test -x $(FT_VENV)/bin/python || $(PYTHON) -m venv $(FT_VENV)
+	$(FT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FT_VENV)/bin/python -m pip install --quiet 'freqtrade==$(FREQTRADE_VERSION)'
+	@touch $(FT_STAMP)
+
+freqtrade-venv: $(FT_STAMP)
+
+freqtrade-live: $(STAMP) $(FT_STAMP)
+	$(BIN)/python -m bench.freqtrade_live
 
 model: $(STAMP)
 	$(BIN)/keywatch train --default

@@ -104,7 +104,9 @@ def write_config(run_dir: Path, urls: tuple[str, str], sc: Scenario, receiver_ur
     ]
     prefixes: dict[tuple[str, str], list[str]] = {}
     for bot in sc.bots:
-        if bot.kind in ("grid", "dca"):
+        if bot.order_prefixes is not None:  # a client library's bot: what its owner declared
+            prefixes.setdefault((bot.account, bot.key), []).extend(bot.order_prefixes)
+        elif bot.kind in ("grid", "dca"):
             prefixes.setdefault((bot.account, bot.key), []).append(f"{bot.name}-")
     for account, spec in sc.accounts.items():
         lines += ["[[accounts]]", f'name = "{account}"', 'monitor_key = "keywatch"']

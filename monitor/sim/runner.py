@@ -16,10 +16,12 @@ from pathlib import Path
 from monitor.groundtruth import AttackType, Episode, GroundTruth
 from monitor.sim.attacks import ATTACKS
 from monitor.sim.bots import BOT_KINDS, Bot, RunCtx
+from monitor.sim.clientbots import ClientBot
 from monitor.sim.scenario import AttackSpec, Scenario, load_scenario
 from monitor.sim.server import Simulator
 
 # Attacks that change state which then persists: their episode lasts to the scenario's end.
+KINDS: dict[str, type[Bot]] = {**BOT_KINDS, "client": ClientBot}
 PERSISTENT = {AttackType.IP_RESTRICTION_OFF, AttackType.WITHDRAWAL_ENABLED,
               AttackType.HOST_IP_CHANGED}
 
@@ -57,7 +59,7 @@ async def run_scenario(sim: Simulator, scenario: Scenario | str, *, seed: int = 
     ctx = RunCtx(clock=clock, control=sim.control, rest_url=sim.rest_url, tap_url=tap_url,
                  seed=seed, end_ms=end_ms, recv_window=5000 if clock.speed <= 20 else 60000,
                  keys=keys, progress=say)
-    bots: dict[str, Bot] = {b.name: BOT_KINDS[b.kind](b, ctx) for b in sc.bots}
+    bots: dict[str, Bot] = {b.name: KINDS[b.kind](b, ctx) for b in sc.bots}
     episodes: list[Episode] = []
     say(f"scenario {sc.name}: {len(bots)} bots, {len(sc.attacks)} attacks, "
         f"{sc.duration / 3600:.2f} h simulated at {clock.speed:g}x")

@@ -47,7 +47,7 @@ class AccountSpec(_Model):
 
 
 class BotSpec(_Model):
-    kind: Literal["grid", "dca", "tracker"]
+    kind: Literal["grid", "dca", "tracker", "client"]
     name: str
     account: str
     key: str
@@ -57,6 +57,8 @@ class BotSpec(_Model):
     via_tap: bool = True
     stale_rate: float = 0.0  # share of calls sent with a deliberately stale timestamp (-1021)
     flood_every: Seconds | None = None  # tracker: a rare heavy burst that can hit 429
+    script: str | None = None  # client: which monitor/sim/clients/<script>.py to run
+    order_prefixes: list[str] | None = None  # what its owner lists in client_order_prefixes
 
     @field_validator("every", "flood_every", mode="before")
     @classmethod
@@ -111,6 +113,10 @@ class Scenario(_Model):
             elif who.key is not None and who.key not in acct.keys and not (
                     isinstance(who, AttackSpec) and who.type == AttackType.PERMISSION_PROBE):
                 problems.append(f"{name}: unknown key {who.key!r} on {who.account!r}")
+        for bot in self.bots:
+            if (bot.kind == "client") != (bot.script is not None):
+                problems.append(f"{bot.name}: 'script' is for kind 'client' bots, and they "
+                                "need one")
         bots = {b.name for b in self.bots}
         for atk in self.attacks:
             if atk.type == AttackType.HOST_IP_CHANGED and atk.bot not in bots:
