@@ -186,8 +186,8 @@ async def withdrawal_enabled(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]
 async def host_ip_changed(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> str:
     assert spec.bot is not None and spec.ip is not None
     bot = bots[spec.bot]
-    old = bot.client.ip
-    await bot.client.rebind(spec.ip)
+    old = bot.host_ip
+    await bot.move_host(spec.ip)
     return f"bot {spec.bot} moved {old} -> {spec.ip}; the key's whitelist was not updated"
 
 
@@ -198,6 +198,7 @@ async def slow_misuse(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> st
     client = _client(spec, ctx)
     sym = SYMBOLS[spec.symbol]
     rng = ctx.rng(f"slow:{spec.at}")
+    prefix = bots[spec.bot].order_prefix if spec.bot in bots else f"{spec.bot}-"
     ok = 0
 
     async def order(_: int) -> None:
@@ -207,13 +208,13 @@ async def slow_misuse(spec: AttackSpec, ctx: RunCtx, bots: dict[str, Bot]) -> st
         params: dict[str, object] = {
             "symbol": spec.symbol, "side": "BUY", "type": "MARKET", "quantity": str(qty)}
         if spec.bot is not None:
-            params["newClientOrderId"] = f"{spec.bot}-{rng.randrange(10**6, 10**7)}"
+            params["newClientOrderId"] = f"{prefix}{rng.randrange(10**6, 10**7)}"
         resp = await _send(ctx, client, "slow", "POST", "/api/v3/order", params)
         ok += bool(resp is not None and resp.status_code == 200)
 
     try:
         await _paced(ctx, spec, order)
-        disguise = f" stamped {spec.bot}-" if spec.bot else ""
+        disguise = f" stamped {prefix}" if spec.bot else ""
         return f"{ok}/{spec.count} small foreign orders{disguise}"
     finally:
         await client.aclose()

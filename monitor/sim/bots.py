@@ -68,6 +68,20 @@ class Bot:
         self.client = ActorClient(ctx.base_url(spec.via_tap), spec.ip, key, secret, ctx.clock)
         self.n = 0
 
+    @property
+    def host_ip(self) -> str:
+        return self.client.ip
+
+    @property
+    def order_prefix(self) -> str:
+        """The client-order-id prefix its orders carry (what a copied config would stamp)."""
+        prefixes = self.spec.order_prefixes
+        return prefixes[0] if prefixes else f"{self.spec.name}-"
+
+    async def move_host(self, ip: str) -> None:
+        """The bot's host address changed: later calls leave from `ip`."""
+        await self.client.rebind(ip)
+
     async def call(self, method: str, path: str, params: dict[str, object] | None = None,
                    ) -> httpx.Response | None:
         stale = self.rng.random() < self.spec.stale_rate

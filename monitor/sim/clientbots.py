@@ -79,29 +79,45 @@ class ClientBot(Bot):
             raise ValueError(f"bot {spec.name}: unknown client script {spec.script!r}; "
                              f"known: {sorted(SCRIPTS)}")
         self.errors: list[str] = []
+        self._moved = asyncio.Event()
+
+    async def move_host(self, ip: str) -> None:
+        """The host's address changed: the script restarts from `ip` (as after a reboot)."""
+        await self.client.rebind(ip)
+        self._moved.set()
 
     async def run(self) -> None:
+        try:
+            while self.ctx.left_s() > 0:
+                self._moved.clear()
+                await self._run_once()
+        finally:
+            await self.client.aclose()
+
+    async def _run_once(self) -> None:
+        """The script from now until the scenario ends or the host moves."""
         key, secret = self.ctx.keys[(self.spec.account, self.spec.key)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("KW_")}
         env.update({"KW_BASE_URL": self.ctx.base_url(self.spec.via_tap), "KW_API_KEY": key,
                     "KW_API_SECRET": secret, "KW_SYMBOL": self.spec.symbol,
-                    "KW_EVERY_S": str(self.spec.every), "KW_SOURCE_IP": self.spec.ip,
+                    "KW_EVERY_S": str(self.spec.every), "KW_SOURCE_IP": self.host_ip,
                     "KW_SEED": str(self.ctx.seed), "PYTHONUNBUFFERED": "1"})
+        env.update(await fake_time_env(self.ctx.clock))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", f"monitor.sim.clients.{self.spec.script}", env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        reader = asyncio.create_task(self._read(proc))
+        moved = asyncio.create_task(self._moved.wait())
         try:
-            env.update(await fake_time_env(self.ctx.clock))
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"monitor.sim.clients.{self.spec.script}", env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-            reader = asyncio.create_task(self._read(proc))
-            try:
-                await self.ctx.clock.sleep(max(0.0, self.ctx.left_s()))
-            finally:
-                await _stop(proc)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+            ended = asyncio.create_task(self.ctx.clock.sleep(max(0.0, self.ctx.left_s())))
+            await asyncio.wait({moved, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
         finally:
-            await self.client.aclose()
+            moved.cancel()
+            await _stop(proc)
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def _read(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None

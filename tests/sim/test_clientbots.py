@@ -77,3 +77,23 @@ async def test_connector_bot_trades_at_600x_without_a_timestamp_error() -> None:
     assert all(e["X"] == "FILLED" for e in events if e["x"] == "TRADE")
     assert [line for line in said if "failed:" in line] == []  # no -1021, no error at all
     assert any("rounds ok=" in line and "failed=0" in line for line in said)
+
+
+@needs_faketime
+async def test_a_client_bot_whose_host_moves_calls_from_the_new_address() -> None:
+    sc = _scenario("connector_dca", "20m", symbol="BTCUSDT", every="1m").model_copy(update={
+        "attacks": Scenario.model_validate({
+            "name": "x", "duration": "20m", "accounts": {},
+            "attacks": [{"type": "host_ip_changed", "at": "10m", "account": "main",
+                         "key": "bot", "bot": "c", "ip": "127.0.0.9"}]}).attacks})
+    said: list[str] = []
+    async with Simulator(clock=AcceleratedClock(600), seed=1) as sim:
+        truth = await run_scenario(sim, sc, on_progress=said.append)
+        log = sim.control.weight_log()
+    moved_at = truth.episodes[0].start_ms
+    old = [ts for ts, ip, _p, _w in log if ip == "127.0.0.2"]
+    new = [ts for ts, ip, _p, _w in log if ip == "127.0.0.9"]
+    assert {ip for _ts, ip, _p, _w in log} == {"127.0.0.2", "127.0.0.9"}
+    # the old process ends before the new one starts: no call from both hosts at once
+    assert min(old) < moved_at < min(new) and max(old) < min(new)
+    assert any("failed:" in line for line in said)  # the whitelist refuses the new address
