@@ -78,6 +78,52 @@ def invalid_symbol() -> ApiError:
     return ApiError(400, -1121, "Invalid symbol.")
 
 
+# -- market-data parameters (errors.md 11xx, as the market-data endpoints raise them) ------
+INT_RANGE = "^[0-9]{1,20}$"
+SYMBOL_RANGE = "^[A-Z0-9-_.]{1,20}$"
+
+
+def invalid_symbol_status() -> ApiError:
+    return ApiError(400, -1122, "Invalid symbolStatus.")
+
+def bad_param_combo() -> ApiError:
+    return ApiError(400, -1128, "Combination of optional parameters invalid.")
+
+def duplicate_symbols() -> ApiError:
+    return ApiError(400, -1151, "Symbol is present multiple times in the list.")
+
+def param_empty(name: str) -> ApiError:
+    return ApiError(400, -1105, f"Parameter '{name}' was empty.")
+
+def bad_interval() -> ApiError:
+    return ApiError(400, -1120, "Invalid interval.")
+
+def not_all_read(read: int, sent: int) -> ApiError:
+    return ApiError(400, -1104, f"Not all sent parameters were read; read '{read}' parameter(s) "
+                    f"but was sent '{sent}'.")
+
+def too_many_values(expected: int, received: int) -> ApiError:
+    return ApiError(400, -1101, f"Too many parameters; expected '{expected}' and received "
+                    f"'{received}'.")
+
+def lookup_too_long(hours: int) -> ApiError:
+    return ApiError(400, -1127, f"More than {hours} hours between startTime and endTime.")
+
+def invalid_ticker_type() -> ApiError:
+    return ApiError(400, -1139, "Invalid ticker type.")
+
+def symbol_status_mismatch() -> ApiError:
+    return ApiError(400, -1220, "The symbol's status does not match the requested symbolStatus.")
+
+def illegal_chars(name: str, legal: str) -> ApiError:
+    return ApiError(400, -1100,
+                    f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+def missing_either(first: str, second: str) -> ApiError:
+    return ApiError(400, -1102,
+                    f"Param '{first}' or '{second}' must be sent, but both were empty/null!")
+
+
 def retired() -> ApiError:
     """Legacy listen-key endpoints (retired for Spot on 2026-02-20).
 

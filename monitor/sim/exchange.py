@@ -2,6 +2,8 @@
 
 The REST app, the WebSocket API and the control plane all hold the same `Exchange`, and every
 time they read comes from `now_ms()`: the injected clock plus the control plane's skew.
+The engine's events fan out to the user-data hub and to the public tape, so every fill an
+account makes is also a public trade in /trades, the klines, the tickers and the streams.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.clock import Clock
+from monitor.sim.depthbook import DepthBook
 from monitor.sim.engine import Engine
 from monitor.sim.limits import Limits
 from monitor.sim.state import Books
 from monitor.sim.streams import StreamHub
+from monitor.sim.tape import Tape
 
 
 @dataclass
@@ -31,7 +35,13 @@ class Exchange:
         self.limits = Limits()
         self.faults = Faults()
         self.hub = StreamHub(self.now_ms)
-        self.engine = Engine(self.books, self.now_ms, seed, self.hub.publish)
+        self.engine = Engine(self.books, self.now_ms, seed, self._emit)
+        self.tape = Tape(self.engine.paths, self.books, seed)
+        self.depth = {s: DepthBook(t, self.books, seed) for s, t in self.tape.symbols.items()}
+
+    def _emit(self, account: str, event: dict[str, object]) -> None:
+        self.hub.publish(account, event)
+        self.tape.on_event(event)
 
     def now_ms(self) -> int:
         return self.clock.now_ms() + self.skew_ms
