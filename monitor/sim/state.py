@@ -26,6 +26,8 @@ PERMISSION_FLAGS = (
 )
 DEFAULT_PERMISSIONS = {"enableReading": True}
 TRADING_WITHOUT_IP_LIMIT_MS = 30 * 24 * 3600 * 1000
+# Every account's maker and taker rate, charged on what a fill receives (no BNB discount).
+COMMISSION = Decimal("0.001")
 
 
 @dataclass
@@ -70,10 +72,54 @@ class Order:
     locked_amount: Decimal = Decimal(0)
     api_key_label: str = ""
     caller_ip: str = ""
+    stop_price: Decimal = Decimal(0)
+    iceberg_qty: Decimal = Decimal(0)
+    order_list_id: int = -1
+    working_ms: int = -1  # -1 until the order is on the book (stop not triggered, pending leg)
 
     @property
     def is_open(self) -> bool:
+        """On the book or waiting for its stop price: what openOrders lists and fills touch."""
         return self.status in ("NEW", "PARTIALLY_FILLED")
+
+    @property
+    def is_active(self) -> bool:
+        """Open, or a pending order-list leg that a cancel still reaches."""
+        return self.is_open or self.status == "PENDING_NEW"
+
+    @property
+    def is_stop(self) -> bool:
+        return self.type in STOP_TYPES
+
+    @property
+    def on_book(self) -> bool:
+        """Resting on the order book at `price`: not a stop still waiting for its trigger."""
+        return self.is_open and self.working_ms != -1 and self.type not in (
+            "MARKET", "STOP_LOSS", "TAKE_PROFIT")
+
+
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+
+
+@dataclass
+class OrderList:
+    """An OCO, OTO or OTOCO: which legs it holds and what role each plays.
+
+    `pair` are the legs that cancel each other (both OCO legs, the two OTOCO pending legs);
+    `pending` are the legs that wait (PENDING_NEW) until `working` is fully filled.
+    """
+
+    order_list_id: int
+    contingency_type: str  # OCO | OTO (an OTOCO reports OTO)
+    list_client_order_id: str
+    symbol: str
+    order_ids: list[int]
+    transaction_ms: int
+    working: int | None = None
+    pending: list[int] = field(default_factory=list)
+    pair: list[int] = field(default_factory=list)
+    status_type: str = "EXEC_STARTED"  # RESPONSE | EXEC_STARTED | UPDATED | ALL_DONE
+    order_status: str = "EXECUTING"  # EXECUTING | ALL_DONE | REJECT
 
 
 @dataclass
@@ -110,6 +156,7 @@ class Account:
     free: dict[str, Decimal] = field(default_factory=dict)
     locked: dict[str, Decimal] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
+    order_lists: dict[int, OrderList] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     withdrawals: list[Withdrawal] = field(default_factory=list)
     update_ms: int = 0
@@ -135,6 +182,7 @@ class Books:
         self._next_order_id = 1000
         self._next_trade_id = 5000
         self._next_exec_id = 1
+        self._next_order_list_id = 0
         self._next_uid = 350_000_001
 
     def add_account(self, name: str) -> Account:
@@ -174,6 +222,10 @@ class Books:
     def trade_id(self) -> int:
         self._next_trade_id += 1
         return self._next_trade_id
+
+    def order_list_id(self) -> int:
+        self._next_order_list_id += 1
+        return self._next_order_list_id
 
     def exec_id(self) -> int:
         self._next_exec_id += 1

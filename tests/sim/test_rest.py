@@ -110,7 +110,7 @@ async def test_bad_and_unknown_keys(sim: Simulator, bot: ActorClient) -> None:
 
 async def test_rejects_cost_weight_successes_do_not(sim: Simulator, bot: ActorClient) -> None:
     order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-             "price": "10000.00", "quantity": "0.001"}
+             "price": "20000.00", "quantity": "0.001"}
     r = await bot.signed("POST", "/api/v3/order", order)
     assert r.status_code == 200 and r.headers["x-mbx-used-weight-1m"] == "0"
     r = await bot.signed("POST", "/api/v3/order", {**order, "quantity": "100"})
@@ -119,7 +119,7 @@ async def test_rejects_cost_weight_successes_do_not(sim: Simulator, bot: ActorCl
     assert r.headers["x-mbx-used-weight-1m"] == "1"
     r = await bot.signed("POST", "/api/v3/order", {**order, "quantity": "0.0000001"})
     assert r.json() == {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
-    r = await bot.signed("POST", "/api/v3/order", {**order, "price": "10000.001"})
+    r = await bot.signed("POST", "/api/v3/order", {**order, "price": "20000.001"})
     assert r.json() == {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
     r = await bot.signed("POST", "/api/v3/order", {**order, "quantity": "0.0001"})
     assert r.json() == {"code": -1013, "msg": "Filter failure: NOTIONAL"}
