@@ -1,8 +1,10 @@
 """Run the simulated exchange on loopback: `Simulator` in the current loop, or in a thread.
 
-uvicorn serves one Starlette app holding the REST routes and the WebSocket API; the control
-plane, when asked for over HTTP, gets its own uvicorn on its own port. A background ticker fills
-resting orders as the price path moves.
+uvicorn serves one Starlette app holding the REST routes and the WebSocket API; the public
+market-data streams get their own uvicorn on their own port (`stream_url`, as Binance serves
+them from stream.binance.com, apart from the API); the control plane, when asked for over
+HTTP, gets a third. A background ticker fills resting orders as the price path moves and keeps
+the public trade tape current.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.websockets import WebSocket
 from monitor.clock import Clock, SystemClock
 from monitor.sim.control import Control, control_app
 from monitor.sim.exchange import Exchange
+from monitor.sim.pubstreams import PublicStreams, stream_app
 from monitor.sim.rest import build_rest_routes
 from monitor.sim.streams import Connection
 from monitor.sim.wsapi import ws_api
@@ -68,8 +71,11 @@ class Simulator:
         self.rest_url = ""
         self.ws_api_url = ""
         self.control_url: str | None = None
+        self.stream_url = ""  # ws://host:port; raw /ws/<stream>, combined /stream?streams=
+        self.streams = PublicStreams(self.exchange)
         self._servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
         self._ticker: asyncio.Task | None = None
+        self._pump: asyncio.Task | None = None
 
     def _app(self) -> Starlette:
         ex = self.exchange
@@ -88,6 +94,10 @@ class Simulator:
         self.rest_url = f"http://{self.host}:{self.port}"
         self.ws_api_url = f"ws://{self.host}:{self.port}/ws-api/v3"
         self.exchange.hub.abort = lambda conn: self._abort(main[0], conn)
+        pub = await _serve(stream_app(self.streams), self.host, 0, speed)
+        self._servers.append(pub)
+        self.stream_url = f"ws://{self.host}:{_bound_port(pub[0])}"
+        self._pump = asyncio.create_task(self.streams.pump())
         if self._control_port is not None:
             ctl = await _serve(control_app(self.control), self.host, self._control_port, speed)
             self._servers.append(ctl)
@@ -98,6 +108,7 @@ class Simulator:
         while True:
             await asyncio.sleep(0.05)
             self.exchange.engine.match()
+            self.exchange.tape.advance(self.exchange.now_ms())
 
     @staticmethod
     def _abort(server: uvicorn.Server, conn: Connection) -> None:
@@ -108,11 +119,13 @@ class Simulator:
                     transport.abort()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._pump):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.exchange.hub.close_all("shutdown")
+        self.streams.close_all()
         for server, _task in self._servers:
             server.should_exit = True
         for _server, task in self._servers:
