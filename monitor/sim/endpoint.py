@@ -14,6 +14,7 @@ from monitor.sim.exchange import Exchange
 from monitor.sim.state import Account, ApiKey
 
 READ, TRADE, WITHDRAW = "enableReading", "enableSpotAndMarginTrading", "enableWithdrawals"
+KEY = "KEY"  # security MARKET_DATA / USER_STREAM: the API key header, no signature
 
 
 @dataclass

@@ -117,6 +117,18 @@ def symbol_status_mismatch() -> ApiError:
     return ApiError(400, -1220, "The symbol's status does not match the requested symbolStatus.")
 
 
+def no_such_endpoint() -> ApiError:
+    """An unknown path, or a known path with a method it does not serve.
+
+    Real Binance answers these with an HTML 404 page (binance-wire-2.md 2.4 [obs]).
+    SIMULATOR CHOICE: HTTP 404 with a JSON body, so every answer the simulator gives parses as
+    Binance JSON; the code is -1020 UNSUPPORTED_OPERATION ("This operation is not supported."),
+    the documented code whose meaning fits. -1000 UNKNOWN would claim a server fault, and ccxt
+    maps it to OperationFailed (retryable) where -1020 maps to NotSupported.
+    """
+    return ApiError(404, -1020, "This operation is not supported.")
+
+
 # -- order parameters and order rejects (errors.md: 11xx, the -2010/-2011 message table) ----
 INT_RANGE = "^[0-9]{1,20}$"
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from monitor.sim.errors import ApiError
 
 WEIGHT_LIMIT = 6000
+# USD-M and COIN-M futures count IP weight apart from spot, 2400 a minute each
+# (binance-wire-2.md 3.2); `charge(pool=...)` keeps one window per pool and IP.
+FUTURES_WEIGHT_LIMIT = 2400
+FUTURES_ORDERS_1M_LIMIT = 1200
+POOL_LIMITS = {"api": WEIGHT_LIMIT, "fapi": FUTURES_WEIGHT_LIMIT, "dapi": FUTURES_WEIGHT_LIMIT}
 SAPI_IP_LIMIT = 12000
 SAPI_UID_LIMIT = 180000
 ORDERS_10S_LIMIT = 50
@@ -65,29 +70,30 @@ class Limits:
     orders_1d: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     log: list[tuple[int, str, str, int]] = field(default_factory=list)
 
-    def _ip(self, ip: str, now_ms: int) -> _IpState:
-        st = self.ips[ip]
+    def _ip(self, ip: str, now_ms: int, pool: str = "api") -> _IpState:
+        st = self.ips[ip if pool == "api" else f"{pool}:{ip}"]
         minute = window(now_ms, MINUTE_MS)
         if st.minute != minute:
             st.minute, st.used, st.hits_429 = minute, 0, 0
         return st
 
-    def used(self, ip: str, now_ms: int) -> int:
-        return self._ip(ip, now_ms).used
+    def used(self, ip: str, now_ms: int, pool: str = "api") -> int:
+        return self._ip(ip, now_ms, pool).used
 
     def check_ban(self, ip: str, now_ms: int) -> None:
         st = self._ip(ip, now_ms)
         if st.banned_until > now_ms:
             raise self._banned(st, now_ms)
 
-    def charge(self, ip: str, path: str, weight: int, now_ms: int) -> None:
+    def charge(self, ip: str, path: str, weight: int, now_ms: int, pool: str = "api") -> None:
         """Count `weight` for `ip`; raise 429/418 when the IP is over the limit or banned."""
-        st = self._ip(ip, now_ms)
+        st = self._ip(ip, now_ms, pool)
+        limit = POOL_LIMITS[pool]
         if st.banned_until > now_ms:
             raise self._banned(st, now_ms)
         st.used += weight
         self.log.append((now_ms, ip, path, weight))
-        if st.used <= WEIGHT_LIMIT:
+        if st.used <= limit:
             return
         st.hits_429 += 1
         if st.hits_429 > BAN_AFTER_429:
@@ -97,7 +103,7 @@ class Limits:
         retry_s = max(1, -(-((st.minute + 1) * MINUTE_MS - now_ms) // 1000))
         raise ApiError(
             429, -1003,
-            f"Too much request weight used; current limit is {WEIGHT_LIMIT} request weight per "
+            f"Too much request weight used; current limit is {limit} request weight per "
             "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
             {"Retry-After": str(retry_s)},
         )

@@ -1,13 +1,20 @@
-"""The Binance REST surface (/api/v3/*, /sapi/*) as a Starlette app over one `Exchange`.
+"""The Binance REST surface (/api/v3/*, /sapi/*, futures exchangeInfo) as Starlette routes.
 
 Every request passes the same gate in the order the real exchange applies it: injected faults,
-IP weight (429/418; /sapi has its own counters and never bans), API key (-2014/-2015), the IP
-whitelist against the TCP peer (-2015), timestamp window (-1021), HMAC over the exact query
-string + body (-1022), then the key's permission for the endpoint (-2015).
+IP weight (429/418; /sapi has its own counters and never bans; /fapi and /dapi count in their
+own pools), API key (-2014/-2015), the IP whitelist against the TCP peer (-2015), timestamp
+window (-1021), HMAC over the exact query string + body (-1022), then the key's permission for
+the endpoint (-2015). Security "KEY" (MARKET_DATA, USER_STREAM) stops after the whitelist: the
+API key header is required, a signature is not.
+
+A path the simulator does not serve, or a method a known path does not serve, answers 404 with
+a JSON body (`errors.no_such_endpoint`: a SIMULATOR CHOICE, real Binance sends an HTML page).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -16,12 +23,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from monitor.sim import auth, errors, marketdata, trading, wallet
-from monitor.sim.endpoint import READ, TRADE, WITHDRAW, Ctx, Endpoint, fixed
+from monitor.sim import auth, errors, futures_info, marketdata, trading, wallet
+from monitor.sim.endpoint import KEY, READ, TRADE, WITHDRAW, Ctx, Endpoint, fixed
 from monitor.sim.errors import ApiError
 from monitor.sim.exchange import Exchange
 from monitor.sim.limits import rate_limits_info
-from monitor.sim.market import SYMBOLS
+from monitor.sim.market import (
+    DEFAULT_PERMISSIONS,
+    SYMBOL_STATUS_FILTERS,
+    SYMBOLS,
+    SymbolSpec,
+    requested_symbols,
+)
 from monitor.sim.state import ApiKey
 from monitor.sim.views import (
     account_view,
@@ -41,13 +54,54 @@ def h_time(ctx: Ctx) -> object:
     return {"serverTime": ctx.ex.now_ms()}
 
 
+PERMISSIONS_RANGE = r'^\[("[A-Z0-9_]{1,20}"(,"[A-Z0-9_]{1,20}"){0,}){0,1}\]$'
+_PERMISSION_RE = re.compile(r"^[A-Z0-9_]{1,20}$")
+
+
+def _permissions(raw: str | None) -> set[str]:
+    """`permissions` is one name or a JSON array of names (rest-api.md exchangeInfo).
+
+    SIMULATOR CHOICE: a value that is neither answers -1100 with a legal range shaped like the
+    one Binance quotes for `symbols`.
+    """
+    if not raw:
+        return set(DEFAULT_PERMISSIONS)
+    if _PERMISSION_RE.match(raw):
+        return {raw}
+    if not re.match(PERMISSIONS_RANGE, raw):
+        raise errors.illegal_chars("permissions", PERMISSIONS_RANGE)
+    return {str(p) for p in json.loads(raw)}
+
+
+def _flag(params: dict[str, str], name: str, default: bool) -> bool:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise errors.invalid_param(name)
+    return raw.lower() == "true"
+
+
 def h_exchange_info(ctx: Ctx) -> object:
-    wanted = ctx.params.get("symbol")
-    symbols = [s.info() for s in SYMBOLS.values() if not wanted or s.symbol == wanted]
-    if wanted and not symbols:
-        raise errors.invalid_symbol()
+    """`symbol`, `symbols`, `permissions` exclude each other and `symbolStatus` cannot go with
+    `symbol`/`symbols` (-1128); without any, symbols with SPOT, MARGIN or LEVERAGED show."""
+    p = ctx.params
+    names = requested_symbols(p)
+    status = p.get("symbolStatus")
+    if names is not None and (p.get("permissions") or status):
+        raise errors.bad_param_combo()
+    if status and status not in SYMBOL_STATUS_FILTERS:
+        raise errors.invalid_symbol_status()
+    show = _flag(p, "showPermissionSets", True)
+    specs: list[SymbolSpec]
+    if names is not None:
+        specs = [SYMBOLS[n] for n in names]
+    else:
+        wanted = _permissions(p.get("permissions"))
+        specs = [s for s in SYMBOLS.values() if s.permissions() & wanted
+                 and (not status or s.status == status)]
     return {"timezone": "UTC", "serverTime": ctx.ex.now_ms(), "rateLimits": rate_limits_info(),
-            "exchangeFilters": [], "symbols": symbols}
+            "exchangeFilters": [], "symbols": [s.info(show) for s in specs]}
 
 
 def h_account(ctx: Ctx) -> object:
@@ -203,12 +257,29 @@ def _authenticate(ex: Exchange, ep: Endpoint, request: Request, ip: str,
         return None
     key = auth.lookup_key(ex.books, request.headers.get("X-MBX-APIKEY"))
     auth.check_ip(key, ip)
+    if ep.security == KEY:
+        return key
     auth.check_timestamp(params, ex.now_ms())
     q_signed, q_sig = auth.strip_signature(query)
     b_signed, b_sig = auth.strip_signature(body)
     auth.verify_signature(key, q_signed + b_signed, q_sig or b_sig)
     auth.check_permission(key, ep.security)
     return key
+
+
+def weight_pool(path: str) -> str:
+    """Which IP-weight window a path counts in: spot `/api`, or a futures market's own."""
+    head = path.split("/", 2)[1] if path.count("/") >= 2 else ""
+    return head if head in ("fapi", "dapi") else "api"
+
+
+def _weight_headers(ex: Exchange, ip: str, pool: str, now: int) -> dict[str, str]:
+    """Every /api answer carries the IP's weight; `x-mbx-used-weight` (no interval) is the
+    legacy duplicate real answers still carry (binance-wire.md 2.3). Futures send the 1M one."""
+    used = str(ex.limits.used(ip, now, pool))
+    if pool != "api":
+        return {"X-MBX-USED-WEIGHT-1M": used}
+    return {"X-MBX-USED-WEIGHT": used, "X-MBX-USED-WEIGHT-1M": used}
 
 
 async def _serve(ex: Exchange, ep: Endpoint, request: Request) -> Response:
@@ -225,10 +296,11 @@ async def _serve(ex: Exchange, ep: Endpoint, request: Request) -> Response:
     params = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
     params.update(parse_qsl(query.decode("latin-1"), keep_blank_values=True))  # query wins
     weight = ep.weight(params)
+    pool = weight_pool(ep.path)
     now = ex.now_ms()
     try:
         if ep.sapi is None:
-            ex.limits.charge(ip, ep.path, weight, now)
+            ex.limits.charge(ip, ep.path, weight, now, pool)
         key = _authenticate(ex, ep, request, ip, params, query, body)
         if ep.sapi is not None:
             assert key is not None
@@ -243,29 +315,50 @@ async def _serve(ex: Exchange, ep: Endpoint, request: Request) -> Response:
         result, status = err.body(), err.status
         headers.update(err.headers)
     if ep.sapi is None:
-        headers["X-MBX-USED-WEIGHT-1M"] = str(ex.limits.used(ip, now))
+        headers.update(_weight_headers(ex, ip, pool, now))
     return JSONResponse(result, status_code=status, headers=headers)
 
 
-# Every endpoint the simulator serves, one list: the gate, the routes and the benchmarks read it.
+def _no_such_endpoint(ex: Exchange, request: Request) -> Response:
+    """SIMULATOR CHOICE (see errors.no_such_endpoint): JSON 404, no weight charged, and the
+    /api weight headers every answer carries."""
+    ip = request.client.host if request.client else "0.0.0.0"
+    err = errors.no_such_endpoint()
+    headers = (_weight_headers(ex, ip, weight_pool(request.url.path), ex.now_ms())
+               if not request.url.path.startswith("/sapi/") else {})
+    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+
+# Every endpoint the simulator serves, one list: the gate, the routes, the WebSocket API and
+# the benchmarks read it.
 ALL_ENDPOINTS: list[Endpoint] = [*ENDPOINTS, *marketdata.ENDPOINTS, *trading.ENDPOINTS,
-                                 *wallet.ENDPOINTS]
+                                 *wallet.ENDPOINTS, *futures_info.ENDPOINTS]
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def build_rest_routes(ex: Exchange) -> list[Route]:
+    """One route per path taking every method, then a catch-all: both answer JSON for what the
+    simulator does not serve. The catch-all matches every HTTP path, so it comes last and an
+    app that adds HTTP routes must put them before these (WebSocket routes are unaffected)."""
     by_path: dict[str, dict[str, Endpoint]] = {}
     for ep in ALL_ENDPOINTS:
         by_path.setdefault(ep.path, {})[ep.method] = ep
 
     def make(path: str, methods: dict[str, Endpoint]) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await _serve(ex, methods[request.method], request)
+            ep = methods.get(request.method)
+            if ep is None:
+                return _no_such_endpoint(ex, request)
+            return await _serve(ex, ep, request)
 
-        return Route(path, endpoint, methods=list(methods))
+        return Route(path, endpoint, methods=HTTP_METHODS)
 
-    return [make(p, m) for p, m in by_path.items()]
+    async def fallback(request: Request) -> Response:
+        return _no_such_endpoint(ex, request)
+
+    return [*(make(p, m) for p, m in by_path.items()),
+            Route("/{path:path}", fallback, methods=HTTP_METHODS)]
 
 
 def rest_app(ex: Exchange) -> Starlette:
     return Starlette(routes=build_rest_routes(ex))
-

@@ -64,8 +64,14 @@ async def test_withdrawal_needs_permission_and_shows_in_history(sim: Simulator,
     r = await bot.signed("POST", "/sapi/v1/capital/withdraw/apply", apply)
     assert r.status_code == 200 and len(r.json()["id"]) == 32
     r = await bot.signed("GET", "/sapi/v1/capital/withdraw/history")
-    assert set(r.json()[0]) == WITHDRAW_FIELDS and r.json()[0]["address"] == "0xdeadbeef"
+    # withdrawOrderId only appears on a withdrawal that was given one
+    assert set(r.json()[0]) == WITHDRAW_FIELDS - {"withdrawOrderId"}
+    assert r.json()[0]["address"] == "0xdeadbeef"
     assert r.headers["x-sapi-used-uid-weight-1m"] == str(900 + 18000)
+    r = await bot.signed("POST", "/sapi/v1/capital/withdraw/apply",
+                         {**apply, "withdrawOrderId": "payout-7"})
+    r = await bot.signed("GET", "/sapi/v1/capital/withdraw/history")
+    assert set(r.json()[0]) == WITHDRAW_FIELDS and r.json()[0]["withdrawOrderId"] == "payout-7"
 
 
 async def test_signature_over_other_bytes_is_1022(bot: ActorClient) -> None:
