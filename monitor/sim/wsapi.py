@@ -4,6 +4,12 @@ Frames follow binance-wire.md 1.2 and 4.2: requests `{"id","method","params"}`, 
 `{"id","status","result","rateLimits"}` or `{"id","status","error",...}`, events wrapped as
 `{"subscriptionId": n, "event": {...}}`. Protocol pings come from uvicorn (every 20 s of clock
 time, scaled by the clock's speed); the 24-hour limit is checked on the clock here.
+
+Market data, trading and account methods are one table, `MIRRORS`: each WS method names the
+REST endpoint (method, path) it mirrors in `rest.ALL_ENDPOINTS`, whose handler, weight and
+security serve it. Signed methods verify the WS API signature (params sorted by name, apiKey
+included; `auth.ws_payload`). A mirrored method whose REST endpoint is not served (yet)
+answers the unknown-method error.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from monitor.sim import auth, errors
+from monitor.sim import auth, errors, rest
+from monitor.sim.endpoint import KEY, Ctx, Endpoint
 from monitor.sim.errors import ApiError
 from monitor.sim.exchange import Exchange
-from monitor.sim.limits import WEIGHT_LIMIT
+from monitor.sim.limits import ORDERS_1D_LIMIT, ORDERS_10S_LIMIT, WEIGHT_LIMIT
 from monitor.sim.streams import Connection
 
 MAX_CONNECTION_MS = 24 * 3600 * 1000
@@ -28,9 +35,112 @@ METHOD_WEIGHT = {
 }
 
 
-def _rate_limits(ex: Exchange, ip: str) -> list[dict[str, object]]:
-    return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-             "limit": WEIGHT_LIMIT, "count": ex.limits.used(ip, ex.now_ms())}]
+# WS API method -> the REST endpoint it mirrors (web-socket-api.md names each pair).
+MIRRORS: dict[str, tuple[str, str]] = {
+    "exchangeInfo": ("GET", "/api/v3/exchangeInfo"),
+    "depth": ("GET", "/api/v3/depth"),
+    "trades.recent": ("GET", "/api/v3/trades"),
+    "trades.historical": ("GET", "/api/v3/historicalTrades"),
+    "trades.aggregate": ("GET", "/api/v3/aggTrades"),
+    "klines": ("GET", "/api/v3/klines"),
+    "uiKlines": ("GET", "/api/v3/uiKlines"),
+    "avgPrice": ("GET", "/api/v3/avgPrice"),
+    "ticker.24hr": ("GET", "/api/v3/ticker/24hr"),
+    "ticker.tradingDay": ("GET", "/api/v3/ticker/tradingDay"),
+    "ticker": ("GET", "/api/v3/ticker"),
+    "ticker.price": ("GET", "/api/v3/ticker/price"),
+    "ticker.book": ("GET", "/api/v3/ticker/bookTicker"),
+    "order.place": ("POST", "/api/v3/order"),
+    "order.test": ("POST", "/api/v3/order/test"),
+    "order.status": ("GET", "/api/v3/order"),
+    "order.cancel": ("DELETE", "/api/v3/order"),
+    "order.cancelReplace": ("POST", "/api/v3/order/cancelReplace"),
+    "openOrders.status": ("GET", "/api/v3/openOrders"),
+    "openOrders.cancelAll": ("DELETE", "/api/v3/openOrders"),
+    "orderList.place.oco": ("POST", "/api/v3/orderList/oco"),
+    "orderList.place.oto": ("POST", "/api/v3/orderList/oto"),
+    "orderList.place.otoco": ("POST", "/api/v3/orderList/otoco"),
+    "orderList.status": ("GET", "/api/v3/orderList"),
+    "orderList.cancel": ("DELETE", "/api/v3/orderList"),
+    "openOrderLists.status": ("GET", "/api/v3/openOrderList"),
+    "allOrderLists": ("GET", "/api/v3/allOrderList"),
+    "account.status": ("GET", "/api/v3/account"),
+    "account.commission": ("GET", "/api/v3/account/commission"),
+    "account.rateLimits.orders": ("GET", "/api/v3/rateLimit/order"),
+    "allOrders": ("GET", "/api/v3/allOrders"),
+    "myTrades": ("GET", "/api/v3/myTrades"),
+}
+_SERVED = {(ep.method, ep.path): ep for ep in rest.ALL_ENDPOINTS}
+
+
+def mirrored(method: str) -> Endpoint | None:
+    """The REST endpoint serving WS `method`, or None when it is not mirrored or not served."""
+    route = MIRRORS.get(method)
+    return _SERVED.get(route) if route else None
+
+
+def _rate_limits(ex: Exchange, ip: str, account: str | None = None) -> list[dict[str, object]]:
+    """REQUEST_WEIGHT always; the account's ORDERS counters on order placements."""
+    now = ex.now_ms()
+    out: list[dict[str, object]] = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+         "limit": WEIGHT_LIMIT, "count": ex.limits.used(ip, now)}]
+    if account is not None:
+        c10, c1d = ex.limits.order_counts(account, now)
+        out += [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                 "limit": ORDERS_10S_LIMIT, "count": c10},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
+                 "limit": ORDERS_1D_LIMIT, "count": c1d}]
+    return out
+
+
+def _rest_value(value: object) -> str:
+    """A WS param as the REST handler reads it: arrays as compact JSON (`symbols`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _ws_exchange_info(result: object) -> object:
+    """WS API exchangeInfo lists CONNECTIONS (300 per 5 minutes) where REST has RAW_REQUESTS
+    (binance-wire.md 2.1)."""
+    if isinstance(result, dict):
+        result["rateLimits"] = [
+            {"rateLimitType": "CONNECTIONS", "interval": "MINUTE", "intervalNum": 5,
+             "limit": 300} if r.get("rateLimitType") == "RAW_REQUESTS" else r
+            for r in result["rateLimits"]]
+    return result
+
+
+def _mirror(ex: Exchange, conn: Connection, method: str, ep: Endpoint,
+            params: dict[str, object]) -> tuple[object, str | None]:
+    """Serve `method` through its REST endpoint; returns the result and, for order
+    placements, the account whose ORDERS counters the answer's rateLimits show."""
+    str_params = {k: _rest_value(v) for k, v in params.items()}
+    now = ex.now_ms()
+    weight = ep.weight(str_params)
+    ex.limits.charge(conn.ip, f"ws:{method}", weight, now)
+    key = None
+    if ep.security is not None:
+        key = auth.lookup_key(ex.books, str_params.get("apiKey"))
+        auth.check_ip(key, conn.ip)
+        if ep.security != KEY:
+            auth.check_timestamp(str_params, now)
+            sig = params.get("signature")
+            auth.verify_signature(key, auth.ws_payload(params).encode(),
+                                  str(sig) if sig else None)
+            auth.check_permission(key, ep.security)
+    handler_params = {k: v for k, v in str_params.items() if k not in ("apiKey", "signature")}
+    headers: dict[str, str] = {}
+    result = ep.handler(Ctx(ex, handler_params, conn.ip, key, headers))
+    if ep.zero_on_success:
+        ex.limits.refund(conn.ip, f"ws:{method}", weight, now)
+    if method == "exchangeInfo":
+        result = _ws_exchange_info(result)
+    counted = key.account if key is not None and "X-MBX-ORDER-COUNT-10S" in headers else None
+    return result, counted
 
 
 def _error(ex: Exchange, req_id: object, err: ApiError, ip: str) -> dict[str, object]:
@@ -99,11 +209,18 @@ async def _handle(ex: Exchange, conn: Connection, frame: dict) -> None:
     params = frame.get("params") or {}
     if not isinstance(method, str) or not isinstance(params, dict):
         raise ApiError(400, -1000, "Malformed request.")
-    ex.limits.charge(conn.ip, f"ws:{method}", METHOD_WEIGHT.get(method, 1), ex.now_ms())
+    ep = mirrored(method)
+    if ep is None:
+        ex.limits.charge(conn.ip, f"ws:{method}", METHOD_WEIGHT.get(method, 1), ex.now_ms())
     if conn.subs and not _revalidate(ex, conn):
         conn.push({"id": None, "status": 401, "error": errors.rejected_key().body()})
         return
     result: object
+    if ep is not None:
+        result, counted = _mirror(ex, conn, method, ep, params)
+        conn.push({"id": req_id, "status": 200, "result": result,
+                   "rateLimits": _rate_limits(ex, conn.ip, counted)})
+        return
     if method == "ping":
         result = {}
     elif method == "time":
