@@ -15,6 +15,8 @@ import pytest
 from monitor.detect.forest import ForestModel
 from monitor.evaluate.realpath import run_scenario
 from monitor.groundtruth import AttackType
+from monitor.sim.clientbots import find_libfaketime
+from monitor.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_SIGNALS = {
@@ -44,3 +46,31 @@ async def test_one_hour_through_the_real_service(tmp_path: Path) -> None:
     assert report["forest"]["per_attack"]["slow_misuse"]["caught"] == 1
     assert both["false_findings"] == 0, both["per_detector"]
     assert report["alerts"]["false_findings"] == 0
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(find_libfaketime() is None,
+                    reason="libfaketime is not installed (Debian package 'faketime'; `make "
+                           "test` installs it when run as root): the stock clients cannot keep "
+                           "the accelerated clock")
+async def test_stock_client_bots_through_the_real_service(tmp_path: Path) -> None:
+    """An hour of unmodified ccxt, binance-connector and python-binance bots: the service
+    stores their traffic (tapped and not) and raises nothing about it."""
+    forest = ForestModel.load(REPO / "models" / "default.skops")
+    said: list[str] = []
+    report = await run_scenario("real_clients_hour", rules_dir=REPO / "rules", forest=forest,
+                                speed=120, seed=3, out=tmp_path, say=said.append)
+    run = report.pop("run")
+    summaries = [line for line in said if "rounds ok=" in line]
+    assert len(summaries) == 3 and all("failed=0" in line for line in summaries), said
+    store = SQLiteStore(Path(run["run_dir"]) / "keywatch.db")
+    try:
+        events = store.load_events()
+    finally:
+        store.close()
+    tapped = events[events["source"] == "tap"]
+    assert {"ccxt-grid", "dca"} <= set(tapped["key"].dropna())
+    orders = events[events["kind"] == "order"]
+    assert orders["client_order_id"].str.startswith("x-TKT5PX2F").any()
+    for mode in ("live", "both", "alerts"):
+        assert report[mode]["false_findings"] == 0, (mode, report[mode])
