@@ -56,7 +56,8 @@ PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
 REDACT = {"signature"}
 
 STRATEGY = '''
-"""Buys at once when flat, sells after one minute whatever the price (ROI -1 at 1 min)."""
+"""Buys at once when flat, sells after two minutes whatever the price (ROI -1 at 2 min):
+two candle closes, so the second candle must come from the stream, not a REST poll."""
 from pandas import DataFrame
 
 from freqtrade.strategy import IStrategy
@@ -65,7 +66,7 @@ from freqtrade.strategy import IStrategy
 class KeywatchOneTrade(IStrategy):
     INTERFACE_VERSION = 3
     timeframe = "1m"
-    minimal_roi = {"0": 0.01, "1": -1}
+    minimal_roi = {"0": 0.01, "2": -1}
     stoploss = -0.05
     process_only_new_candles = True
     startup_candle_count = 0
@@ -191,10 +192,19 @@ def ccxt_urls() -> dict[str, Any]:
 
 
 def stream_base(sim: Simulator) -> str:
-    """Where ccxt.pro's `urls.api.ws.spot` points: the simulator's `/ws` (ccxt adds `/<n>`)."""
-    url = getattr(sim, "stream_url", "") or f"ws://{sim.host}:{sim.port}"
-    url = url.rstrip("/")
-    return url if url.endswith("/ws") else url + "/ws"
+    """Where ccxt.pro's `urls.api.ws.spot` points: the simulator's raw `/ws` path.
+
+    ccxt.pro's binance tells a spot frame from a futures one by the connection's URL alone
+    (`is_spot_url`: '/stream' in it, true of stream.binance.com, false of fstream's /ws
+    paths), and BTCUSDT is both a spot and a linear-swap id. A loopback URL without
+    '/stream' makes every kline resolve to BTC/USDT:USDT, so freqtrade's spot watch never
+    returns and it polls klines over REST. Hence `/ws/stream`: ccxt appends `/<slot>`
+    (`/ws/stream/0`), and the simulator, like Binance, accepts any `/ws/...` and waits for
+    SUBSCRIBE."""
+    url = (getattr(sim, "stream_url", "") or f"ws://{sim.host}:{sim.port}").rstrip("/")
+    if url.endswith("/ws"):
+        url = url[:-3]
+    return url + "/ws/stream"
 
 
 def url_overrides(urls: dict[str, Any], tap_url: str, ws_url: str, ws_api_url: str
@@ -220,9 +230,13 @@ FATAL = ("therefore cannot start", "Fatal exception", "Cleaning up modules")
 
 
 def write_config(tmp: Path, tap_url: str, rest: dict[str, str], ws: dict[str, Any],
-                 api_key: str, secret: str, enable_ws: bool, lenient: bool = False
-                 ) -> list[Path]:
+                 api_key: str, secret: str, enable_ws: bool, lenient: bool = False,
+                 orders: str = "market") -> list[Path]:
     options = {"options": LENIENT} if lenient else {}
+    if orders == "market":  # fills at once: the shortest honest round trip
+        pricing = {"price_side": "other", "use_order_book": False}
+    else:  # freqtrade's sample config: limit orders at the book's own side, they rest
+        pricing = {"price_side": "same", "use_order_book": True, "order_book_top": 1}
     (tmp / "user_data").mkdir()
     strategies = tmp / "strategies"
     strategies.mkdir()
@@ -240,15 +254,14 @@ def write_config(tmp: Path, tap_url: str, rest: dict[str, str], ws: dict[str, An
         "initial_state": "running",
         "cancel_open_orders_on_exit": False,
         "unfilledtimeout": {"entry": 2, "exit": 2, "unit": "minutes"},
-        "entry_pricing": {"price_side": "other", "use_order_book": False,
-                          "price_last_balance": 0.0,
+        "entry_pricing": {**pricing, "price_last_balance": 0.0,
                           "check_depth_of_market": {"enabled": False}},
-        "exit_pricing": {"price_side": "other", "use_order_book": False},
-        "order_types": {"entry": "market", "exit": "market", "stoploss": "market",
+        "exit_pricing": pricing,
+        "order_types": {"entry": orders, "exit": orders, "stoploss": "market",
                         "stoploss_on_exchange": False},
         "exchange": {
             "name": "binance",
-            "enable_ws": enable_ws, "lenient": lenient,
+            "enable_ws": enable_ws, "lenient": lenient, "order_type": orders,
             "ccxt_config": {"urls": {"api": rest}, **options},
             "ccxt_async_config": {"urls": {"api": {**rest, "ws": ws}}},
             "pair_whitelist": [PAIR],
@@ -291,29 +304,40 @@ def _round_trip(orders: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
     return None
 
 
-def _stream_facts(thread: SimulatorThread) -> dict[str, Any]:
-    """What the simulator's side shows of market-data stream use (whatever it exposes)."""
-    def read() -> dict[str, Any]:
-        assert thread.sim is not None
-        ex = thread.sim.exchange
-        out: dict[str, Any] = {"ws_api_connections": len(ex.hub.connections)}
-        for name in ("market_hub", "markets_hub", "market_streams", "streams", "public"):
-            hub = getattr(ex, name, None) or getattr(thread.sim, name, None)
-            if hub is None:
-                continue
-            conns = list(getattr(hub, "connections", []) or [])
-            subs: list[str] = []
-            for c in conns:
-                for attr in ("streams", "subscriptions", "subs"):
-                    val = getattr(c, attr, None)
-                    if val:
-                        subs += [str(s) for s in (val.values() if isinstance(val, dict)
-                                                  else val)]
-                        break
-            out[f"{name}.connections"] = len(conns)
-            out[f"{name}.subscriptions"] = sorted(set(subs))
-        return out
-    return thread.call(read)
+class StreamWatch:
+    """The simulator's side of the market-data streams, sampled while freqtrade runs: its
+    connections, their subscriptions, how often a kline stream advanced (a push) and which
+    candles it opened."""
+
+    def __init__(self) -> None:
+        self.max_connections = 0
+        self.subscriptions: set[str] = set()
+        self.pushes: collections.Counter[str] = collections.Counter()
+        self.candles: dict[str, set[int]] = collections.defaultdict(set)
+        self._due: dict[tuple[int, str], int] = {}
+
+    def sample(self, thread: SimulatorThread) -> None:
+        def read() -> list[tuple[int, str, int, int | None]]:
+            assert thread.sim is not None
+            hub = getattr(thread.sim, "streams", None)
+            return [(id(c), name, st.next_due, st.kline_open)
+                    for c in list(getattr(hub, "connections", []))
+                    for name, st in list(c.streams.items())]
+        rows = thread.call(read)
+        self.max_connections = max(self.max_connections, len({r[0] for r in rows}))
+        for conn, name, due, kline_open in rows:
+            self.subscriptions.add(name)
+            if self._due.get((conn, name), due) != due:
+                self.pushes[name] += 1
+            self._due[(conn, name)] = due
+            if kline_open is not None:
+                self.candles[name].add(kline_open)
+
+    def facts(self) -> dict[str, Any]:
+        return {"max_connections": self.max_connections,
+                "subscriptions": sorted(self.subscriptions),
+                "pushes_seen": dict(self.pushes),
+                "candles_opened": {k: len(v) for k, v in self.candles.items()}}
 
 
 def _db_trades(db: Path) -> list[dict[str, Any]]:
@@ -381,7 +405,8 @@ def _fatal(log: Path) -> str | None:
 
 
 def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = None,
-         say: Callable[[str], None] = print, lenient: bool = False) -> dict[str, Any]:
+         say: Callable[[str], None] = print, lenient: bool = False,
+         orders: str = "market") -> dict[str, Any]:
     freqtrade = FT_VENV / "bin" / "freqtrade"
     if not freqtrade.exists():
         raise SystemExit(f"{freqtrade} missing: run `make freqtrade-venv` first")
@@ -411,7 +436,8 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
         rest, ws = url_overrides(urls, tap_url, ws_url, sim.ws_api_url)
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-freqtrade-")))
         os.chmod(tmp, 0o700)
-        configs = write_config(tmp, tap_url, rest, ws, api_key, secret, enable_ws, lenient)
+        configs = write_config(tmp, tap_url, rest, ws, api_key, secret, enable_ws, lenient,
+                               orders)
         log = tmp / "freqtrade.log"
         say(f"simulator {sim.rest_url}, tap {tap_url}, streams {ws_url}"
             + ("" if getattr(sim, "stream_url", None) else " (the simulator has no stream_url)"))
@@ -428,6 +454,7 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
         opened_s = None
         fatal = None
         last_note = 0.0
+        watch = StreamWatch()
         try:
             while time.perf_counter() - started < timeout_s:
                 if proc.poll() is not None:
@@ -437,6 +464,7 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
                     say(f"freqtrade gave up: {fatal!r}")
                     break
                 orders = _orders(thread)
+                watch.sample(thread)
                 if opened_s is None and any(o["label"] == LABEL and o["side"] == "BUY"
                                             and o["status"] == "FILLED" for o in orders):
                     opened_s = time.perf_counter() - started
@@ -451,7 +479,6 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
                     say(f"  {time.perf_counter() - started:.0f} s: {len(events)} tap calls, "
                         f"{len(orders)} orders, {sum(failures.by_path.values())} failed")
                 time.sleep(2)
-            streams = _stream_facts(thread)
         finally:
             # after a fatal start-up error freqtrade hangs on its ws thread at exit
             rc = _stop(proc, say, 10 if fatal else 60)
@@ -468,9 +495,12 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
             "tap_calls": dict(sorted(calls.items())),
             "tap_calls_total": sum(calls.values()),
             "rest_klines_calls": len(klines),
-            "rest_klines_after_60s": sum(1 for e in klines
-                                         if e.ts - events[0].ts > 60_000) if events else 0,
-            "streams": streams,
+            # REST klines after the first candle freqtrade saw close: 0 when the stream's
+            # candles were used (freqtrade polls REST again whenever the watch is unusable)
+            "rest_klines_after_first_candle": sum(
+                1 for e in klines if e.ts >= (klines[0].ts // 60_000 + 2) * 60_000
+            ) if klines else 0,
+            "streams": watch.facts(),
             "failures": failures.rows(),
             "freqtrade_log_problems": _log_problems(log),
             "ccxt_errors": _ccxt_errors(log),
@@ -481,7 +511,7 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
             "seconds_freqtrade": trade_s,
             "seconds_total": time.perf_counter() - t0,
             "tap_counters": dict(tap.counters),
-            "enable_ws": enable_ws, "lenient": lenient,
+            "enable_ws": enable_ws, "lenient": lenient, "order_type": orders,
             "config_urls": {"rest": rest, "ws": ws},
         }
         if keep is not None:
@@ -504,9 +534,9 @@ def report(r: dict[str, Any], say: Callable[[str], None] = print) -> None:
     say(f"tap calls ({r['tap_calls_total']}):")
     for k, n in r["tap_calls"].items():
         say(f"  {n:5d}  {k}")
-    say(f"REST klines calls {r['rest_klines_calls']} ({r['rest_klines_after_60s']} after the "
-        f"first minute); {r['ws_fallbacks_to_rest']} ws->REST fallbacks; simulator streams: "
-        f"{r['streams']}")
+    say(f"REST klines calls {r['rest_klines_calls']} ({r['rest_klines_after_first_candle']} after "
+        f"the first closed candle); {r['ws_fallbacks_to_rest']} ws->REST fallbacks")
+    say(f"simulator streams: {r['streams']}")
     if r["ccxt_errors"]:
         say("ccxt errors in freqtrade's log:")
         for line, n in r["ccxt_errors"].items():
@@ -530,9 +560,19 @@ def run(say: Callable[[str], None] = print) -> list[Row]:
     return [
         Row("freqtrade live round trip", float(r["round_trip"]), "trade", None, "",
             goal="1 opened+closed", met=r["round_trip"], note=note),
+        Row("freqtrade REST klines after 1st candle", float(r["rest_klines_after_first_candle"]),
+            "calls", None, "", goal="0 (candles over the stream)", met=streamed(r),
+            note=f"ws->REST fallbacks {r['ws_fallbacks_to_rest']}; streams {r['streams']}"),
         Row("freqtrade live wall time", r["seconds_total"], "s", None, "",
             note=f"{r['tap_calls_total']} REST calls via the tap"),
     ]
+
+
+def streamed(r: dict[str, Any]) -> bool:
+    """freqtrade's candles after its first REST history came from the simulator's stream."""
+    subs = r["streams"].get("subscriptions", [])
+    return (r["rest_klines_after_first_candle"] == 0 and r["ws_fallbacks_to_rest"] == 0
+            and any("@kline_" in s for s in subs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -541,14 +581,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ws", action="store_true", help="freqtrade's enable_ws false (REST)")
     p.add_argument("--lenient", action="store_true",
                    help="diagnostic: ccxt skips coin config, margin pairs, futures markets")
+    p.add_argument("--orders", choices=("market", "limit"), default="market",
+                   help="limit: resting limit orders priced from the order book")
     p.add_argument("--keep", type=Path, help="copy freqtrade's log, config and db here")
     p.add_argument("--json", type=Path, help="write the full result here")
     args = p.parse_args(argv)
-    r = live(args.timeout, not args.no_ws, args.keep, lenient=args.lenient)
+    r = live(args.timeout, not args.no_ws, args.keep, lenient=args.lenient, orders=args.orders)
     report(r)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2, default=str) + "\n")
-    return 0 if r["round_trip"] else 1
+    return 0 if r["round_trip"] and (args.no_ws or streamed(r)) else 1
 
 
 if __name__ == "__main__":
