@@ -8,13 +8,18 @@ hold a fresh simulator key per snippet. Each snippet's calls must all reach the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import json
 import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import ccxt
+import ccxt.async_support as ccxt_async
 import pytest
 from binance.client import Client
 
@@ -77,11 +82,7 @@ def test_the_guide_has_the_snippets_we_run() -> None:
     assert all(PLACEHOLDER_TAP in code or "base_url" in code for _, code in PYTHON)
 
 
-# The ccxt snippet joins once the simulator's wallet SAPI endpoints are committed.
-RUN_NOW = [(h, c) for h, c in PYTHON if h != "ccxt"]
-
-
-@pytest.mark.parametrize("heading,code", RUN_NOW, ids=[h for h, _ in RUN_NOW])
+@pytest.mark.parametrize("heading,code", PYTHON, ids=[h for h, _ in PYTHON])
 def test_python_snippet(w: World, heading: str, code: str,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     label = label_of(heading)
@@ -99,6 +100,41 @@ def test_python_snippet(w: World, heading: str, code: str,
     assert out.getvalue().strip(), "the snippet prints what it fetched"
     assert key not in out.getvalue() and secret not in out.getvalue()
     assert_all_through_tap(w, mark, label, at_least=1)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def test_freqtrade_exchange_block_drives_ccxt_sync_and_async_through_the_tap(w: World) -> None:
+    """freqtrade's JSON is handed to ccxt as freqtrade hands it: `ccxt_config` to the sync
+    object, `ccxt_config` merged with `ccxt_async_config` to the async one."""
+    (text,) = [code for head, code in blocks("json") if head == "freqtrade"]
+    exchange = json.loads("{" + text.replace(PLACEHOLDER_TAP, w.tap_url) + "}")["exchange"]
+    label = label_of("freqtrade")
+    key, secret = w.keys[label]
+    creds = {"apiKey": key, "secret": secret}
+    sync_cfg = exchange["ccxt_config"]
+    async_cfg = _merge(exchange["ccxt_config"], exchange["ccxt_async_config"])
+
+    mark = w.recorder.mark()
+    api = ccxt.binance({**creds, **sync_cfg})
+    api.load_markets()
+    assert api.fetch_balance()["USDT"]["free"] > 0
+
+    async def run_async() -> float:
+        api_async = ccxt_async.binance({**creds, **async_cfg})
+        try:
+            await api_async.load_markets()
+            return (await api_async.fetch_balance())["USDT"]["free"]
+        finally:
+            await api_async.close()
+
+    assert asyncio.run(run_async()) > 0
+    assert_all_through_tap(w, mark, label, at_least=4)
 
 
 def test_tap_listen_block_is_a_valid_tap_config() -> None:

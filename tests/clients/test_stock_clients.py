@@ -19,6 +19,7 @@ from tests.clients.kit import (
     CCXT_OTHER_HOST_ENTRIES,
     CCXT_SPOT_ENTRIES,
     World,
+    ccxt_urls,
     host_of,
     world,
 )
@@ -44,6 +45,64 @@ def test_ccxt_url_entries_are_all_known() -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_ccxt(w: World, mode: str) -> None:
+    account = f"ccxt-{mode}"
+    key, secret = w.keys[account]
+    # Through the tap only the api.binance.com entries go to the tap; futures entries keep
+    # their own host (here the simulator itself), as they must in production.
+    ex = ccxt.binance({"apiKey": key, "secret": secret})
+    ex.urls["api"].update(ccxt_urls(w.base(mode), w.rest_url))
+    sym = "BTC/USDT"
+
+    def step(what: str, calls: list[tuple[str, str]], fn):
+        mark = w.recorder.mark()
+        out = fn()
+        w.expect(mode, account, mark, calls, what)
+        return out
+
+    markets = step("load_markets", [
+        ("GET", "/sapi/v1/capital/config/getall"), ("GET", "/sapi/v1/margin/allPairs"),
+        ("GET", "/api/v3/exchangeInfo"), ("GET", "/sapi/v1/margin/allPairs"),
+        ("GET", "/sapi/v1/margin/isolated/allPairs"),  # fapi/dapi exchangeInfo bypass the tap
+    ], ex.load_markets)
+    assert sym in markets and markets[sym]["spot"]
+    ticker = step("fetch_ticker", [("GET", "/api/v3/ticker/24hr")],
+                  lambda: ex.fetch_ticker(sym))
+    assert ticker["symbol"] == sym and ticker["last"] > 0
+    candles = step("fetch_ohlcv", [("GET", "/api/v3/klines")],
+                   lambda: ex.fetch_ohlcv(sym, "1m"))
+    assert candles and len(candles[0]) == 6
+    book = step("fetch_order_book", [("GET", "/api/v3/depth")],
+                lambda: ex.fetch_order_book(sym))
+    assert book["bids"] and book["asks"] and book["bids"][0][0] < book["asks"][0][0]
+    balance = step("fetch_balance", [("GET", "/api/v3/account")], ex.fetch_balance)
+    assert balance["USDT"]["free"] > 0
+    price = w.price()
+    low = round(price * 0.5, 2)
+    first = step("create_order limit", [("POST", "/api/v3/order")],
+                 lambda: ex.create_order(sym, "limit", "buy", 0.001, low))
+    assert first["status"] == "open"
+    second = step("create_order limit", [("POST", "/api/v3/order")],
+                  lambda: ex.create_order(sym, "limit", "buy", 0.001, low))
+    filled = step("create_order market", [("POST", "/api/v3/order")],
+                  lambda: ex.create_order(sym, "market", "buy", 0.001))
+    assert filled["status"] == "closed" and filled["filled"] == pytest.approx(0.001)
+    open_ids = step("fetch_open_orders", [("GET", "/api/v3/openOrders")],
+                    lambda: {o["id"] for o in ex.fetch_open_orders(sym)})
+    assert open_ids == {first["id"], second["id"]}
+    cancelled = step("cancel_order", [("DELETE", "/api/v3/order")],
+                     lambda: ex.cancel_order(first["id"], sym))
+    assert cancelled["status"] == "canceled"
+    step("cancel_all_orders", [("DELETE", "/api/v3/openOrders")],
+         lambda: ex.cancel_all_orders(sym))
+    assert step("fetch_open_orders", [("GET", "/api/v3/openOrders")],
+                lambda: ex.fetch_open_orders(sym)) == []
+    trades = step("fetch_my_trades", [("GET", "/api/v3/myTrades")],
+                  lambda: ex.fetch_my_trades(sym))
+    assert [t["order"] for t in trades] == [filled["id"]]
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_python_binance(w: World, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     account = f"pyb-{mode}"
     key, secret = w.keys[account]
@@ -58,11 +117,27 @@ def test_python_binance(w: World, mode: str, monkeypatch: pytest.MonkeyPatch) ->
         return out
 
     client = step("Client() ping", [("GET", "/api/v3/ping")], lambda: Client(key, secret))
+    ticker = step("get_symbol_ticker", [("GET", "/api/v3/ticker/price")],
+                  lambda: client.get_symbol_ticker(symbol="BTCUSDT"))
+    assert ticker["symbol"] == "BTCUSDT" and float(ticker["price"]) > 0
+    klines = step("get_klines", [("GET", "/api/v3/klines")],
+                  lambda: client.get_klines(symbol="BTCUSDT", interval="1m", limit=10))
+    assert klines and len(klines[0]) == 12
+    book = step("get_order_book", [("GET", "/api/v3/depth")],
+                lambda: client.get_order_book(symbol="BTCUSDT", limit=5))
+    assert book["bids"] and book["asks"]
     price = w.price()
     order = step("order_limit_buy", [("POST", "/api/v3/order")],
                  lambda: client.order_limit_buy(symbol="BTCUSDT", quantity="0.001",
                                                 price=f"{price * 0.5:.2f}"))
     assert order["status"] == "NEW"
+    oco = step("create_oco_order", [("POST", "/api/v3/orderList/oco")],
+               lambda: client.create_oco_order(
+                   symbol="BTCUSDT", side="SELL", quantity="0.001",
+                   aboveType="LIMIT_MAKER", abovePrice=f"{price * 1.5:.2f}",
+                   belowType="STOP_LOSS_LIMIT", belowStopPrice=f"{price * 0.7:.2f}",
+                   belowPrice=f"{price * 0.69:.2f}", belowTimeInForce="GTC"))
+    assert oco["contingencyType"] == "OCO" and len(oco["orderReports"]) == 2
     cancelled = step("cancel_order", [("DELETE", "/api/v3/order")],
                      lambda: client.cancel_order(symbol="BTCUSDT", orderId=order["orderId"]))
     assert cancelled["status"] == "CANCELED"
@@ -86,12 +161,27 @@ def test_binance_connector(w: World, mode: str) -> None:
         w.expect(mode, account, mark, calls, what)
         return out
 
+    ticker = step("ticker_price", [("GET", "/api/v3/ticker/price")],
+                  lambda: client.ticker_price("BTCUSDT"))
+    assert ticker["symbol"] == "BTCUSDT" and float(ticker["price"]) > 0
+    klines = step("klines", [("GET", "/api/v3/klines")],
+                  lambda: client.klines("BTCUSDT", "1m", limit=10))
+    assert klines and len(klines[0]) == 12
+    book = step("depth", [("GET", "/api/v3/depth")], lambda: client.depth("BTCUSDT", limit=5))
+    assert book["bids"] and book["asks"]
     price = w.price()
     order = step("new_order limit", [("POST", "/api/v3/order")],
                  lambda: client.new_order(symbol="BTCUSDT", side="BUY", type="LIMIT",
                                           timeInForce="GTC", quantity=0.001,
                                           price=f"{price * 0.5:.2f}"))
     assert order["status"] == "NEW"
+    oco = step("new_oco_order", [("POST", "/api/v3/orderList/oco")],
+               lambda: client.new_oco_order(
+                   symbol="BTCUSDT", side="SELL", quantity=0.001,
+                   aboveType="LIMIT_MAKER", abovePrice=f"{price * 1.5:.2f}",
+                   belowType="STOP_LOSS_LIMIT", belowStopPrice=f"{price * 0.7:.2f}",
+                   belowPrice=f"{price * 0.69:.2f}", belowTimeInForce="GTC"))
+    assert oco["contingencyType"] == "OCO" and len(oco["orderReports"]) == 2
     cancelled = step("cancel_order", [("DELETE", "/api/v3/order")],
                      lambda: client.cancel_order("BTCUSDT", orderId=order["orderId"]))
     assert cancelled["status"] == "CANCELED"
