@@ -231,7 +231,7 @@ FATAL = ("therefore cannot start", "Fatal exception", "Cleaning up modules")
 
 def write_config(tmp: Path, tap_url: str, rest: dict[str, str], ws: dict[str, Any],
                  api_key: str, secret: str, enable_ws: bool, lenient: bool = False,
-                 orders: str = "market") -> list[Path]:
+                 orders: str = "market", stoploss_on_exchange: bool = False) -> list[Path]:
     options = {"options": LENIENT} if lenient else {}
     if orders == "market":  # fills at once: the shortest honest round trip
         pricing = {"price_side": "other", "use_order_book": False}
@@ -258,10 +258,11 @@ def write_config(tmp: Path, tap_url: str, rest: dict[str, str], ws: dict[str, An
                           "check_depth_of_market": {"enabled": False}},
         "exit_pricing": pricing,
         "order_types": {"entry": orders, "exit": orders, "stoploss": "market",
-                        "stoploss_on_exchange": False},
+                        "stoploss_on_exchange": stoploss_on_exchange},
         "exchange": {
             "name": "binance",
             "enable_ws": enable_ws, "lenient": lenient, "order_type": orders,
+            "stoploss_on_exchange": stoploss_on_exchange,
             "ccxt_config": {"urls": {"api": rest}, **options},
             "ccxt_async_config": {"urls": {"api": {**rest, "ws": ws}}},
             "pair_whitelist": [PAIR],
@@ -406,7 +407,7 @@ def _fatal(log: Path) -> str | None:
 
 def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = None,
          say: Callable[[str], None] = print, lenient: bool = False,
-         orders: str = "market") -> dict[str, Any]:
+         orders: str = "market", stoploss_on_exchange: bool = False) -> dict[str, Any]:
     freqtrade = FT_VENV / "bin" / "freqtrade"
     if not freqtrade.exists():
         raise SystemExit(f"{freqtrade} missing: run `make freqtrade-venv` first")
@@ -437,7 +438,7 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-freqtrade-")))
         os.chmod(tmp, 0o700)
         configs = write_config(tmp, tap_url, rest, ws, api_key, secret, enable_ws, lenient,
-                               orders)
+                               orders, stoploss_on_exchange)
         log = tmp / "freqtrade.log"
         say(f"simulator {sim.rest_url}, tap {tap_url}, streams {ws_url}"
             + ("" if getattr(sim, "stream_url", None) else " (the simulator has no stream_url)"))
@@ -512,6 +513,7 @@ def live(timeout_s: float = 300.0, enable_ws: bool = True, keep: Path | None = N
             "seconds_total": time.perf_counter() - t0,
             "tap_counters": dict(tap.counters),
             "enable_ws": enable_ws, "lenient": lenient, "order_type": orders,
+            "stoploss_on_exchange": stoploss_on_exchange,
             "config_urls": {"rest": rest, "ws": ws},
         }
         if keep is not None:
@@ -583,10 +585,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="diagnostic: ccxt skips coin config, margin pairs, futures markets")
     p.add_argument("--orders", choices=("market", "limit"), default="market",
                    help="limit: resting limit orders priced from the order book")
+    p.add_argument("--stoploss-on-exchange", action="store_true",
+                   help="a STOP_LOSS_LIMIT rests on the exchange while the trade is open")
     p.add_argument("--keep", type=Path, help="copy freqtrade's log, config and db here")
     p.add_argument("--json", type=Path, help="write the full result here")
     args = p.parse_args(argv)
-    r = live(args.timeout, not args.no_ws, args.keep, lenient=args.lenient, orders=args.orders)
+    r = live(args.timeout, not args.no_ws, args.keep, lenient=args.lenient, orders=args.orders,
+             stoploss_on_exchange=args.stoploss_on_exchange)
     report(r)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2, default=str) + "\n")
