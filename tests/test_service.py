@@ -117,7 +117,7 @@ async def test_run_serves_metrics_and_drains_on_sigterm(tmp_path):
                 for i in range(5):
                     r = await bot.signed("POST", "/api/v3/order", {
                         "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                        "timeInForce": "GTC", "quantity": "0.01", "price": "1000",
+                        "timeInForce": "GTC", "quantity": "0.01", "price": "20000",
                         "newClientOrderId": f"evil-{i}"})
                     assert r.status_code == 200, r.text
                     placed.append(r.json()["orderId"])
