@@ -26,6 +26,7 @@ from monitor.sim.errors import ApiError
 from monitor.sim.exchange import Exchange
 from monitor.sim.limits import ORDERS_1D_LIMIT, ORDERS_10S_LIMIT, WEIGHT_LIMIT
 from monitor.sim.streams import Connection
+from monitor.sim.views import cancel_view, order_list_view
 
 MAX_CONNECTION_MS = 24 * 3600 * 1000
 METHOD_WEIGHT = {
@@ -134,13 +135,30 @@ def _mirror(ex: Exchange, conn: Connection, method: str, ep: Endpoint,
             auth.check_permission(key, ep.security)
     handler_params = {k: v for k, v in str_params.items() if k not in ("apiKey", "signature")}
     headers: dict[str, str] = {}
-    result = ep.handler(Ctx(ex, handler_params, conn.ip, key, headers))
+    ctx = Ctx(ex, handler_params, conn.ip, key, headers)
+    result = ep.handler(ctx)
+    if method == "order.cancel":
+        result = _cancelled_list(ctx, result)
     if ep.zero_on_success:
         ex.limits.refund(conn.ip, f"ws:{method}", weight, now)
     if method == "exchangeInfo":
         result = _ws_exchange_info(result)
     counted = key.account if key is not None and "X-MBX-ORDER-COUNT-10S" in headers else None
     return result, counted
+
+
+def _cancelled_list(ctx: Ctx, result: object) -> object:
+    """order.cancel on an order of an order list cancels the whole list and answers with the
+    list and its cancellation reports (trading-requests.md, order.cancel: "When an order list
+    is canceled"); a singular order's answer is kept."""
+    if not isinstance(result, dict) or result.get("orderListId", -1) == -1:
+        return result
+    orders = ctx.account.orders
+    lst = ctx.account.order_lists[int(str(result["orderListId"]))]
+    cancel_id = str(result["clientOrderId"])
+    reports = [cancel_view(orders[oid], cancel_id) for oid in lst.order_ids
+               if orders[oid].status == "CANCELED"]
+    return order_list_view(lst, orders, reports)
 
 
 def _error(ex: Exchange, req_id: object, err: ApiError, ip: str) -> dict[str, object]:

@@ -6,10 +6,12 @@ STRING number stays a string), arrays element by element against the example's e
 same kind (filters by filterType, mixed arrays by shape, positional tuples by position). Keys
 the docs call conditional are listed per call as `optional` (or `nullable`) with the doc's reason.
 
-Every REST route in ALL_ENDPOINTS and every WebSocket API method the simulator answers must have
-a documented example and a call here, so the check grows with the simulator. Mismatches the
-simulator still has are listed in documented/known_mismatches.json: the suite fails when a new
-one appears and when a listed one is gone (then delete it from the list).
+Every REST route in ALL_ENDPOINTS and every WebSocket API method the simulator answers (its own
+methods and every served wsapi.MIRRORS entry) must have a documented example and a call here,
+so the check grows with the simulator; every public stream kind is subscribed at the real
+Simulator.stream_url (combined, raw and SUBSCRIBE control replies). Mismatches the simulator
+still has are listed in documented/known_mismatches.json with the reason: the suite fails when
+a new one appears and when a listed one is gone (then delete it from the list).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from monitor.sim import Simulator, wsapi
+from monitor.sim import Simulator, streamnames, wsapi
 from monitor.sim.auth import hmac_hex, ws_payload
 from monitor.sim.client import ActorClient
 from monitor.sim.rest import ALL_ENDPOINTS
@@ -258,8 +260,11 @@ def test_every_rest_route_has_a_documented_example_and_a_call_here() -> None:
 
 
 def _ws_methods() -> set[str]:
-    methods = getattr(wsapi, "METHODS", None) or getattr(wsapi, "METHOD_WEIGHT", {})
-    return set(methods)
+    """Every WS API method the simulator answers: its own methods and the REST mirrors it
+    serves (a mirror whose REST endpoint is not served answers the unknown-method error)."""
+    own = set(getattr(wsapi, "METHODS", None) or getattr(wsapi, "METHOD_WEIGHT", {}))
+    mirrors = {m for m in getattr(wsapi, "MIRRORS", {}) if wsapi.mirrored(m) is not None}
+    return own | mirrors
 
 
 def test_every_ws_api_method_has_a_documented_example_and_a_call_here() -> None:
@@ -580,10 +585,80 @@ async def test_documented_429_body(sim: Simulator) -> None:
 
 
 # -- WebSocket API and user-data events ----------------------------------------------------
+WSYMS = {"symbols": ["BTCUSDT", "ETHUSDT"]}
+MINI = {"type": "MINI"}
+# (method, variant, params): the market-data mirrors, one call per documented variant
+WS_MARKET: list[tuple[str, str | None, dict[str, Any]]] = [
+    ("depth", None, {**SYM, "limit": 5}), ("trades.recent", None, {**SYM, "limit": 1}),
+    ("trades.historical", None, {**SYM, "limit": 1}),
+    ("trades.aggregate", None, {**SYM, "limit": 1}),
+    ("klines", None, {**SYM, "interval": "1m", "limit": 2}),
+    ("uiKlines", None, {**SYM, "interval": "1m", "limit": 2}), ("avgPrice", None, SYM),
+    ("ticker.24hr", "full", SYM), ("ticker.24hr", "mini", {**SYM, **MINI}),
+    ("ticker.24hr", "full_list", WSYMS),
+    ("ticker.tradingDay", "full", SYM), ("ticker.tradingDay", "full_list", WSYMS),
+    ("ticker.tradingDay", "mini", {**SYM, **MINI}),
+    ("ticker.tradingDay", "mini_list", {**WSYMS, **MINI}),
+    ("ticker", "full", SYM), ("ticker", "mini", {**SYM, **MINI}),
+    ("ticker", "full_list", WSYMS),
+    ("ticker.price", "one", SYM), ("ticker.price", "list", {}),
+    ("ticker.book", "one", SYM), ("ticker.book", "list", WSYMS),
+]
+# the trading and account mirrors _ws_trading_calls makes, in its order
+WS_TRADING = ["order.test", "order.place", "order.status", "openOrders.status", "order.cancel",
+              "order.cancelReplace", "orderList.place.oco", "orderList.status",
+              "openOrderLists.status", "allOrderLists", "orderList.place.oto",
+              "orderList.place.otoco", "orderList.cancel", "openOrders.cancelAll",
+              "account.status", "account.commission", "account.rateLimits.orders",
+              "allOrders", "myTrades"]
 WS_CALLED: set[str] = {"ping", "time", "session.status", "session.subscriptions",
                        "userDataStream.subscribe.signature", "userDataStream.unsubscribe",
                        "exchangeInfo", "userDataStream.start", "userDataStream.ping",
-                       "userDataStream.stop"}
+                       "userDataStream.stop", *(m for m, _v, _p in WS_MARKET), *WS_TRADING}
+WsCall = Callable[[str, str | None, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _ws_trading_calls(call: WsCall) -> None:
+    """Every trading and account mirror once per documented variant, on state made here."""
+    market = {**SYM, "side": "BUY", "type": "MARKET", "quantity": "0.001"}
+    resting = {**SYM, "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+               "quantity": "0.001", "price": "50000.00"}
+    await call("order.test", "plain", market)
+    await call("order.test", "computeCommissionRates", {**market, "computeCommissionRates": True})
+    ack = (await call("order.place", "ACK", {**resting, "newClientOrderId": "ws-ack",
+                                             "newOrderRespType": "ACK"}))["result"]
+    res = (await call("order.place", "RESULT", {**resting, "newClientOrderId": "ws-result",
+                                                "newOrderRespType": "RESULT"}))["result"]
+    await call("order.place", "FULL", {**market, "newOrderRespType": "FULL"})
+    await call("order.status", None, {**SYM, "orderId": ack["orderId"]})
+    await call("openOrders.status", None, SYM)
+    await call("order.cancel", "order", {**SYM, "orderId": res["orderId"]})
+    await call("order.cancelReplace", "success", {
+        **resting, "price": "49000.00", "cancelReplaceMode": "STOP_ON_FAILURE",
+        "cancelOrderId": ack["orderId"], "newOrderRespType": "RESULT"})
+    leg = (await call("orderList.place.oco", None, _oco_params()))["result"]["orders"][0]
+    await call("order.cancel", "orderList", {**SYM, "orderId": leg["orderId"]})
+    oco = (await call("orderList.place.oco", None, _oco_params()))["result"]
+    await call("orderList.status", None, {"orderListId": oco["orderListId"]})
+    await call("openOrderLists.status", None, {})
+    await call("allOrderLists", None, {})
+    await call("orderList.place.oto", None, {
+        **SYM, "workingType": "LIMIT", "workingSide": "BUY", "workingPrice": "50000.00",
+        "workingQuantity": "0.001", "workingTimeInForce": "GTC", "pendingType": "MARKET",
+        "pendingSide": "SELL", "pendingQuantity": "0.001", "newOrderRespType": "RESULT"})
+    await call("orderList.place.otoco", None, {
+        **SYM, "workingType": "LIMIT", "workingSide": "BUY", "workingPrice": "50000.00",
+        "workingQuantity": "0.001", "workingTimeInForce": "GTC", "pendingSide": "SELL",
+        "pendingQuantity": "0.001", "pendingAboveType": "LIMIT_MAKER",
+        "pendingAbovePrice": "80000.00", "pendingBelowType": "STOP_LOSS",
+        "pendingBelowStopPrice": "40000.00", "newOrderRespType": "RESULT"})
+    await call("orderList.cancel", None, {**SYM, "orderListId": oco["orderListId"]})
+    await call("openOrders.cancelAll", None, SYM)
+    await call("account.status", None, {})
+    await call("account.commission", None, SYM)
+    await call("account.rateLimits.orders", None, {})
+    await call("allOrders", None, SYM)
+    await call("myTrades", None, SYM)
 
 
 async def _ws_request(ws: ClientConnection, method: str, params: dict[str, Any] | None,
@@ -611,14 +686,18 @@ async def test_ws_api_answers_and_user_data_events_match(world: World) -> None:
     events: list[dict[str, Any]] = []
     ws = await connect(sim.ws_api_url, local_addr=("127.0.0.2", 0))
     try:
-        def check(method: str, frame: dict[str, Any], name: str | None = None) -> None:
-            found[f"ws {name or method}"] = Spec.of(WS["methods"][method]).compare(frame)
+        def check(method: str, frame: dict[str, Any], name: str | None = None,
+                  variant: str | None = None) -> None:
+            spec = Spec.of(WS["methods"][method], variant)
+            found[f"ws {name or method}"] = spec.compare(frame)
 
         n = 0
+        called: set[str] = set()
 
         async def req(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
             nonlocal n
             n += 1
+            called.add(method)
             return await _ws_request(ws, method, params, events, f"doc-{n}")
 
         for method in ("ping", "time", "session.status", "exchangeInfo"):
@@ -632,6 +711,27 @@ async def test_ws_api_answers_and_user_data_events_match(world: World) -> None:
         check("error", again, "error [-2035]")
         if "session.subscriptions" in methods:
             check("session.subscriptions", await req("session.subscriptions"))
+
+        async def mirror(method: str, variant: str | None,
+                         params: dict[str, Any]) -> dict[str, Any]:
+            ep = wsapi.mirrored(method)
+            if ep is None:
+                # not served: the completeness test names it; later calls get dummy ids
+                return {"result": {"orderId": 0, "orderListId": 0}}
+            params = dict(params)
+            if ep.security is not None:
+                params["apiKey"] = bot.api_key
+            if ep.security not in (None, "KEY"):
+                params["timestamp"] = sim.clock.now_ms()
+                params["signature"] = hmac_hex(bot._secret, ws_payload(params))
+            frame = await req(method, params)
+            assert frame.get("status") == 200, f"ws {method} [{variant}]: {frame}"
+            check(method, frame, f"{method} [{variant}]" if variant else None, variant)
+            return frame
+
+        await _ws_trading_calls(mirror)  # first: the trades the market data shows
+        for method, variant, market in WS_MARKET:
+            await mirror(method, variant, market)
         for method in sorted(m for m in methods if m in WS["retired"]):
             frame = await req(method, {"apiKey": bot.api_key})
             check("error", frame, f"error [{method}]")
@@ -658,15 +758,17 @@ async def test_ws_api_answers_and_user_data_events_match(world: World) -> None:
         found[key] = sorted(set(found.get(key, [])) | set(mism))
         seen.add(kind)
     assert wanted | {"eventStreamTerminated"} <= seen
+    uncalled = sorted((methods & WS_CALLED) - called)
+    assert not uncalled, f"WS API methods in WS_CALLED that this test did not call: {uncalled}"
     _check_known(found)
 
 
 def _check_known(found: dict[str, list[str]]) -> None:
-    """A mismatch not in known_mismatches.json fails; KEYWATCH_DOC_REPORT=1 prints them all.
+    """A mismatch not in known_mismatches.json fails, and so does a listed one that no longer
+    occurs (delete it from the list then); KEYWATCH_DOC_REPORT=1 prints every comparison.
 
     Known mismatches are matched with array indices dropped (`symbols[].x`), so one entry
-    covers every element. A listed mismatch that is gone does not fail (the simulator is being
-    extended while this runs); the report prints it as GONE so the list can be trimmed.
+    covers every element. Each test checks the listed entries of the calls it compared.
     """
     report = bool(os.environ.get("KEYWATCH_DOC_REPORT"))
     problems: list[str] = []
@@ -675,8 +777,9 @@ def _check_known(found: dict[str, list[str]]) -> None:
         seen: dict[str, str] = {}
         for m in mism:
             seen.setdefault(_norm(m), m)
-        new = [m for n, m in seen.items() if n not in known]
-        problems += [f"{call}: {m}" for m in new]
+        problems += [f"{call}: {m}" for n, m in seen.items() if n not in known]
+        problems += [f"{call}: listed in known_mismatches.json but gone (delete it): {n}"
+                     for n in sorted(known - set(seen))]
         if report:
             print(f"{call}: {'ok' if not seen else ''}")
             for n, m in seen.items():
@@ -687,47 +790,124 @@ def _check_known(found: dict[str, list[str]]) -> None:
                           "(tests/sim/documented/*.json):\n" + "\n".join(problems))
 
 
+def _compared_names() -> set[str]:
+    """Every key the comparison tests put in `found` (what known_mismatches.json may list)."""
+    names = {f"{c} [{v}]" if v else c for c, e in REST.items()
+             for v in (e.get("variants") or [None])}
+    for method, entry in WS["methods"].items():
+        names |= {f"ws {method} [{v}]" if v else f"ws {method}"
+                  for v in (entry.get("variants") or [None])}
+    names |= {f"ws error [{m}]" for m in WS["retired"]} | {"ws error [-2035]"}
+    names |= {f"event {e}" for e in EVENTS}
+    names |= {f"stream {n}" for n in [*STREAM_NAMES, *STREAMS, "/ws/btcusdt@bookTicker"]}
+    return names
+
+
+def test_known_mismatches_name_compared_calls_and_say_why() -> None:
+    unknown = sorted(set(KNOWN) - _compared_names())
+    assert not unknown, f"known_mismatches.json lists calls no test compares: {unknown}"
+    why = _load("known_mismatches.json").get("_why", {})
+    unexplained = sorted(set(KNOWN) - set(why))
+    assert not unexplained, f"known mismatches without a reason in '_why': {unexplained}"
+
+
 # -- public market-data streams ------------------------------------------------------------
-STREAM_NAMES = {"trade": "btcusdt@trade", "aggTrade": "btcusdt@aggTrade",
-                "kline": "btcusdt@kline_1m", "24hrMiniTicker": "btcusdt@miniTicker",
-                "24hrTicker": "btcusdt@ticker", "bookTicker": "btcusdt@bookTicker",
-                "partialDepth": "btcusdt@depth5", "depthUpdate": "btcusdt@depth"}
+# every stream name subscribed here -> the documented stream (streams.json) it must match; None:
+# a stream the simulator serves that web-socket-streams.md does not document
+STREAM_NAMES: dict[str, str | None] = {
+    "btcusdt@trade": "trade", "btcusdt@aggTrade": "aggTrade",
+    "btcusdt@kline_1m": "kline", "btcusdt@kline_1s": "kline",
+    "btcusdt@kline_1h@+08:00": "kline@timezone",
+    "btcusdt@miniTicker": "24hrMiniTicker", "btcusdt@ticker": "24hrTicker",
+    "btcusdt@ticker_1h": "rollingTicker", "btcusdt@ticker_4h": "rollingTicker",
+    "btcusdt@ticker_1d": "rollingTicker", "btcusdt@bookTicker": "bookTicker",
+    "btcusdt@avgPrice": "avgPrice", "btcusdt@depth5": "partialDepth",
+    "btcusdt@depth10@100ms": "partialDepth", "btcusdt@depth20": "partialDepth",
+    "btcusdt@depth": "depthUpdate", "btcusdt@depth@100ms": "depthUpdate",
+    "!miniTicker@arr": "24hrMiniTicker@arr", "!ticker_1h@arr": "rollingTicker@arr",
+    "!ticker_4h@arr": "rollingTicker@arr", "!ticker_1d@arr": "rollingTicker@arr",
+    "!ticker@arr": None,
+}
+# the stream kinds streamnames.StreamSpec serves, per symbol (False) and all-market (True)
+SERVED_STREAM_KINDS = {(k, False) for k in ("trade", "aggTrade", "bookTicker", "ticker",
+                                            "miniTicker", "avgPrice", "depth", "partial",
+                                            "kline", "rolling")} | {
+    ("miniTicker", True), ("ticker", True), ("rolling", True)}
 
 
-def _stream_kind(name: str, data: Any) -> str:
-    if isinstance(data, dict) and "e" in data:
-        return str(data["e"])
-    if "@depth" in name:
-        return "partialDepth"
-    return "bookTicker" if name.endswith("@bookTicker") else name
+def test_every_served_stream_kind_is_subscribed_here() -> None:
+    specs = {name: streamnames.parse(name) for name in STREAM_NAMES}
+    unknown = sorted(n for n, spec in specs.items() if spec is None)
+    assert not unknown, f"names the simulator does not serve (guessed?): {unknown}"
+    kinds = {(spec.kind, spec.symbol is None) for spec in specs.values() if spec is not None}
+    assert SERVED_STREAM_KINDS <= kinds, f"kinds not subscribed: {SERVED_STREAM_KINDS - kinds}"
+    documented = {v for v in STREAM_NAMES.values() if v is not None}
+    assert documented <= set(STREAMS), documented - set(STREAMS)
+
+
+def _stream_compare(kind: str, data: Any) -> list[str]:
+    entry = STREAMS[kind]
+    spec = Spec(entry["example"], tuples=set(entry.get("tuples", [])))
+    return spec.compare(data, tuple(entry.get("allow_empty", {}).get("paths", [])))
+
+
+async def _recv_json(ws: ClientConnection, end: float) -> Any:
+    loop = asyncio.get_running_loop()
+    return json.loads(await asyncio.wait_for(ws.recv(), max(0.01, end - loop.time())))
 
 
 async def test_public_stream_events_match(world: World) -> None:
-    base = getattr(world.sim, "stream_url", "")
-    if not base:
-        pytest.skip("Simulator.stream_url is not served yet (public streams are being added)")
-    url = f"{base.rstrip('/')}/stream?streams=" + "/".join(STREAM_NAMES.values())
+    base = world.sim.stream_url.rstrip("/")
     found: dict[str, list[str]] = {}
-    ws = await connect(url, local_addr=("127.0.0.2", 0))
+    loop = asyncio.get_running_loop()
+    combined = await connect(f"{base}/stream?streams=" + "/".join(STREAM_NAMES),
+                             local_addr=("127.0.0.2", 0))
+    raw = await connect(f"{base}/ws/btcusdt@bookTicker", local_addr=("127.0.0.2", 0))
     try:
         await world.order(side="BUY", type="MARKET", quantity="0.001")
-        loop = asyncio.get_running_loop()
         end = loop.time() + 6.0
         while set(STREAM_NAMES) - {k.split(" ", 1)[1] for k in found} and loop.time() < end:
             try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), end - loop.time()))
+                frame = await _recv_json(combined, end)
             except TimeoutError:
                 break
             name, data = frame.get("stream", ""), frame.get("data")
-            kind = _stream_kind(name, data)
-            if kind not in STREAMS:
-                found[f"stream {kind}"] = ["<root>: stream event not documented"]
-                continue
-            spec = Spec(STREAMS[kind]["example"], tuples=set(STREAMS[kind].get("tuples", [])))
-            found[f"stream {kind}"] = sorted(set(found.get(f"stream {kind}", []))
-                                             | set(spec.compare(data)))
+            kind = STREAM_NAMES.get(name)
+            mism = (_stream_compare(kind, data) if kind is not None
+                    else ["<root>: stream not documented"])
+            found[f"stream {name}"] = sorted(set(found.get(f"stream {name}", [])) | set(mism))
+        found["stream /ws/btcusdt@bookTicker"] = _stream_compare(
+            "bookTicker", await _recv_json(raw, loop.time() + 5.0))
     finally:
-        await ws.close()
+        await combined.close()
+        await raw.close()
     missing = sorted(set(STREAM_NAMES) - {k.split(" ", 1)[1] for k in found})
     assert not missing, f"no event within 6 s on streams: {missing}"
+    _check_known(found)
+
+
+async def test_public_stream_control_replies_match(world: World) -> None:
+    """/ws with SUBSCRIBE, LIST_SUBSCRIPTIONS, GET_PROPERTY, SET_PROPERTY and UNSUBSCRIBE (the
+    docs' own ids), each reply against the documented one; data frames in between skipped."""
+    found: dict[str, list[str]] = {}
+    ws = await connect(f"{world.sim.stream_url.rstrip('/')}/ws", local_addr=("127.0.0.2", 0))
+    loop = asyncio.get_running_loop()
+    try:
+        for method, params, req_id in (
+                ("SUBSCRIBE", ["btcusdt@aggTrade", "btcusdt@depth"], 1),
+                ("LIST_SUBSCRIPTIONS", None, 3), ("GET_PROPERTY", ["combined"], 2),
+                ("SET_PROPERTY", ["combined", True], 5), ("UNSUBSCRIBE", ["btcusdt@depth"], 312)):
+            msg: dict[str, Any] = {"method": method, "id": req_id}
+            if params is not None:
+                msg["params"] = params
+            await ws.send(json.dumps(msg))
+            end = loop.time() + 5.0
+            while True:
+                reply = await _recv_json(ws, end)
+                if isinstance(reply, dict) and reply.get("id") == req_id:
+                    break
+            found[f"stream {method}"] = _stream_compare(method, reply)
+            await asyncio.sleep(0.25)  # 5 incoming messages a second at most
+    finally:
+        await ws.close()
     _check_known(found)
