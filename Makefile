@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# freqtrade (bench figure 7) lives in a venv of its own: see freqtrade-venv below
+FREQTRADE_VERSION := 2026.9
+FT_VENV := .venv-freqtrade
+FT_STAMP := $(FT_VENV)/.installed-$(FREQTRADE_VERSION)
 
 .PHONY: demo test lint bench model clean venv faketime
 
@@ -48,16 +52,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(FT_STAMP)
 	$(BIN)/python -m bench.run
 
 # freqtrade live against the simulator (bench/freqtrade_live.py), in a venv of its own: it pulls
 # ~24 packages (TA-Lib, pyarrow, fastapi, SQLAlchemy, python-telegram-bot...) that neither
 # `make test` nor CI needs, and its loose requirements must not move the main venv's.
 .PHONY: freqtrade-venv freqtrade-live
-FREQTRADE_VERSION := 2026.9
-FT_VENV := .venv-freqtrade
-FT_STAMP := $(FT_VENV)/.installed-$(FREQTRADE_VERSION)
 
 $(FT_STAMP):
 	@test -x $(FT_VENV)/bin/python || $(PYTHON) -m venv $(FT_VENV)

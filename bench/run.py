@@ -2,7 +2,8 @@
 
 Each figure measures its baseline in the same run and prints the ratio; nothing here gates on
 an absolute time. The wall time of each figure is printed so the 10-minute budget stays visible.
-Figures: 1 latency, 2 throughput, 3 own API cost, 4 tap overhead, 5 memory/soak, 6 store.
+Figures: 1 latency, 2 throughput, 3 own API cost, 4 tap overhead, 5 memory/soak, 6 store,
+7 freqtrade live through the tap (its own venv, `make freqtrade-venv`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import apicost, latency, soak, storefig, tapcost, throughput
+from bench import apicost, freqtrade_live, latency, soak, storefig, tapcost, throughput
 from bench.common import Row, markdown, show, write
 
 FIGURES: list[tuple[str, Callable[..., list[Row]]]] = [
     ("latency", latency.run), ("throughput", throughput.run), ("apicost", apicost.run),
     ("tap", tapcost.run), ("soak", soak.run), ("store", storefig.run),
+    ("freqtrade", freqtrade_live.run),
 ]
 
 
