@@ -22,7 +22,9 @@ _SYM = re.compile(
     r"^([a-z0-9]+)@(trade|aggTrade|bookTicker|ticker|miniTicker|avgPrice"
     r"|depth(5|10|20)?(@100ms|@1000ms)?"
     r"|kline_([0-9]+[smhdwM])(@[+-]?\d{1,2}(?::\d{2})?)?|ticker_(1h|4h|1d))$")
-_ALL = re.compile(r"^!(miniTicker|ticker|ticker_(1h|4h|1d))@arr$")
+# All-market streams web-socket-streams.md still documents; `!ticker@arr` (every 24hr ticker)
+# is gone from it, so the simulator refuses that name as Binance now would.
+_ALL = re.compile(r"^!(miniTicker|ticker_(1h|4h|1d))@arr$")
 REALTIME = 0
 
 
@@ -44,7 +46,7 @@ def parse(name: str) -> StreamSpec | None:
         return None
     m = _ALL.match(name)
     if m:
-        kind = {"miniTicker": "miniTicker", "ticker": "ticker"}.get(m.group(1), "rolling")
+        kind = "miniTicker" if m.group(1) == "miniTicker" else "rolling"
         return StreamSpec(name, None, kind, 1000, window=m.group(2) or "")
     m = _SYM.match(name)
     if not m or m.group(1) not in _LOWER:

@@ -826,13 +826,12 @@ STREAM_NAMES: dict[str, str | None] = {
     "btcusdt@depth": "depthUpdate", "btcusdt@depth@100ms": "depthUpdate",
     "!miniTicker@arr": "24hrMiniTicker@arr", "!ticker_1h@arr": "rollingTicker@arr",
     "!ticker_4h@arr": "rollingTicker@arr", "!ticker_1d@arr": "rollingTicker@arr",
-    "!ticker@arr": None,
 }
 # the stream kinds streamnames.StreamSpec serves, per symbol (False) and all-market (True)
 SERVED_STREAM_KINDS = {(k, False) for k in ("trade", "aggTrade", "bookTicker", "ticker",
                                             "miniTicker", "avgPrice", "depth", "partial",
                                             "kline", "rolling")} | {
-    ("miniTicker", True), ("ticker", True), ("rolling", True)}
+    ("miniTicker", True), ("rolling", True)}
 
 
 def test_every_served_stream_kind_is_subscribed_here() -> None:

@@ -189,3 +189,12 @@ async def test_diff_depth_is_continuous_with_the_rest_snapshot(fast: Simulator,
 async def test_stream_url_is_its_own_port(fast: Simulator) -> None:
     assert fast.stream_url.startswith("ws://127.0.0.1:")
     assert fast.stream_url.rsplit(":", 1)[1] != str(fast.port)
+
+
+def test_retired_all_market_ticker_is_not_a_stream() -> None:
+    """`!ticker@arr` left web-socket-streams.md; its rolling and mini forms remain."""
+    from monitor.sim import streamnames
+
+    assert streamnames.parse("!ticker@arr") is None
+    assert streamnames.parse("!miniTicker@arr") is not None
+    assert streamnames.parse("!ticker_1h@arr") is not None
