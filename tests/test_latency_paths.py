@@ -176,7 +176,9 @@ async def test_notifier_wake_starts_a_pass_at_once_from_any_thread(tmp_path):
             if asyncio.iscoroutine(result):
                 await result
             await _until(lambda n=i + 1: len(receiver.received) == n, timeout=10)
-        assert [d.state for d in store.deliveries()] == ["sent", "sent"]
+        # "sent" is written after Apprise has the receiver's answer, a moment after its read
+        await _until(lambda: [d.state for d in store.deliveries()] == ["sent", "sent"],
+                     timeout=10)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
