@@ -24,7 +24,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from monitor.alert.channels import Channel, apprise, load_channels
@@ -71,6 +71,7 @@ class Notifier:
         channels: list[Channel] | None = None, backoff: Backoff | None = None,
         poll_s: float = 1.0, timeout_s: float = 30.0, give_up_after: int | None = None,
         rng: random.Random | None = None,
+        on_attempt: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -82,6 +83,8 @@ class Notifier:
         self.timeout_s = timeout_s
         self.give_up_after = give_up_after
         self.rng = rng or random.Random()
+        # (channel, delivered) after each recorded outbox attempt: the service's metrics
+        self.on_attempt = on_attempt or (lambda _channel, _ok: None)
         self.counters: dict[str, int] = defaultdict(int)
         self._not_before: dict[str, int] = {}  # per channel, after a failure
         self._wake: asyncio.Event | None = None  # made in `run`, on the loop that waits on it
@@ -162,6 +165,7 @@ class Notifier:
                     d.alert_id, name, False, self.clock.now_ms(),
                     error=f"channel {name!r} is no longer configured", give_up=True,
                 )
+                self.on_attempt(name, False)
                 log.error("alert %s: channel %r is not configured any more; marked failed",
                           d.alert_id, name)
                 continue
@@ -174,6 +178,7 @@ class Notifier:
             if result.ok:
                 self.store.record_attempt(d.alert_id, name, True, now)
                 self.counters["sent"] += 1
+                self.on_attempt(name, True)
                 sent += 1
                 log.info("alert %s delivered to %s (attempt %d)", d.alert_id, name,
                          d.attempts + 1)
@@ -185,6 +190,7 @@ class Notifier:
                                       error=result.error, give_up=give_up)
             self._not_before[name] = retry_at
             self.counters["failed_attempts"] += 1
+            self.on_attempt(name, False)
             log.warning("alert %s to %s failed (attempt %d): %s; %s", d.alert_id, name, attempts,
                         result.error, "giving up" if give_up else f"retry in "
                         f"{(retry_at - now) / 1000:.1f}s")
