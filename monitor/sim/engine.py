@@ -32,7 +32,16 @@ from monitor.sim.orderparams import (
     symbol_spec,
     triggers,
 )
-from monitor.sim.state import COMMISSION, Account, Books, Order, OrderList, Trade, Withdrawal
+from monitor.sim.state import (
+    COMMISSION,
+    Account,
+    Books,
+    Order,
+    OrderList,
+    Trade,
+    Withdrawal,
+    lookup,
+)
 
 Emit = Callable[[str, dict[str, object]], None]
 CANCEL_RESTRICTIONS = {"ONLY_NEW": "NEW", "ONLY_PARTIALLY_FILLED": "PARTIALLY_FILLED"}
@@ -280,14 +289,7 @@ class Engine:
         oid, cid = integer(params, "orderId"), params.get("origClientOrderId") or ""
         if oid is None and not cid:
             raise errors.missing_either("origClientOrderId", "orderId")
-        found: Order | None = None
-        if oid is not None:
-            found = account.orders.get(oid)
-            if found is not None and cid and found.client_order_id != cid:
-                found = None
-        else:
-            same = [o for o in account.orders.values() if o.client_order_id == cid]
-            found = max(same, key=lambda o: o.order_id) if same else None
+        found = lookup(account.orders, oid, cid, lambda o: o.client_order_id)
         if found is None or found.symbol != spec.symbol:
             raise errors.unknown_order_cancel() if cancel else errors.order_missing()
         return found

@@ -33,7 +33,7 @@ from monitor.sim.orderparams import (
     lock_for,
     symbol_spec,
 )
-from monitor.sim.state import Account, Order, OrderList
+from monitor.sim.state import Account, Order, OrderList, lookup
 from monitor.sim.views import new_order_view
 
 if TYPE_CHECKING:
@@ -368,13 +368,7 @@ def find_list(account: Account, params: Mapping[str, str], cid_name: str,
     lid, cid = integer(params, "orderListId"), params.get(cid_name) or ""
     if lid is None and not cid:
         raise errors.missing_either("orderListId", cid_name)
-    if lid is not None:
-        found = account.order_lists.get(lid)
-        if found is not None and cid and found.list_client_order_id != cid:
-            found = None
-    else:
-        same = [x for x in account.order_lists.values() if x.list_client_order_id == cid]
-        found = max(same, key=lambda x: x.order_list_id) if same else None
+    found = lookup(account.order_lists, lid, cid, lambda x: x.list_client_order_id)
     if found is None or (cancel and found.symbol != params.get("symbol")):
         raise errors.unknown_order_list_cancel() if cancel else errors.order_list_missing()
     return found

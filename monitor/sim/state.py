@@ -7,8 +7,12 @@ one request's effects are visible to every surface at once, as on the real excha
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
+
+R = TypeVar("R")
 
 # Key-level permission flags as /sapi/v1/account/apiRestrictions reports them (wire 3.5).
 PERMISSION_FLAGS = (
@@ -236,3 +240,16 @@ def random_client_order_id() -> str:
     """What the exchange assigns when newClientOrderId is absent: 22 random characters."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
     return "".join(secrets.choice(alphabet) for _ in range(22))
+
+
+def lookup(records: Mapping[int, R], rid: int | None, cid: str,
+           cid_of: Callable[[R], str]) -> R | None:
+    """An order or order list by its numeric id first (a client id sent too must then match
+    it), else the newest one with that client id: how Binance resolves orderId /
+    origClientOrderId and orderListId / listClientOrderId alike."""
+    if rid is not None:
+        found = records.get(rid)
+        return None if found is not None and cid and cid_of(found) != cid else found
+    same = [(k, r) for k, r in records.items() if cid_of(r) == cid]
+    return max(same, key=lambda kr: kr[0])[1] if same else None
+
