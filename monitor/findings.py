@@ -94,6 +94,28 @@ class Finding(BaseModel):
         return v
 
 
+# What makes two findings of one fingerprint (rule, account, key, group) the same incident:
+# the evidence field naming the one thing that happened, first present wins. A signal not
+# listed here (a rate, a window, a posture) is a condition: every finding of a fingerprint is
+# the same incident until it resolves. The engine's cooldown and the alert manager's
+# repeat_interval hold back only the same incident; a new one always gets through.
+INCIDENT_FIELDS: dict[Signal, tuple[str, ...]] = {
+    Signal.FOREIGN_ORDER: ("order_id", "client_order_id"),
+    Signal.OVERSIZED_REJECT: ("order_id", "client_order_id"),
+    Signal.WITHDRAWAL: ("event_id",),  # one withdraw-history fact (its id and status)
+    Signal.UNKNOWN_IP: ("ip",),
+}
+
+
+def incident_id(signal: Signal, evidence: dict[str, Any]) -> str | None:
+    """`field=value` of the evidence that identifies the incident; None for a condition."""
+    for name in INCIDENT_FIELDS.get(signal, ()):
+        v = evidence.get(name)
+        if v is not None and v != "":
+            return f"{name}={v}"
+    return None
+
+
 def finding_id(rule_id: str, account: str, key: str | None, anchor: object) -> str:
     """Deterministic id: the same rule on the same window or event yields the same finding."""
     digest = hashlib.sha1(f"{rule_id}|{account}|{key}|{anchor}".encode()).hexdigest()[:16]

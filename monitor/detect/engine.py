@@ -36,7 +36,7 @@ from monitor.features import (
     normalise,
 )
 from monitor.features_live import LiveFeatures
-from monitor.findings import Finding, Severity, Signal, finding_id
+from monitor.findings import Finding, Severity, Signal, finding_id, incident_id
 
 FOREST_RULE = Rule(
     id="forest.anomaly", title="Unusual key activity (IsolationForest)", kind="forest",
@@ -109,7 +109,7 @@ class DetectionEngine:
     def reset(self) -> None:
         self.fstate = FeatureState()
         self.pstates: dict[str, posture.PostureState] = {}
-        self.last_fire: dict[tuple[str, str, str, str], int] = {}
+        self.last_fire: dict[tuple[str, str, str, str, str | None], int] = {}
         self.anomalies: dict[tuple[str, str], deque[int]] = {}  # anomalous window starts
         self.live = LiveFeatures(self.ctx, self.fstate)
         self.key_history: dict[tuple[str, str], dict[str, deque[Any]]] = {}
@@ -328,7 +328,9 @@ class DetectionEngine:
             if rule.excepted(c["account"], c["key"], group):
                 continue
             state = c.get("state", "firing")
-            tag = (rule.id, c["account"], c["key"], repr(sorted(group.items())))
+            # the cooldown holds back the same incident only (findings.INCIDENT_FIELDS)
+            tag = (rule.id, c["account"], c["key"], repr(sorted(group.items())),
+                   incident_id(rule.signal, c["evidence"]))
             last = self.last_fire.get(tag)
             if state == "firing" and last is not None and c["ts"] - last < rule.cooldown_ms:
                 continue
