@@ -38,7 +38,7 @@ from monitor.events import (
 )
 from monitor.findings import Finding
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version i to i+1. A new column or table is a new entry; old
 # databases are brought forward in order on open, never rebuilt.
@@ -136,6 +136,10 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX alert_state_state ON alert_state(state);
     """,
+    # v3: a silence can be scoped to one caller address (`keywatch silence add --ip`).
+    """
+    ALTER TABLE silences ADD COLUMN ip TEXT;
+    """,
 ]
 
 _INSERT_EVENT = (
@@ -157,8 +161,13 @@ class Delivery:
     sent_ts: int | None
 
 
+ACCOUNT_WIDE = ""  # a silence's `key` for findings about no key (the account as a whole)
+
+
 @dataclass(frozen=True)
 class Silence:
+    """None in a field matches anything; `key == ACCOUNT_WIDE` matches only key-less findings."""
+
     silence_id: int
     rule_id: str | None
     account: str | None
@@ -166,14 +175,23 @@ class Silence:
     created_ts: int
     expires_ts: int
     reason: str
+    ip: str | None = None
 
-    def matches(self, rule_id: str, account: str, key: str | None, now_ms: int) -> bool:
+    def matches(self, rule_id: str, account: str, key: str | None, now_ms: int,
+                ip: str | None = None) -> bool:
         return (
             self.created_ts <= now_ms < self.expires_ts
             and self.rule_id in (None, rule_id)
             and self.account in (None, account)
-            and self.key in (None, key)
+            and self.key in (None, key or ACCOUNT_WIDE)
+            and self.ip in (None, ip)
         )
+
+    def matches_finding(self, f: Finding, now_ms: int) -> bool:
+        """The finding's caller address is its grouping IP, else the IP in its evidence."""
+        ip = f.group.get("ip") or f.evidence.get("ip")
+        return self.matches(f.rule_id, f.account, f.key, now_ms,
+                            None if ip is None else str(ip))
 
 
 class Store(ABC):
@@ -260,7 +278,7 @@ class Store(ABC):
     @abstractmethod
     def add_silence(
         self, rule_id: str | None, account: str | None, key: str | None, created_ts: int,
-        expires_ts: int, reason: str,
+        expires_ts: int, reason: str, *, ip: str | None = None,
     ) -> int: ...
 
     @abstractmethod
@@ -652,7 +670,7 @@ class SQLiteStore(Store):
     # -- silences --------------------------------------------------------------------------
     def add_silence(
         self, rule_id: str | None, account: str | None, key: str | None, created_ts: int,
-        expires_ts: int, reason: str,
+        expires_ts: int, reason: str, *, ip: str | None = None,
     ) -> int:
         if expires_ts <= created_ts:
             raise ValueError("a silence must end after it starts")
@@ -661,14 +679,15 @@ class SQLiteStore(Store):
         conn = self._conn()
         with _Tx(conn):
             cur = conn.execute(
-                "INSERT INTO silences (rule_id, account, key, created_ts, expires_ts, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (rule_id, account, key, created_ts, expires_ts, reason),
+                "INSERT INTO silences (rule_id, account, key, created_ts, expires_ts, reason, "
+                "ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rule_id, account, key, created_ts, expires_ts, reason, ip),
             )
             return int(cur.lastrowid or 0)
 
     def silences(self, now_ms: int | None = None) -> list[Silence]:
-        sql = "SELECT * FROM silences"
+        sql = ("SELECT silence_id, rule_id, account, key, created_ts, expires_ts, reason, ip "
+               "FROM silences")
         args: tuple[Any, ...] = ()
         if now_ms is not None:
             sql += " WHERE created_ts <= ? AND expires_ts > ?"
