@@ -111,6 +111,8 @@ def incident_id(signal: Signal, evidence: dict[str, Any]) -> str | None:
     """`field=value` of the evidence that identifies the incident; None for a condition."""
     for name in INCIDENT_FIELDS.get(signal, ()):
         v = evidence.get(name)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # the live path carries ids as floats (NaN-able), replay as ints
         if v is not None and v != "":
             return f"{name}={v}"
     return None
