@@ -1,18 +1,25 @@
 """Findings in, alerts out: dedupe, grouping, cooldown, silences, resolved notices, digest.
 
 Plain synchronous logic over the store and an injected clock, so replay, the live service and
-the tests share it. Per fingerprint (rule, account, key, the rule's grouping fields) a record in
-the store walks through
+the tests share it. `submit` runs its stages top to bottom: scrub secrets, persist, keep the
+paging ones, drop silenced ones (logged, counted, `on_silenced`), fold into per-fingerprint
+state. Per fingerprint (rule, account, key, the rule's grouping fields) a record in the store
+walks through
 
     (none) --finding--> pending --flush after group_wait--> firing --resolved--> pending(resolved)
-                                                               |                       |
-                           repeat_interval and cooldown passed +-> pending(repeat)     v
-                                                                                   resolved
+                                                             |  |                      |
+                         repeat_interval and cooldown passed +  + a NEW incident       v
+                                          pending(repeat)         pending(update)   resolved
 
-Pending records of one account are flushed together as one message after `group_wait_s`; a
-firing fingerprint is re-announced at most once per `max(repeat_interval_s, cooldown_s)`; one
-that resolved and fires again inside `cooldown_s` goes back to firing quietly (flapping).
-High and critical findings alert at once; warning and info findings go to the daily digest.
+An incident is one fingerprint plus the evidence that names one thing that happened
+(`findings.incident_id`: an order id, a withdrawal, a caller IP); a finding without such
+evidence is a condition, one incident per fingerprint. A repeat of an incident already
+announced is what repeat_interval and cooldown hold back; a NEW incident is never held back:
+it is folded into the open alert (count, newest evidence, the earlier alert's id) and delivered
+after group_wait, whatever the cooldown or the repeat interval say. A fingerprint that resolved
+and fires again inside `cooldown_s` with the same incident goes back to firing quietly
+(flapping). High and critical findings alert at once; warning and info findings go to the
+daily digest.
 
 The alert and its deliveries are written to the store's outbox before any send (the notifier
 only reads the outbox). Alert ids are derived from their content, so a flush re-run after a
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,12 +45,13 @@ from monitor.alert.render import (
 )
 from monitor.clock import Clock
 from monitor.config import AlertsConfig
-from monitor.findings import Finding, Severity
+from monitor.findings import Finding, Severity, incident_id
 from monitor.store import Silence, Store
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 DIGEST_CURSOR = "alert.digest.cut"
+MAX_INCIDENTS = 100  # incident ids remembered per firing fingerprint (the oldest are forgotten)
 
 
 def immediate(f: Finding) -> bool:
@@ -57,6 +65,7 @@ class AlertManager:
     def __init__(
         self, store: Store, clock: Clock, cfg: AlertsConfig, *, secrets: Iterable[str] = (),
         channels: list[Channel] | None = None,
+        on_silenced: Callable[[Finding], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -64,6 +73,8 @@ class AlertManager:
         self.channels = load_channels(cfg) if channels is None else channels
         self.redactor = Redactor(secrets)
         self.counters: dict[str, int] = defaultdict(int)
+        # each finding a silence kept from alerting (the service's metrics)
+        self.on_silenced = on_silenced or (lambda _f: None)
         # every pending record is in the cache, so a restart resumes waiting groups
         self._states: dict[str, dict[str, Any]] = {
             s["fingerprint"]: s for s in store.load_alert_states(state="pending")
@@ -81,13 +92,10 @@ class AlertManager:
         paging = [f for f in findings if immediate(f)]
         if not paging:
             return
-        silences = self.store.silences(now)
+        paging = self._unsilenced(paging, self.store.silences(now), now)
         self._load({fingerprint(f) for f in paging})
         changed: dict[str, dict[str, Any]] = {}
         for f in paging:
-            if _silenced(silences, f, now):
-                self.counters["silenced"] += 1
-                continue
             fp = fingerprint(f)
             st = self._fold(self._states.get(fp), f, fp, now)
             if st is not None:
@@ -99,6 +107,7 @@ class AlertManager:
         self, st: dict[str, Any] | None, f: Finding, fp: str, now: int
     ) -> dict[str, Any] | None:
         state = st["state"] if st else "idle"
+        inc = incident_id(f.signal, f.evidence)
         if f.state == "resolved":
             if state == "firing":
                 assert st is not None
@@ -111,22 +120,36 @@ class AlertManager:
                 "fingerprint": fp, "account": f.account, "rule_id": f.rule_id, "key": f.key,
                 "state": "pending", "kind": "new", "pending_since": now, "first_seen": f.ts,
                 "last_seen": f.ts, "count": 1, "finding": f.model_dump_json(),
+                "incidents": [inc] if inc else [], "n_incidents": 1,
                 "last_notified_ts": st.get("last_notified_ts") if st else None,
                 "last_alert_id": st.get("last_alert_id") if st else None,
             }
         assert st is not None
+        seen: list[str] = st.get("incidents") or []
+        fresh = inc is not None and inc not in seen
         st = {**st, "count": st.get("count", 0) + 1, "last_seen": max(st["last_seen"], f.ts)}
+        if fresh:  # a new incident: remembered, shown, and never held back
+            assert inc is not None
+            st["incidents"] = [*seen, inc][-MAX_INCIDENTS:]
+            st["n_incidents"] = st.get("n_incidents", 1) + 1
+            self.counters["new_incidents"] += 1
+        if state == "pending" and st["kind"] != "resolved":
+            shown = Finding.model_validate_json(st["finding"])
+            if fresh or inc is None or inc == incident_id(shown.signal, shown.evidence):
+                st["finding"] = f.model_dump_json()  # the newest evidence of the newest incident
+            if fresh and st["kind"] == "repeat":
+                st["kind"] = "update"
+            self.counters["grouped"] += 1
+            return st
+        if fresh:  # firing, resolved inside the cooldown, or a resolved notice still waiting
+            return {**st, "state": "pending", "kind": "update", "pending_since": now,
+                    "finding": f.model_dump_json()}
         if state == "resolved":  # flapping inside the cooldown: firing again, quietly
             self.counters["deduped"] += 1
             return {**st, "state": "firing", "count": 1, "first_seen": f.ts}
-        if state == "pending":
-            if st["kind"] == "resolved":  # fired again before the resolved notice went out
-                return {**st, "state": "firing", "kind": "new", "count": 1}
-            if f.severity.rank >= Finding.model_validate_json(st["finding"]).severity.rank:
-                st["finding"] = f.model_dump_json()
-            self.counters["grouped"] += 1
-            return st
-        # firing: a reminder once the repeat interval and the cooldown have both passed
+        if state == "pending":  # the same incident fired again before the resolved notice left
+            return {**st, "state": "firing", "kind": "new", "count": 1}
+        # firing, same incident: a reminder once the repeat interval and the cooldown passed
         if now - (st.get("last_notified_ts") or 0) >= self._repeat_ms():
             return {**st, "state": "pending", "kind": "repeat", "pending_since": now,
                     "finding": f.model_dump_json()}
@@ -166,9 +189,9 @@ class AlertManager:
         done: list[dict[str, Any]] = []
         for st in sorted(group, key=lambda s: s["fingerprint"]):
             f = Finding.model_validate_json(st["finding"])
-            if _silenced(silences, f, now):  # silenced while it waited
-                self.counters["silenced"] += 1
-                back = {"new": "idle", "repeat": "firing", "resolved": "resolved"}[st["kind"]]
+            if not self._unsilenced([f], silences, now, waited=True):
+                back = {"new": "idle", "repeat": "firing", "update": "firing",
+                        "resolved": "resolved"}[st["kind"]]
                 done.append({**st, "state": back})
                 continue
             items.append(AlertItem(
@@ -176,6 +199,7 @@ class AlertManager:
                 count=max(1, st.get("count", 1)), first_seen=st["first_seen"],
                 last_seen=st["last_seen"],
                 previous_alert_id=st.get("last_alert_id") if st["kind"] != "new" else None,
+                incidents=st.get("n_incidents", 1),
             ))
         alert_id = None
         if items:
@@ -207,7 +231,9 @@ class AlertManager:
             "markdown": r.markdown, "fingerprints": fps,
             "items": [{"fingerprint": i.fingerprint, "kind": i.kind, "rule_id": i.finding.rule_id,
                        "finding_id": i.finding.finding_id, "key": i.finding.key,
-                       "signal": i.finding.signal.value, "count": i.count} for i in items],
+                       "signal": i.finding.signal.value, "count": i.count,
+                       "incident": incident_id(i.finding.signal, i.finding.evidence),
+                       "incidents": i.incidents} for i in items],
         }
         new = self.store.enqueue_alert(
             alert_id, fps[0] if len(fps) == 1 else "group:" + make_alert_id(*fps)[3:], now,
@@ -234,7 +260,7 @@ class AlertManager:
         silences = self.store.silences()
         rows: dict[str, list[Any]] = {}
         for f in self.store.load_findings(since, cut):
-            if immediate(f) or f.state != "firing" or _silenced(silences, f, f.ts):
+            if immediate(f) or f.state != "firing" or not self._unsilenced([f], silences, f.ts):
                 continue
             fp = fingerprint(f)
             row = rows.setdefault(fp, [f, 0, f.ts, f.ts])
@@ -255,6 +281,25 @@ class AlertManager:
         return alert_id
 
     # -- helpers ---------------------------------------------------------------------------
+    def _unsilenced(
+        self, findings: list[Finding], silences: list[Silence], now: int, *, waited: bool = False
+    ) -> list[Finding]:
+        """The silence stage: findings no active silence matches. Each silenced one is logged,
+        counted and reported to `on_silenced`, so a silence never hides a finding silently."""
+        out: list[Finding] = []
+        for f in findings:
+            s = next((s for s in silences if s.matches_finding(f, now)), None)
+            if s is None:
+                out.append(f)
+                continue
+            self.counters["silenced"] += 1
+            self.on_silenced(f)
+            log.info("finding %s (%s, %s/%s%s) silenced%s by silence %d until %s: %s",
+                     f.finding_id, f.rule_id, f.account, f.key or "-",
+                     f" ip {s.ip}" if s.ip else "", " while its group waited" if waited else "",
+                     s.silence_id, _iso(s.expires_ts), s.reason)
+        return out
+
     def _scrub(self, f: Finding) -> Finding:
         """Defensive: a secret that slipped into a finding never reaches the store or a message."""
         red = self.redactor
@@ -285,8 +330,8 @@ def st_since(group: list[dict[str, Any]], item: AlertItem) -> int:
     return next(s["pending_since"] for s in group if s["fingerprint"] == item.fingerprint)
 
 
-def _silenced(silences: list[Silence], f: Finding, now: int) -> bool:
-    return any(s.matches(f.rule_id, f.account, f.key, now) for s in silences)
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _day(ms: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,12 +77,13 @@ class AlertItem:
     """One fingerprint's part of a message: the latest finding plus how often it recurred."""
 
     fingerprint: str
-    kind: str  # new | repeat | resolved
+    kind: str  # new | update (a new incident) | repeat (the same one) | resolved
     finding: Finding
     count: int
     first_seen: int
     last_seen: int
     previous_alert_id: str | None = None
+    incidents: int = 1  # distinct incidents of this fingerprint since it started firing
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def _value(name: str, v: Any, red: Redactor) -> str:
     ):
         return iso(v)
     if isinstance(v, float):
+        if v.is_integer() and name.lower().endswith("id"):
+            return str(int(v))  # an order id is copied into a search box: no separators
         if v.is_integer():
             return f"{v:,.0f}"
         return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
@@ -136,6 +140,8 @@ def evidence_lines(item: AlertItem, red: Redactor) -> list[tuple[str, str]]:
     for k, v in sorted(item.finding.group.items()):
         if k not in ev:
             out.append((k.replace("_", " "), red.text(str(v))))
+    if item.incidents > 1:
+        out.append(("incidents so far", str(item.incidents)))
     out.append(("occurrences", str(item.count)))
     out.append(("first seen", iso(item.first_seen)))
     out.append(("last seen", iso(item.last_seen)))
@@ -153,9 +159,25 @@ def _headline(item: AlertItem, red: Redactor) -> str:
     f = item.finding
     if item.kind == "resolved":
         return red.text(f"RESOLVED: {f.title} ({f.rule_id}) has cleared.")
-    prefix = "STILL FIRING: " if item.kind == "repeat" else ""
-    since = f" (first alerted as {item.previous_alert_id})" if item.previous_alert_id else ""
+    prefix = {"repeat": "STILL FIRING: ", "update": "NEW INCIDENT: "}.get(item.kind, "")
+    if item.kind == "update" and item.previous_alert_id:
+        since = f" (#{item.incidents}; earlier ones in {item.previous_alert_id})"
+    elif item.previous_alert_id:
+        since = f" (first alerted as {item.previous_alert_id})"
+    else:
+        since = ""
     return red.text(f"{prefix}{f.title}{since}: {f.summary}")
+
+
+def silence_command(f: Finding, duration: str = "2h") -> str:
+    """The `keywatch silence add` that matches exactly this finding's fingerprint: its rule,
+    account, key (`-`: account-wide, no key) and caller IP when the rule groups by it."""
+    args = ["keywatch", "silence", "add", "--rule", f.rule_id, "--account", f.account,
+            "--key", f.key or "-"]
+    if f.group.get("ip"):
+        args += ["--ip", f.group["ip"]]
+    args += ["--for", duration]
+    return " ".join(shlex.quote(a) for a in args) + " --reason '...'"
 
 
 def render_alert(
@@ -210,9 +232,12 @@ def render_alert(
         text.append("")
     cmd = f"keywatch notebook {alert_id}"
     text.append(f"Investigate: {cmd}")
-    text.append(f"Silence: keywatch silence add --rule {top.finding.rule_id} "
-                f"--key {top.finding.key or '-'} --for 2h --reason '...'")
     md.append(f"**Investigate:** `{cmd}`")
+    silences = list(dict.fromkeys(silence_command(i.finding) for i in items))
+    for line in silences:
+        text.append(red.text(f"Silence: {line}"))
+    if silences:
+        md += ["", "**Silence:**", ""] + [f"- `{red.text(line)}`" for line in silences]
     return Rendered(title=title, text="\n".join(text), markdown="\n".join(md))
 
 

@@ -31,6 +31,7 @@ def finding(
     *, rule: str = "unknown-ip", sev: Severity = Severity.CRITICAL, account: str = "main",
     key: str | None = "grid-bot", ip: str = "127.66.0.9", ts: int = T0, state: str = "firing",
     signal: Signal = Signal.UNKNOWN_IP, evidence: dict[str, Any] | None = None,
+    group: dict[str, str] | None = None,
 ) -> Finding:
     return Finding(
         finding_id=f"{rule}:{next(_seq)}", ts=ts, rule_id=rule, signal=signal, severity=sev,
@@ -39,7 +40,21 @@ def finding(
         evidence=evidence if evidence is not None else {
             "ip": ip, "requests": 42, "baseline_requests": 3.5, "first_ts": ts - 60_000,
         },
-        group={"ip": ip}, state=state,
+        group={"ip": ip} if group is None else group, state=state,
+    )
+
+
+def foreign_order(order_id: int, *, ts: int = T0, cid: str = "web_1", symbol: str = "BTCUSDT",
+                  key: str | None = None, state: str = "firing") -> Finding:
+    """An account-wide foreign-order finding as the engine builds it (no key, no group)."""
+    return Finding(
+        finding_id=f"foreign.order:{next(_seq)}", ts=ts, rule_id="foreign.order",
+        signal=Signal.FOREIGN_ORDER, severity=Severity.HIGH, account="main", key=key,
+        title="Order placed by no registered bot",
+        summary=f"Order placed by no registered bot on account main ({symbol}).",
+        evidence={"order_id": order_id, "client_order_id": cid, "symbol": symbol,
+                  "side": "BUY", "source": "stream", "kind": "order"},
+        state=state,
     )
 
 
