@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from monitor.findings import Finding
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -54,3 +56,11 @@ class Metrics:
             "keywatch_queue_drops", "Items dropped by a full bounded queue, by queue", ["queue"],
             registry=r,
         )
+        self.findings_silenced = Counter(
+            "keywatch_findings_silenced", "Findings a `keywatch silence` kept from alerting, by "
+            "rule", ["rule"], registry=r,
+        )
+
+    def finding_silenced(self, f: Finding) -> None:
+        """The alert manager's hook: a silence matched this finding (it is stored, not sent)."""
+        self.findings_silenced.labels(f.rule_id).inc()

@@ -102,7 +102,8 @@ class Service:
         self.metrics = metrics or Metrics()
         self.engine = engine
         secrets = config_secrets(cfg)
-        self.manager = AlertManager(store, clock, cfg.alerts, secrets=secrets)
+        self.manager = AlertManager(store, clock, cfg.alerts, secrets=secrets,
+                                    on_silenced=self.metrics.finding_silenced)
         self.notifier = Notifier(store, clock, cfg.alerts, secrets=secrets)
         self.counters = Counters()
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)

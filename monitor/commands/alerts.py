@@ -10,7 +10,7 @@ import typer
 
 from monitor.clock import SystemClock
 from monitor.config import Config, ConfigError, load_config
-from monitor.store import open_store
+from monitor.store import ACCOUNT_WIDE, Silence, open_store
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -34,6 +34,15 @@ def _config(path: Path) -> Config:
 _CONFIG = typer.Option(Path("keywatch.toml"), "--config", "-c", help="TOML config")
 
 
+def _key_shown(key: str | None) -> str:
+    return "*" if key is None else "-(account-wide)" if key == ACCOUNT_WIDE else key
+
+
+def describe(s: Silence) -> str:
+    return (f"rule={s.rule_id or '*'} account={s.account or '*'} key={_key_shown(s.key)} "
+            f"ip={s.ip or '*'}")
+
+
 def register(app: typer.Typer) -> None:
     silence = typer.Typer(help="Silence matching alerts for a while (listed and expired here).",
                           no_args_is_help=True)
@@ -44,28 +53,39 @@ def register(app: typer.Typer) -> None:
         reason: str = typer.Option(..., "--reason", help="why, for the next person on call"),
         duration: str = typer.Option(..., "--for", help="how long: 30m, 2h, 1d ..."),
         rule: str | None = typer.Option(None, "--rule", help="rule id (default: any rule)"),
-        key: str | None = typer.Option(None, "--key", help="key label (default: any key)"),
+        key: str | None = typer.Option(
+            None, "--key", help="key label; '-' for account-wide findings (no key); "
+            "default: any key"),
         account: str | None = typer.Option(None, "--account", help="account (default: any)"),
+        ip: str | None = typer.Option(
+            None, "--ip", help="caller address (the finding's grouping IP, else the IP in its "
+            "evidence); default: any"),
         config: Path = _CONFIG,
     ) -> None:
-        """Suppress alerts matching every given field until the silence expires."""
-        if rule is None and key is None and account is None:
+        """Suppress alerts matching every given field until the silence expires.
+
+        Every alert prints the command that silences exactly its findings.
+        """
+        if rule is None and key is None and account is None and ip is None:
             typer.echo("refusing to silence everything: give at least one of --rule, --key, "
-                       "--account", err=True)
+                       "--account, --ip", err=True)
             raise typer.Exit(code=2)
+        if key == "-":
+            key = ACCOUNT_WIDE
         cfg = _config(config)
         seconds = parse_duration(duration)
         now = SystemClock().now_ms()
         store = open_store(cfg.store_path)
         try:
-            sid = store.add_silence(rule, account, key, now, now + seconds * 1000, reason)
+            sid = store.add_silence(rule, account, key, now, now + seconds * 1000, reason,
+                                    ip=ip)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         finally:
             store.close()
-        typer.echo(f"silence {sid} added for {duration}: rule={rule or '*'} "
-                   f"account={account or '*'} key={key or '*'}")
+        typer.echo(f"silence {sid} added for {duration}: "
+                   + describe(Silence(sid, rule, account, key, now, now, reason, ip)))
 
     @silence.command("list")
     def silence_list(
@@ -86,9 +106,8 @@ def register(app: typer.Typer) -> None:
             typer.echo("no silences" if all_ else "no active silences")
         for s in rows:
             state = "active" if s.created_ts <= now < s.expires_ts else "expired"
-            typer.echo(f"{s.silence_id}\t{state}\trule={s.rule_id or '*'}\t"
-                       f"account={s.account or '*'}\tkey={s.key or '*'}\tuntil "
-                       f"{iso(s.expires_ts)}\t{s.reason}")
+            typer.echo(f"{s.silence_id}\t{state}\t{describe(s).replace(' ', chr(9))}\t"
+                       f"until {iso(s.expires_ts)}\t{s.reason}")
 
     @silence.command("expire")
     def silence_expire(

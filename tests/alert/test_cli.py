@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from monitor.cli import app
 from monitor.commands.alerts import parse_duration
 from monitor.store import SQLiteStore
-from tests.alert.conftest import MONITOR_ACCOUNT_TOML
+from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding, foreign_order
 from tests.alert.receivers import SmtpSink, _free_port, mail_text
 from tests.factories import fake_secret
 
@@ -92,3 +92,43 @@ def test_alerts_lists_recent_alerts_with_delivery_state(setup):
                                                ("1d", 86400), ("1h30m", 5400)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+# (the alert's finding, the next one that must be silenced, one that must still alert)
+_PRINTED = {
+    "account-wide foreign order (key shown as -)": (
+        foreign_order(1), foreign_order(2, cid="x-pump"), foreign_order(3, key="grid-bot")),
+    "a key's unknown caller (--ip)": (
+        finding(ip="127.66.0.9"), finding(ip="127.66.0.9"), finding(ip="127.66.0.10")),
+}
+
+
+@pytest.mark.parametrize(("first", "silenced", "alerting"), _PRINTED.values(), ids=_PRINTED)
+def test_the_silence_command_printed_in_an_alert_silences_that_alert(setup, first, silenced,
+                                                                     alerting):
+    import shlex
+
+    from monitor.alert.manager import AlertManager
+    from monitor.clock import ManualClock, SystemClock
+
+    cfg, _, db = setup
+    clock = ManualClock(SystemClock().now_ms())  # the CLI stamps its silence with real time
+    store = SQLiteStore(db)
+    mgr = AlertManager(store, clock, alerts_cfg(channel("hook", "json://127.0.0.1:9/")))
+
+    def fire(f):
+        mgr.submit([f.model_copy(update={"ts": clock.now_ms()})])
+        clock.advance(10_000)
+        return mgr.flush()
+
+    (alert_id,) = fire(first)
+    body = store.load_alert(alert_id)["body"]
+    (line,) = [x for x in body.splitlines() if x.startswith("Silence: ")]
+    argv = shlex.split(line.removeprefix("Silence: "))
+    assert argv[:3] == ["keywatch", "silence", "add"]
+    r = CliRunner().invoke(app, [*argv[1:], "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    clock.advance(60_000)
+    assert fire(silenced) == [] and mgr.counters["silenced"] == 1
+    assert len(fire(alerting)) == 1
+    store.close()
