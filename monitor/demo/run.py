@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor import resources
 from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
 from monitor.config import Config, load_config
@@ -34,7 +35,6 @@ from monitor.sim import load_scenario
 from monitor.sim.scenario import Scenario
 from monitor.store import SQLiteStore
 
-REPO = Path(__file__).resolve().parents[2]
 HOST_IP = "127.0.0.2"  # the bots' host; Keywatch runs there too, as it would on a bot VPS
 
 GRACE_MS = 10 * 60_000
@@ -81,8 +81,8 @@ def write_config(run_dir: Path, urls: tuple[str, str], sc: Scenario, receiver_ur
     lines = [
         "# Written by `keywatch demo`: simulator addresses and keys, not a real account.",
         f'store_path = "{run_dir / "keywatch.db"}"',
-        f'rules_dir = "{REPO / "rules"}"',
-        f'model_path = "{REPO / "models" / "default.skops"}"',
+        f'rules_dir = "{resources.rules_dir()}"',
+        f'model_path = "{resources.default_model()}"',
         f'egress_ip = "{HOST_IP}"',
         "[binance]",
         f'rest_url = "{urls[0]}"',

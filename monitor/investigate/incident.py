@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from monitor import resources
 from monitor.config import Config
 from monitor.detect.forest import ForestModel, ModelMismatch
 from monitor.features import (
@@ -34,7 +35,7 @@ from monitor.store import SQLiteStore, Store
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default.skops"
+DEFAULT_MODEL = resources.default_model()
 
 
 class InvestigateError(Exception):

@@ -14,7 +14,9 @@ from typing import Any
 
 import nbformat
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+from monitor import resources
+
+NOTEBOOKS = resources.notebooks_dir()  # the wheel's package data, or the checkout's notebooks/
 INCIDENT = NOTEBOOKS / "incident.ipynb"
 BASELINE = NOTEBOOKS / "baseline.ipynb"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from monitor import resources
 from monitor.alert.manager import AlertManager
 from monitor.clock import ManualClock
 from monitor.config import Config
@@ -25,7 +26,7 @@ from monitor.groundtruth import AttackType, GroundTruth
 from monitor.investigate.incident import DEFAULT_MODEL
 from monitor.store import SQLiteStore, events_from_frame
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = resources.rules_dir()
 
 
 @dataclass
