@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shlex
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from monitor import resources
 
 SECRET_NAME = re.compile(r"(secret|api_?key|token|password|passwd)$", re.IGNORECASE)
 # URL schemes that can be written in the TOML because they carry no credential by design.
@@ -213,8 +216,11 @@ class AlertsConfig(_Model):
 
 class Config(_Model):
     store_path: str = "keywatch.db"
-    rules_dir: str = "rules"
-    model_path: str = "models/default.skops"
+    # Left out of the file: the rules and model shipped with Keywatch (package data of the
+    # installed wheel, or the checkout's rules/ and models/). Relative paths are read from the
+    # current directory, like store_path.
+    rules_dir: str = Field(default_factory=lambda: str(resources.rules_dir()))
+    model_path: str = Field(default_factory=lambda: str(resources.default_model()))
     egress_ip: str | None = None
     binance: BinanceConfig = Field(default_factory=BinanceConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
@@ -287,7 +293,55 @@ def load_config(
         ) from None
 
     environ = _environment(path, env, env_file)
-    return _resolve(cfg, environ, path)
+    resolved = _resolve(cfg, environ, path)
+    global _loaded
+    _loaded = (path.resolve(), Path(resolved.store_path).resolve())
+    return resolved
+
+
+# The config this process loaded last and its store, both absolute: what the `keywatch notebook`
+# command printed in an alert needs, since the person reading it is in another directory.
+_loaded: tuple[Path, Path] | None = None
+
+
+def investigate_command(alert_id: str) -> str:
+    """`keywatch notebook ALERT_ID -c CONFIG --db STORE` for the config this process runs with."""
+    cmd = f"keywatch notebook {alert_id}"
+    if _loaded is None:
+        return cmd
+    config, store = _loaded
+    return f"{cmd} -c {shlex.quote(str(config))} --db {shlex.quote(str(store))}"
+
+
+def path_problems(cfg: Config) -> list[str]:
+    """The rules folder and the model must exist (relative paths: from the current directory)."""
+    problems = []
+    hint = "remove the line to use the {} shipped with Keywatch ({}), or give an absolute path"
+    rules = Path(cfg.rules_dir)
+    if not rules.is_dir():
+        problems.append(f"rules_dir: {cfg.rules_dir!r} is not a folder (looked in "
+                        f"{rules.resolve()}); " + hint.format("rules", resources.rules_dir()))
+    elif not any(rules.glob("*.yaml")):
+        problems.append(f"rules_dir: {rules.resolve()} holds no *.yaml rule file")
+    model = Path(cfg.model_path)
+    if not model.is_file():
+        problems.append(f"model_path: {cfg.model_path!r} is not a file (looked in "
+                        f"{model.resolve()}); " + hint.format("model", resources.default_model()))
+    return problems
+
+
+def env_file_warnings(config_path: str | Path, env_file: str | Path | None = None) -> list[str]:
+    """The `.env` next to the config holds secrets: warn when others can read or write it."""
+    dotenv = Path(env_file) if env_file is not None else Path(config_path).parent / ".env"
+    try:
+        mode = dotenv.stat().st_mode
+    except OSError:
+        return []
+    if mode & 0o077:
+        return [f"{dotenv} has mode {mode & 0o777:04o}: users other than its owner can read or "
+                f"write it, and it holds API keys and channel tokens; run "
+                f"`chmod 600 {shlex.quote(str(dotenv))}`"]
+    return []
 
 
 def _environment(

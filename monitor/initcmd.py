@@ -1,10 +1,11 @@
 """`keywatch init`: a commented config, a `.env` template for its secrets, `.env` in .gitignore.
 
 One source of truth for the config template: `keywatch.example.toml` at the repository root
-(what a reader of the repo sees, and what the docs point at). `init` reads it from the source
-checkout next to the `monitor` package (clones, editable installs) and falls back to a copy in
-the package directory, `monitor/keywatch.example.toml`, which a wheel build can ship as package
-data. There is never a second hand-maintained copy of the text in Python; `--template` overrides.
+(what a reader of the repo sees, and what the docs point at). A wheel carries it as package data
+(`monitor/_data/keywatch.example.toml`, see monitor/resources.py); a source checkout reads the
+root file itself. There is never a second hand-maintained copy of the text in Python;
+`--template` overrides. The template names no rules folder or model, so the written config uses
+the ones shipped with the installation wherever it is run from.
 
 The `.env` template is derived from the config template, not written by hand: every
 `*_env = "NAME"` in the TOML becomes a `NAME=` line, so the two can never disagree.
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TEMPLATE_NAME = "keywatch.example.toml"
+from monitor import resources
+
+TEMPLATE_NAME = resources.TEMPLATE_NAME
 CONFIG_NAME = "keywatch.toml"
 ENV_NAME = ".env"
 GITIGNORE_ENTRY = ".env"
@@ -46,13 +49,15 @@ def find_template(override: Path | None = None) -> Path:
         if not override.is_file():
             raise InitError(f"template {override} does not exist")
         return override
-    package_dir = Path(__file__).resolve().parent
-    for candidate in (package_dir.parent / TEMPLATE_NAME, package_dir / TEMPLATE_NAME):
-        if candidate.is_file():
-            return candidate
+    try:
+        candidate = resources.template()
+    except resources.ResourceError as exc:
+        raise InitError(f"{exc}; or pass --template PATH") from None
+    if candidate.is_file():
+        return candidate
     raise InitError(
-        f"cannot find {TEMPLATE_NAME} (not in a source checkout, not shipped in the package); "
-        f"pass --template PATH to a copy from the Keywatch repository"
+        f"cannot find {TEMPLATE_NAME} (looked for {candidate}); reinstall Keywatch or pass "
+        f"--template PATH to a copy from the Keywatch repository"
     )
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from monitor.config import ConfigError, load_config
+from monitor import resources
+from monitor.config import ConfigError, env_file_warnings, load_config, path_problems
 
 
 def register(app: typer.Typer) -> None:
@@ -14,11 +15,21 @@ def register(app: typer.Typer) -> None:
     def check_config(
         config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c", help="TOML config"),
     ) -> None:
-        """Validate a config and the environment variables it names; print every problem."""
+        """Validate a config, the environment variables it names, and the rules folder and model
+        it uses; warn about a .env that others can read. Exits 1 on any problem."""
+        for warning in env_file_warnings(config):
+            typer.echo(f"warning: {warning}", err=True)
         try:
             cfg = load_config(config)
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(code=1) from None
+        problems = path_problems(cfg)
+        if problems:
+            typer.echo(str(ConfigError(config, problems)), err=True)
+            raise typer.Exit(code=1)
         keys = sum(len(a.keys) for a in cfg.accounts)
         typer.echo(f"{config}: OK ({len(cfg.accounts)} account(s), {keys} key(s))")
+        for what, value in (("rules", cfg.rules_dir), ("model", cfg.model_path)):
+            shipped = " (shipped with Keywatch)" if resources.is_packaged(value) else ""
+            typer.echo(f"  {what}: {Path(value).resolve()}{shipped}")
