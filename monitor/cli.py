@@ -23,6 +23,32 @@ app = typer.Typer(
 )
 
 
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, for an editable install too)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("keywatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"keywatch {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                  help="Print the version and exit."),
+) -> None:
+    """Watch how Binance API keys are used and raise the alarm before a leaked key drains an
+    account."""
+
+
 def _register_areas() -> None:
     for mod in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"monitor.commands.{mod.name}")

@@ -230,7 +230,7 @@ def render_alert(
         text.append(f"   Rule: {f.rule_id} ({f.detector}), fingerprint {item.fingerprint}")
         md += ["", f"_Rule `{f.rule_id}` ({f.detector}), fingerprint `{item.fingerprint}`_", ""]
         text.append("")
-    cmd = f"keywatch notebook {alert_id}"
+    cmd = __import__("monitor.config").config.investigate_command(alert_id)  # + -c, --db
     text.append(f"Investigate: {cmd}")
     md.append(f"**Investigate:** `{cmd}`")
     silences = list(dict.fromkeys(silence_command(i.finding) for i in items))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import webbrowser
 from pathlib import Path
 
 import typer
+
+# What the notebooks extra brings (pyproject.toml); ipykernel runs the cells, matplotlib plots.
+NOTEBOOK_MODULES = ("nbformat", "nbclient", "ipykernel", "matplotlib")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,11 +30,25 @@ def register(app: typer.Typer) -> None:
                                    "(or, without Jupyter, as HTML in a browser)"),
     ) -> None:
         """Execute notebooks/incident.ipynb for ALERT_ID; write it under --out and open it, or
-        render it to --html."""
-        import nbformat
+        render it to --html. Needs the notebooks extra: pip install 'keywatch[notebooks]'.
+
+        Example (the command every alert prints): keywatch notebook kw-1a2b3c4d5e6f
+        -c /etc/keywatch/keywatch.toml --db /var/lib/keywatch/keywatch.db --html incident.html
+        """
+        try:
+            import nbformat
+
+            from monitor.investigate.run import INCIDENT, execute, to_html
+            missing = [m for m in NOTEBOOK_MODULES if importlib.util.find_spec(m) is None]
+        except ImportError as exc:
+            missing = [exc.name or str(exc)]
+        if missing:
+            typer.echo(f"error: the incident notebook needs {', '.join(missing)}, which "
+                       f"Keywatch installs only with its notebooks extra: "
+                       f"pip install 'keywatch[notebooks]'", err=True)
+            raise typer.Exit(code=1)
 
         from monitor.investigate.incident import InvestigateError, open_store_ro, read_config
-        from monitor.investigate.run import INCIDENT, execute, to_html
 
         try:
             cfg = read_config(config)
@@ -49,7 +67,8 @@ def register(app: typer.Typer) -> None:
             try:
                 import nbconvert  # noqa: F401
             except ImportError:
-                typer.echo("error: --html needs nbconvert: pip install nbconvert", err=True)
+                typer.echo("error: --html needs nbconvert: pip install 'keywatch[notebooks]'",
+                           err=True)
                 raise typer.Exit(code=1) from None
         params = {"DB": str(store_path.resolve()), "ALERT_ID": alert_id,
                   "CONFIG": str(config.resolve()) if cfg else None}
