@@ -21,7 +21,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/keywatch demo
+	@$(BIN)/keywatch demo; rc=$$?; \
+	echo; \
+	echo "keywatch is installed in $(VENV): run it as $(BIN)/keywatch, or put it on PATH with"; \
+	echo "  source $(BIN)/activate"; \
+	echo "Next, for your own account: keywatch init (writes keywatch.toml and a .env for its"; \
+	echo "secrets here), fill both in, then keywatch check-config and keywatch run."; \
+	exit $$rc
 
 test: $(STAMP) lint faketime
 	$(BIN)/python -m pytest -q
