@@ -5,6 +5,10 @@ Schema (one JSON object per line; README "Access-log schema"):
   optional  account, key (label) or api_key_sha256, ip (caller address), code (Binance code),
             latency_ms, weight_1m, orders_10s, orders_1d, symbol, side, type, qty, price,
             notional, order_id, client_order_id, request_id
+  provenance: for a cancel (DELETE /api/v3/order ...) `order_id` / `client_order_id` name the
+            cancelled order (its original clientOrderId); for calls that touch several orders
+            (cancel-replace, order lists, DELETE /api/v3/openOrders) put Binance's answer in
+            `response` (or the ids as `ids: [[action, symbol, orderId, clientOrderId], ...]`)
 Other fields are kept in `raw`; secret-bearing fields (signature, apiKey, secret ...) are
 dropped. An order placement (POST /api/v3/order...) answered with an error becomes `reject`.
 
@@ -29,8 +33,8 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from monitor.clock import Clock
-from monitor.collect.tap import ORDER_PATHS
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.orderpaths import answer_ids, endpoint, is_placement
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,7 @@ def parse_line(line: str, account: str, received_ts: int,
     if label is None and isinstance(fp, str) and keys and fp.lower() in keys:
         acct, label = keys[fp.lower()]
     code = _opt_num(d, "code", int)
-    order = method.upper() == "POST" and endpoint.split("?")[0] in ORDER_PATHS
+    order = is_placement(method, endpoint)
     rejected = order and (status >= 400 or bool(code))
     ident = hashlib.sha256(f"{acct}\n{line.strip()}".encode()).hexdigest()[:24]
     texts = {k: d.get(k) for k in ("ip", "symbol", "side", "client_order_id")}
@@ -112,8 +116,17 @@ def parse_line(line: str, account: str, received_ts: int,
         order_type=otype if isinstance(otype, str) else None, qty=_opt_num(d, "qty"),
         price=_opt_num(d, "price"), notional=_opt_num(d, "notional"),
         order_id=_opt_num(d, "order_id", int), client_order_id=texts["client_order_id"],
-        raw=raw_json(d),
+        raw=raw_json(_with_ids(d, method, endpoint.split("?")[0])),
     )
+
+
+def _with_ids(d: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """An order endpoint's line with a `response` (Binance's answer) gets the answer's order
+    ids as `ids`, as the tap records them (provenance for cancels, replaces, order lists)."""
+    if "ids" in d or endpoint(method, path) is None or "response" not in d:
+        return d
+    params = {"symbol": d.get("symbol")} if isinstance(d.get("symbol"), str) else {}
+    return {**d, "ids": [list(i) for i in answer_ids(method, path, params, d["response"])]}
 
 
 class LogTailer:

@@ -4,8 +4,12 @@ It forwards each request byte for byte (method, raw path and query, headers, bod
 upstream and streams the upstream's answer back unchanged, then records one `request` event
 (or `reject`, for an order placement Binance refused): caller address, key label, endpoint,
 status, Binance code, weight and order-count headers, latency and, for order placements, the
-order's symbol, side, quantity, price and notional. The API key is mapped to its label through
-sha256 fingerprints and never stored; signatures and secrets never reach the event.
+order's symbol, side, quantity, price and notional. For every order endpoint
+(`monitor/orderpaths.py`: placements, cancels, cancel-replace, order lists, cancel-all) it keeps
+the orderId/clientOrderId of each order the ANSWER names in `raw["ids"]`: that is how the
+features tie the account's execution reports to the key that caused them (provenance).
+The API key is mapped to its label through sha256 fingerprints and never stored; signatures
+and secrets never reach the event.
 Recording never delays or blocks the bot: the event is built and offered to the ingest queue
 after the request's cycle has ended (requests that end together go as one batch), and a full
 queue drops (and counts) the event, not the request.
@@ -27,13 +31,13 @@ from monitor.binance.parse_rest import usage_facts
 from monitor.clock import Clock
 from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint
 
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                         b"te", b"trailer", b"upgrade", b"proxy-authorization", b"host"})
-ORDER_PATHS = frozenset({"/api/v3/order", "/api/v3/order/test", "/api/v3/sor/order",
-                         "/api/v3/sor/order/test"})
+ORDER_PATHS = frozenset(PLACEMENT_PATHS)  # monitor/orderpaths.py declares every order endpoint
 PEEK_BYTES = 65_536
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD"})
 
@@ -224,7 +228,15 @@ class Tap:
             facts = _order_facts(params, resp_body if isinstance(resp_body, dict) else {})
         rejected = order and (status >= 400 or code is not None)
         client = scope.get("client")
-        raw = {"params": params, **key_info, "error": error}
+        raw: dict[str, Any] = {"params": params, **key_info, "error": error}
+        if endpoint(method, path) is not None:
+            # provenance: the orders this call placed or cancelled, as the ANSWER names them
+            ids = answer_ids(method, path, params, resp_body)
+            raw["ids"] = [list(i) for i in ids]
+            if ids and not order:
+                _, sym, oid, cid = ids[0]
+                facts = {"symbol": sym or params.get("symbol") or None, "order_id": oid,
+                         "client_order_id": cid}
         if isinstance(resp_body, dict) and "msg" in resp_body:
             raw["msg"] = str(resp_body["msg"])[:300]
         return Event(
