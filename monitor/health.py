@@ -17,12 +17,18 @@ from starlette.routing import Route
 from monitor.metrics import Metrics
 
 
-def build_app(metrics: Metrics, health: Callable[[], dict[str, Any]]) -> Starlette:
+def build_app(metrics: Metrics, health: Callable[[], dict[str, Any]],
+              refresh: Callable[[], object] | None = None) -> Starlette:
+    """`refresh` runs before each scrape: gauges read from state (the outbox backlog) are then
+    as of the scrape, not as of the last heartbeat."""
+
     async def healthz(_: Request) -> JSONResponse:
         report = health()
         return JSONResponse(report, status_code=200 if report.get("ok") else 503)
 
     async def prometheus(_: Request) -> Response:
+        if refresh is not None:
+            refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", prometheus)])

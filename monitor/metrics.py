@@ -1,27 +1,77 @@
 """Prometheus metrics for the service, on an injected registry (no module-level singletons).
 
 Counters answer the questions an operator asks of a monitor: is data coming in (events by
-source and kind), is it finding things (findings by rule), are alerts getting out (sent/failed
-by channel, outbox backlog), is the stream healthy (reconnects), is the monitor polite to
-Binance (own API weight), and how quickly does a fact become an alert (detection latency).
+source and kind, the last event per source), is it finding things (findings by rule and by
+severity), are alerts getting out (sent/failed by channel, outbox backlog), is the stream
+healthy (reconnects), is the monitor polite to Binance (the weight Binance reports on the
+monitor's own answers, the weight the monitor spent), who goes through the tap (requests by
+key), and how quickly does a fact become an alert (detection latency).
+
+Each series is updated where its fact happens, through the small hooks below (`events_stored`,
+`delivery`, `stream_reconnect`, `own_usage`, `weight_spent`, `tap_recorded`, `queue_dropped`),
+which the service and the collector hand to the parts that see the fact. `prime` creates every
+labelled series the config and the loaded rules already name at 0, so the first increment of a
+counter is a change Prometheus sees (`increase()` and `rate()` need a sample before it).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from collections.abc import Iterable
+from importlib import metadata
+from typing import TYPE_CHECKING
 
-from monitor.findings import Finding
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from monitor.events import Event, Kind, Source
+from monitor.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+# The kinds each source can produce (see monitor/binance/parse*.py, collect/*): the series
+# `prime` creates at 0, so a kind's first event is an increase, not a new series.
+SOURCE_KINDS: dict[Source, tuple[Kind, ...]] = {
+    Source.REST: (Kind.USAGE, Kind.KEY_CONFIG, Kind.BALANCE, Kind.WITHDRAWAL,
+                  Kind.STREAM_STATUS),
+    Source.STREAM: (Kind.ORDER, Kind.FILL, Kind.REJECT, Kind.BALANCE, Kind.STREAM_STATUS),
+    Source.TAP: (Kind.REQUEST, Kind.REJECT),
+    Source.LOG: (Kind.REQUEST, Kind.REJECT, Kind.STREAM_STATUS),
+}
+WEIGHT_POOLS = ("api", "sapi_ip", "sapi_uid")  # monitor/binance/budget.py POOL_LIMITS
+QUEUES = ("ingest", "detection")
+UNKNOWN_KEY = "unknown"  # tap requests whose API key is missing or not in the config
+
+
+def version() -> str:
+    try:
+        return metadata.version("keywatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.build_info = Info(
+            "keywatch_build", "Keywatch version and the Python it runs on", registry=r)
+        self.build_info.info({"version": version(), "python": platform.python_version()})
         self.events_in = Counter(
-            "keywatch_events", "Events stored, by source and kind", ["source", "kind"], registry=r
+            "keywatch_events", "New events stored, by source and kind", ["source", "kind"],
+            registry=r,
+        )
+        self.last_event = Gauge(
+            "keywatch_last_event_timestamp_seconds",
+            "When the newest event from each source reached Keywatch (Unix time; 0: none yet "
+            "since start)", ["source"], registry=r,
         )
         self.findings = Counter(
             "keywatch_findings", "Findings raised, by rule", ["rule"], registry=r
+        )
+        self.findings_by_severity = Counter(
+            "keywatch_findings_by_severity", "Findings raised, by severity", ["severity"],
+            registry=r,
         )
         self.alerts_sent = Counter(
             "keywatch_alerts_sent", "Alert deliveries that succeeded, by channel", ["channel"],
@@ -32,15 +82,28 @@ class Metrics:
             ["channel"], registry=r,
         )
         self.outbox_backlog = Gauge(
-            "keywatch_outbox_backlog", "Deliveries waiting in the outbox", registry=r
+            "keywatch_outbox_backlog", "Deliveries waiting in the outbox (pending, due or "
+            "backing off)", registry=r
         )
         self.stream_reconnects = Counter(
-            "keywatch_stream_reconnects", "User-data stream reconnects, by account", ["account"],
-            registry=r,
+            "keywatch_stream_reconnects", "User-data stream reconnects and failed connects, by "
+            "account", ["account"], registry=r,
         )
         self.api_weight = Gauge(
-            "keywatch_api_weight_used_1m", "Request weight the monitor itself used in the "
-            "current minute, by account", ["account"], registry=r,
+            "keywatch_api_weight_used_1m", "X-MBX-USED-WEIGHT-1M on the last answer to one of "
+            "Keywatch's own /api requests, by account: the weight Binance counted for this "
+            "host's IP in that minute (Keywatch and anything sharing the IP)", ["account"],
+            registry=r,
+        )
+        self.api_weight_spent = Counter(
+            "keywatch_api_weight_spent", "Request weight Keywatch's own REST and WebSocket "
+            "calls charged to its budget, by account and limit pool", ["account", "pool"],
+            registry=r,
+        )
+        self.tap_requests = Counter(
+            "keywatch_tap_requests", "Requests the tap forwarded and recorded, by account and "
+            f"key label (key=\"{UNKNOWN_KEY}\": no or an unknown API key)", ["account", "key"],
+            registry=r,
         )
         self.detection_latency = Histogram(
             "keywatch_detection_latency_seconds",
@@ -60,6 +123,97 @@ class Metrics:
             "keywatch_findings_silenced", "Findings a `keywatch silence` kept from alerting, by "
             "rule", ["rule"], registry=r,
         )
+        self._newest_ms: dict[str, int] = {}
+
+    # -- zero-initialisation ----------------------------------------------------------------
+    def prime(self, cfg: Config, *, rules: Iterable[str] = (), channels: Iterable[str] = (),
+              components: Iterable[str] = ()) -> None:
+        """Create at 0 every labelled series the config, the rules and the channels name."""
+        src = cfg.sources
+        sources = [Source.REST]  # every account's REST client: backfill, clock sync, polling
+        if src.stream:
+            sources.append(Source.STREAM)
+        if src.tap.enabled:
+            sources.append(Source.TAP)
+        if src.logs:
+            sources.append(Source.LOG)
+        for s in sources:
+            self.last_event.labels(s.value)
+            for k in SOURCE_KINDS[s]:
+                self.events_in.labels(s.value, k.value)
+        for rule in rules:
+            self.findings.labels(rule)
+            self.findings_silenced.labels(rule)
+        for sev in Severity:
+            self.findings_by_severity.labels(sev.value)
+        for ch in channels:
+            self.alerts_sent.labels(ch)
+            self.alerts_failed.labels(ch)
+        for acct in cfg.accounts:
+            self.api_weight.labels(acct.name)
+            for pool in WEIGHT_POOLS:
+                self.api_weight_spent.labels(acct.name, pool)
+            if src.stream:
+                self.stream_reconnects.labels(acct.name)
+            if src.tap.enabled:
+                for key in acct.keys:
+                    self.tap_requests.labels(acct.name, key.label)
+        if src.tap.enabled and cfg.accounts:
+            self.tap_requests.labels(src.tap.account or cfg.accounts[0].name, UNKNOWN_KEY)
+        for q in QUEUES:
+            self.queue_drops.labels(q)
+        self.prime_components(components)
+
+    def prime_components(self, components: Iterable[str]) -> None:
+        for name in components:
+            self.component_restarts.labels(name)
+
+    # -- hooks, called where each fact happens ----------------------------------------------
+    def events_stored(self, events: Iterable[Event]) -> None:
+        """New events the store accepted: counts by source and kind, newest per source."""
+        newest: dict[str, int] = {}
+        for ev in events:
+            self.events_in.labels(ev.source.value, ev.kind.value).inc()
+            newest[ev.source.value] = max(newest.get(ev.source.value, 0), ev.received_ts)
+        for source, ms in newest.items():
+            if ms > self._newest_ms.get(source, 0):  # never backwards (a late batch)
+                self._newest_ms[source] = ms
+                self.last_event.labels(source).set(ms / 1000)
+
+    def finding(self, f: Finding) -> None:
+        self.findings.labels(f.rule_id).inc()
+        self.findings_by_severity.labels(Severity(f.severity).value).inc()
+
+    def delivery(self, channel: str, ok: bool) -> None:
+        """One outbox delivery attempt to `channel` (the notifier's hook)."""
+        (self.alerts_sent if ok else self.alerts_failed).labels(channel).inc()
+
+    def stream_reconnect(self, account: str) -> None:
+        self.stream_reconnects.labels(account).inc()
+
+    def own_usage(self, events: Iterable[Event]) -> None:
+        """Usage events built from the answers to Keywatch's own REST calls (`BinanceRest`).
+
+        Only /api answers: their header is X-MBX-USED-WEIGHT-1M (the 6000-a-minute pool);
+        /sapi answers carry the separate SAPI IP pool's count in the same event field.
+        """
+        for ev in events:
+            if (ev.source is Source.REST and ev.kind is Kind.USAGE and ev.weight_1m is not None
+                    and ev.endpoint is not None and not ev.endpoint.startswith("/sapi/")):
+                self.api_weight.labels(ev.account).set(ev.weight_1m)
+
+    def weight_spent(self, account: str, pool: str, weight: float) -> None:
+        self.api_weight_spent.labels(account, pool).inc(weight)
+
+    def tap_recorded(self, events: Iterable[Event]) -> None:
+        """Events the tap recorded, one per forwarded request."""
+        for ev in events:
+            if ev.source is Source.TAP:
+                self.tap_requests.labels(ev.account, ev.key or UNKNOWN_KEY).inc()
+
+    def queue_dropped(self, queue: str, n: int) -> None:
+        if n:
+            self.queue_drops.labels(queue).inc(n)
 
     def finding_silenced(self, f: Finding) -> None:
         """The alert manager's hook: a silence matched this finding (it is stored, not sent)."""
