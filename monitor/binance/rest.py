@@ -118,6 +118,9 @@ class BinanceRest:
         # in the next: 5 s plus ~150 ms of wall-clock latency at this clock's speed.
         self.budgets = Budgets(weight_budget, guard_ms=guard_for(clock.speed))
         self._emit = emit or (lambda _events: None)
+        # (pool, weight) for each charge to the budget: the service's metrics (set by the
+        # collector, like `budgets`)
+        self.on_spend: Callable[[str, float], None] | None = None
         self.max_retries = max_retries
         self._rng = rng or random.Random()
         self.offset_ms = 0
@@ -149,6 +152,8 @@ class BinanceRest:
         while True:
             wait_ms = self.budgets.charge(pool, weight, self.server_now(), priority=priority)
             if wait_ms <= 0:
+                if self.on_spend is not None:
+                    self.on_spend(pool, weight)
                 return
             await self.clock.sleep(wait_ms / 1000)
 

@@ -29,6 +29,7 @@ from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
 from monitor.config import Config
 from monitor.events import Event
+from monitor.metrics import Metrics
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,11 @@ class Collector:
         local_host: str | None = None,
         stream_options: dict[str, Any] | None = None,
         queue_size: int = 10_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events)
+        self.metrics = metrics if metrics is not None else Metrics()  # a private one: unseen
         self.local_host = local_host
         b = config.binance
         self.budgets = Budgets(6000 * b.weight_budget_pct / 100,
@@ -76,16 +79,18 @@ class Collector:
                 raise ValueError(f"account {acct.name}: the monitor key has no key/secret")
             rest = BinanceRest(
                 self._http, b.rest_url, mk.api_key, mk.api_secret, clock, account=acct.name,
-                key_label=mk.label, recv_window=b.recv_window_ms, emit=self.ingest.offer,
+                key_label=mk.label, recv_window=b.recv_window_ms, emit=self._rest_emit,
             )
             rest.budgets = self.budgets  # one budget per host IP, shared by every account
+            rest.on_spend = self._spend_hook(acct.name)
             self.rests[acct.name] = rest
             bf = Backfill(rest, store, self.ingest.put, symbols=acct.symbols)
             self.backfills[acct.name] = bf
             if src.stream:
                 self.streams[acct.name] = StreamSource(
                     rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, mk.api_secret,
-                    local_host=local_host, **(stream_options or {}),
+                    local_host=local_host, on_reconnect=self.metrics.stream_reconnect,
+                    **(stream_options or {}),
                 )
             posture = [
                 self._rest_for(acct.name, k.label, k.api_key, k.api_secret)
@@ -104,7 +109,7 @@ class Collector:
                                           keys=keys))
         if src.tap.enabled:
             # the tap forwards from this host's own address, as the bots would have
-            self.tap = Tap(src.tap.upstream, clock, self.ingest.offer, keys=keys,
+            self.tap = Tap(src.tap.upstream, clock, self._tap_offer, keys=keys,
                            local_address=local_host,
                            default_account=src.tap.account or config.accounts[0].name)
 
@@ -112,10 +117,30 @@ class Collector:
                   ) -> BinanceRest:
         b = self.config.binance
         rest = BinanceRest(self._http, b.rest_url, key, secret, self.clock, account=account,
-                           key_label=label, recv_window=b.recv_window_ms, emit=self.ingest.offer,
+                           key_label=label, recv_window=b.recv_window_ms, emit=self._rest_emit,
                            monitor_key=False)
         rest.budgets = self.budgets
+        rest.on_spend = self._spend_hook(account)
         return rest
+
+    # -- metrics, where the facts happen ----------------------------------------------------
+    def _offer(self, events: list[Event]) -> int:
+        dropped = self.ingest.offer(events)
+        self.metrics.queue_dropped("ingest", dropped)
+        return dropped
+
+    def _rest_emit(self, events: list[Event]) -> int:
+        """Usage events of Keywatch's own REST answers: the weight Binance reports, then on."""
+        self.metrics.own_usage(events)
+        return self._offer(events)
+
+    def _tap_offer(self, events: list[Event]) -> int:
+        """The tap's records, one per forwarded request: counted by key even if dropped."""
+        self.metrics.tap_recorded(events)
+        return self._offer(events)
+
+    def _spend_hook(self, account: str) -> Callable[[str, float], None]:
+        return lambda pool, weight: self.metrics.weight_spent(account, pool, weight)
 
     async def start(self) -> None:
         """Start every source in the background (returns once the tap is listening)."""

@@ -46,8 +46,10 @@ class StreamSource:
         dead_after_s: float = 15.0,
         max_age_s: float = 23.5 * 3600,
         rng: random.Random | None = None,
+        on_reconnect: Callable[[str], None] | None = None,
     ) -> None:
         self.rest, self.backfill, self.put = rest, backfill, put
+        self.on_reconnect = on_reconnect or (lambda _account: None)  # the service's metrics
         self.clock = rest.clock
         self.account = rest.account
         self.ws_url = ws_url
@@ -119,6 +121,11 @@ class StreamSource:
             raise
         return sock
 
+    def _reconnecting(self) -> None:
+        """A connect failed or a live socket ended: another connect follows (counted)."""
+        self.counters["reconnects"] += 1
+        self.on_reconnect(self.account)
+
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:
         attempt = 0
@@ -133,13 +140,13 @@ class StreamSource:
                 continue
             except (BinanceError, StreamClosed, OSError, TimeoutError) as exc:
                 log.warning("%s: user-data stream connect failed: %r", self.account, exc)
-                self.counters["reconnects"] += 1
+                self._reconnecting()
                 await self._sleep(backoff_s(attempt, self._rng))
                 attempt += 1
                 continue
             except Exception as exc:  # websockets handshake errors and the like
                 log.warning("%s: user-data stream connect failed: %r", self.account, exc)
-                self.counters["reconnects"] += 1
+                self._reconnecting()
                 await self._sleep(backoff_s(attempt, self._rng))
                 attempt += 1
                 continue
@@ -154,7 +161,7 @@ class StreamSource:
             gap_from = self.rest.server_now() - int(sock.idle_s() * 1000)
             self.gap_open = True
             self.counters["gaps"] += 1
-            self.counters["reconnects"] += 1
+            self._reconnecting()
             log.info("%s: user-data stream ended (%s); reconnecting", self.account, reason)
             await sock.close(reason)
             await self._flush()
