@@ -104,7 +104,10 @@ class Service:
         secrets = config_secrets(cfg)
         self.manager = AlertManager(store, clock, cfg.alerts, secrets=secrets,
                                     on_silenced=self.metrics.finding_silenced)
-        self.notifier = Notifier(store, clock, cfg.alerts, secrets=secrets)
+        self.notifier = Notifier(store, clock, cfg.alerts, secrets=secrets,
+                                 on_attempt=self.metrics.delivery)
+        # every labelled series the config and the loaded rules name exists from the start, at 0
+        self.metrics.prime(cfg, rules=getattr(engine, "rules", {}), channels=self.notifier.channels)
         self.counters = Counters()
         self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)
         self.tick_s = tick_s
@@ -118,15 +121,15 @@ class Service:
         self.health: HealthServer | None = None
         if health_port is not None:
             self.health = HealthServer(
-                build_app(self.metrics, self.health_report), host=health_host, port=health_port
+                build_app(self.metrics, self.health_report, refresh=self._backlog),
+                host=health_host, port=health_port,
             )
 
     # -- intake (called by the collector after the store accepted new events) ---------------
     def _on_events(self, events: list[Event]) -> None:
         if not events:
             return
-        for ev in events:
-            self.metrics.events_in.labels(ev.source.value, ev.kind.value).inc()
+        self.metrics.events_stored(events)
         self.counters.events_in += len(events)
         self.counters.last_event_ms = max(self.counters.last_event_ms, events[-1].received_ts)
         try:
@@ -134,7 +137,7 @@ class Service:
         except asyncio.QueueFull:
             # Stored already; only live detection misses them. Counted and logged, never silent.
             self.counters.events_dropped += len(events)
-            self.metrics.queue_drops.labels("detection").inc(len(events))
+            self.metrics.queue_dropped("detection", len(events))
             log.warning("detection queue full: %d events not seen live (they are stored)",
                         len(events))
 
@@ -169,7 +172,7 @@ class Service:
             self.counters.findings_by_rule[f.rule_id] = (
                 self.counters.findings_by_rule.get(f.rule_id, 0) + 1
             )
-            self.metrics.findings.labels(f.rule_id).inc()
+            self.metrics.finding(f)
             self.metrics.detection_latency.observe(max(0.0, (now - f.ts) / 1000.0))
             if self.on_finding is not None:
                 self.on_finding(f)
@@ -355,6 +358,7 @@ class Service:
         self.supervisor.add("heartbeat", self._heartbeat)
         if self.health is not None:
             self.supervisor.add("health", self.health.run)
+        self.metrics.prime_components(self.supervisor.state)
         log.info("keywatch service started (%d account(s))", len(self.cfg.accounts))
         await self.supervisor.run(stop, grace_s=8.0)
         log.info("keywatch service stopped: %d events, %d findings, outbox backlog %d",

@@ -178,18 +178,20 @@ async def _serve(cfg: Config, health_port: int | None) -> int:
     from monitor.clock import SystemClock
     from monitor.collect.collector import Collector
     from monitor.events import Event
+    from monitor.metrics import Metrics
     from monitor.service import Service, build_engine
     from monitor.store import open_store
 
     clock = SystemClock()
     store = open_store(cfg.store_path)
     engine = build_engine(cfg)
+    metrics = Metrics()  # one registry: the collector's hooks feed the service's /metrics
 
     def collector(on_events: Callable[[list[Event]], None]) -> Collector:
-        return Collector(cfg, store, clock, on_events=on_events)
+        return Collector(cfg, store, clock, on_events=on_events, metrics=metrics)
 
     service = Service(cfg, store, clock, source_factory=collector, engine=engine,
-                      health_port=health_port)
+                      metrics=metrics, health_port=health_port)
     try:
         return await service.run(install_signals=True)
     finally:
