@@ -11,8 +11,13 @@ reject) are defined in event order so both paths give the same floats: tests/det
 == replay, windows and findings, bit for bit.
 
 Attribution: tap/log requests carry the key label; stream/REST order events carry the monitor's
-label (the stream is per account), so they are re-attributed by the registered clientOrderId
-prefixes. Orders no prefix explains are "foreign" and land on the account-level row (key "").
+label (the stream is per account), so they are re-attributed by provenance first (the tap or log
+record of the call that placed or cancelled them, matched by orderId / clientOrderId from the
+answer: `features_provenance`), by the registered clientOrderId prefixes of untapped bots second.
+Orders nothing explains are "foreign" (cancels: "foreign_cancel") and land on the account-level
+row (key ""); `placed_by` names the suspect key. A report waiting for its record (its grace,
+`provenance_grace_ms`) is enriched once decided: replay places a report explained by a later
+record right after that record, where live enriches it, so both see the same state order.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pandas as pd
 
 from monitor.config import Config, UseCase
 from monitor.events import EVENT_COLUMNS, Event
+from monitor.features_provenance import GRACE_MS, Held, Provenance, ProvenanceState, Verdict
 from monitor.framecodes import (
     combine,
     group_codes,
@@ -35,6 +41,7 @@ from monitor.framecodes import (
     text_codes,
     trading_status,
 )
+from monitor.orderpaths import PLACEMENT_PATHS
 
 MINUTE_MS = 60_000
 ACCOUNT_ROW = ""  # window key for account-level facts (counters, foreign orders, withdrawals)
@@ -54,7 +61,7 @@ CONTEXT_MINUTES = 60  # `untapped_1h` looks back this far: live keeps at least t
 FAIL_CLASSES = ("auth", "timestamp", "rate", "balance", "filter", "other")
 CODE_CLASS = {-2014: "auth", -2015: "auth", -1022: "auth", -1021: "timestamp", -1003: "rate",
               -2010: "balance", -1013: "filter"}
-ORDER_ENDPOINTS = ("/api/v3/order", "/api/v3/order/test", "/api/v3/sor/order")
+ORDER_ENDPOINTS = PLACEMENT_PATHS  # placements (monitor/orderpaths.py declares every endpoint)
 NEW_VALUE_FIELDS = ("ip", "symbol", "endpoint")
 _FCLASS = tuple(sorted({"ok", *FAIL_CLASSES}))
 _STR_COLS = ("event_id", "account", "key", "source", "kind", "ip", "method", "endpoint",
@@ -70,6 +77,8 @@ class FeatureContext:
     use_cases: dict[tuple[str, str], UseCase]
     monitor_keys: dict[str, str]
     egress_ip: str | None = None
+    # how long (event time) a report waits for the tap/log record that explains it
+    provenance_grace_ms: int = GRACE_MS
 
     @classmethod
     def from_config(cls, cfg: Config) -> FeatureContext:
@@ -109,6 +118,7 @@ class FeatureState:
     own_cnt: dict[str, float] = field(default_factory=dict)
     bot_orders: dict[str, int] = field(default_factory=dict)  # account -> tapped orders so far
     last_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # (orders_1d, bots)
+    provenance: ProvenanceState = field(default_factory=ProvenanceState)
 
 
 def events_to_frame(events: list[Event]) -> pd.DataFrame:
@@ -162,48 +172,22 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
 def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.DataFrame:
     """Add per-event derived columns to a normalised frame; advance `state` past it."""
     df = df.copy(deep=False)  # only adds columns: copy-on-write keeps the input intact
+    df, pv = _provenance(df, ctx, state)  # may move late-explained reports after their record
     n = len(df)
     kind, source = df["kind"], df["source"]
     df["minute"] = (df["ts"] // MINUTE_MS) * MINUTE_MS
     exchange = isin_codes(source, ("stream", "rest"))
     tapped = isin_codes(source, ("tap", "log")) & isin_codes(kind, ("request", "reject"))
     is_order_evt = exchange & isin_codes(kind, ("order",))
-    # window key: tap/log carry the label; orders are attributed by clientOrderId prefix.
-    # Built as codes into a label table (no per-row strings): 0 = ACCOUNT_ROW.
-    kc, ku = text_codes(df["key"])
-    labels = [ACCOUNT_ROW, *(str(k) for k in ku)]
-    wcode = np.where(tapped & (kc >= 0), kc + 1, 0)
-    attributed = np.zeros(n, dtype=bool)
-    ord_or_fill = exchange & isin_codes(kind, ("order", "fill"))
-    acs, acu = text_codes(df["account"])
-    for acct, pairs in ctx.prefixes.items():
-        hit = np.flatnonzero(acu == acct)
-        if not pairs or not len(hit):
-            continue
-        idx = np.flatnonzero(ord_or_fill & (acs == hit[0]))
-        if not len(idx):
-            continue
-        raw_cid = df["client_order_id"].to_numpy()[idx]
-        cid = np.array(["" if v is None or v != v else v for v in raw_cid], dtype=str)
-        done = np.zeros(len(idx), dtype=bool)
-        for prefix, label in pairs:  # fixed-width numpy strings: C-speed prefix tests
-            m = ~done & np.char.startswith(cid, prefix)
-            labels.append(label)
-            wcode[idx[m]] = len(labels) - 1
-            done |= m
-        attributed[idx[done]] = True
-    table = np.array(labels, dtype=object)
-    cats, remap = np.unique(table, return_inverse=True)  # sorted, as pd.Categorical infers
-    used = np.zeros(len(cats), dtype=bool)
-    used[remap[np.unique(wcode)]] = True
-    keep = np.cumsum(used) - 1
-    df["wkey"] = pd.Categorical.from_codes(keep[remap[wcode]],
-                                           categories=pd.Index(cats[used], dtype=object),
-                                           validate=False)
+    cats, wcodes = np.unique(pv["wkey"].astype(str), return_inverse=True)  # sorted, as before
+    df["wkey"] = pd.Categorical.from_codes(wcodes.reshape(-1), validate=False,
+                                           categories=pd.Index(cats.astype(object), dtype=object))
     df["ak"] = joined(df, ["account", "wkey"])  # categorical: lookups per key, not per row
     df["is_new_order"] = is_order_evt & isin_codes(df["exec_type"], ("NEW",))
-    registered = isin_codes(df["account"], [a for a, pairs in ctx.prefixes.items() if pairs])
-    df["foreign"] = df["is_new_order"].to_numpy() & ~attributed & registered
+    df["foreign"] = df["is_new_order"].to_numpy() & pv["foreign"]
+    df["foreign_cancel"] = is_order_evt & pv["foreign_cancel"]
+    df["placed_by"] = pv["placed_by"]
+    df["provenance"] = pv["how"]
     status = np.nan_to_num(df["status"].to_numpy(), nan=0.0)
     code = df["code"].to_numpy()
     is_reject = isin_codes(kind, ("reject",))
@@ -226,6 +210,75 @@ def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.Dat
     _counter_growth(df, state)
     df["trading_ratio"], df["trading_locked"] = _trading_status(df)
     return df
+
+
+def _provenance(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState
+                ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Each row's window key and origin verdict (`features_provenance`), in event order.
+
+    Only tapped rows with a key and stream/REST order and fill reports take part (a Python
+    pass over those few rows; everything else keeps its label). The frame is taken as complete:
+    reports still waiting at its end are decided foreign. A report a later record explains
+    moves to just after that record (where live enriches it); all else keeps its place.
+    """
+    n = len(df)
+    kind, source = df["kind"], df["source"]
+    exchange = isin_codes(source, ("stream", "rest")) & isin_codes(kind, ("order", "fill"))
+    tapped = isin_codes(source, ("tap", "log")) & isin_codes(kind, ("request", "reject"))
+    keys = df["key"].to_numpy()
+    wkey = np.where(tapped & df["key"].notna().to_numpy(), keys, ACCOUNT_ROW).astype(object)
+    placed_by = wkey.copy()
+    how = np.full(n, "", dtype=object)
+    foreign = np.zeros(n, dtype=bool)
+    fcancel = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(exchange | (tapped & df["key"].notna().to_numpy()))
+    major = np.arange(n)
+    minor = np.zeros(n, dtype=np.int64)
+    moved = 0
+    if len(rows):
+        prov = Provenance(ctx, state.provenance)
+        cols = {c: df[c].to_numpy()[rows].tolist() for c in (
+            "account", "key", "source", "ts", "ip", "method", "endpoint", "status", "code",
+            "symbol", "order_id", "client_order_id", "raw", "kind", "exec_type")}
+        is_tap = tapped[rows].tolist()
+
+        def put(i: int, v: Verdict) -> None:
+            wkey[i], placed_by[i], how[i] = v.wkey, v.placed_by, v.how
+            foreign[i], fcancel[i] = v.foreign, v.foreign_cancel
+
+        def text(v: Any) -> Any:
+            return v if isinstance(v, str) else None
+
+        for j, i in enumerate(rows.tolist()):
+            ts = int(cols["ts"][j])
+            if state.provenance.dues and state.provenance.dues[0][0] < ts:
+                for h, v in prov.expire(ts):
+                    put(h.seq, v)
+            a = cols["account"][j]
+            if is_tap[j]:
+                for h, v in prov.record(
+                        a, text(cols["key"][j]), cols["source"][j], ts, text(cols["ip"][j]),
+                        text(cols["method"][j]), text(cols["endpoint"][j]), cols["status"][j],
+                        cols["code"][j], text(cols["symbol"][j]), cols["order_id"][j],
+                        text(cols["client_order_id"][j]), text(cols["raw"][j])):
+                    put(h.seq, v)
+                    moved += 1
+                    major[h.seq], minor[h.seq] = i, moved
+                continue
+            got = prov.arrive(i, a, ts, cols["kind"][j], text(cols["exec_type"][j]),
+                              text(cols["symbol"][j]), cols["order_id"][j],
+                              text(cols["client_order_id"][j]))
+            if not isinstance(got, Held):
+                put(i, got)
+        for h, v in prov.expire(2**62):
+            put(h.seq, v)
+    pv = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
+          "foreign_cancel": fcancel}
+    if moved:
+        perm = np.lexsort((minor, major))
+        df = df.iloc[perm].reset_index(drop=True)
+        pv = {k: v[perm] for k, v in pv.items()}
+    return df, pv
 
 
 def _whitelist_flags(df: pd.DataFrame, tapped: np.ndarray, ctx: FeatureContext) -> np.ndarray:

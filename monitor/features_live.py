@@ -26,6 +26,7 @@ from monitor.features import (
     FeatureContext,
     FeatureState,
 )
+from monitor.features_provenance import Held, Provenance, Verdict
 from monitor.framecodes import quote_base, trading_status
 
 NAN = float("nan")
@@ -53,14 +54,44 @@ class LiveFeatures:
 
     def __init__(self, ctx: FeatureContext, state: FeatureState) -> None:
         self.ctx, self.state = ctx, state
-        self.registered = {a for a, pairs in ctx.prefixes.items() if pairs}
+        self.prov = Provenance(ctx, state.provenance)
+        self._seq = 0
         self._wl: dict[tuple[str, str, str], bool | None] = {}
         self._trading: dict[str, tuple[float, bool]] = {}
         self.open: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     # enrichment ---------------------------------------------------------------------------
-    def enrich_one(self, ev: Event) -> dict[str, Any]:
-        """One event -> the row `features.enrich` would produce for it (as a dict)."""
+    def feed(self, ev: Event) -> list[dict[str, Any]]:
+        """One event in -> the enriched rows now ready, in the order replay enriches them.
+
+        A tap/log record comes out at once, followed by any held reports it explains
+        (`features._provenance` moves them to the same place). A stream/REST report that no
+        record explains yet is held (nothing out) until a record explains it or `expire`.
+        """
+        seq, self._seq = self._seq, self._seq + 1
+        source, kind = ev.source.value, ev.kind.value
+        if source in ("tap", "log") and kind in ("request", "reject") and ev.key is not None:
+            r = self.enrich_one(ev)
+            hits = self.prov.record(
+                r["account"], ev.key, source, r["ts"], ev.ip, ev.method, ev.endpoint,
+                r["status"], r["code"], ev.symbol, r["order_id"], ev.client_order_id, ev.raw)
+            return [r] + [self.enrich_one(h.payload, v) for h, v in hits]
+        if source in ("stream", "rest") and kind in ("order", "fill"):
+            got = self.prov.arrive(seq, ev.account, ev.ts, kind, ev.exec_type, ev.symbol,
+                                   ev.order_id, ev.client_order_id)
+            if isinstance(got, Held):
+                got.payload = ev
+                return []
+            return [self.enrich_one(ev, got)]
+        return [self.enrich_one(ev)]
+
+    def expire(self, now_ms: int) -> list[dict[str, Any]]:
+        """Held reports whose grace ended before `now_ms`, enriched as foreign."""
+        return [self.enrich_one(h.payload, v) for h, v in self.prov.expire(now_ms)]
+
+    def enrich_one(self, ev: Event, verdict: Verdict | None = None) -> dict[str, Any]:
+        """One event -> the row `features.enrich` would produce for it (as a dict);
+        `verdict`: the provenance of a stream/REST report (`feed` supplies it)."""
         r = dict(ev.__dict__)
         st, ctx = self.state, self.ctx
         source = r["source"] = ev.source.value
@@ -71,21 +102,19 @@ class LiveFeatures:
         acct, ts = r["account"], r["ts"]
         r["minute"] = (ts // MINUTE_MS) * MINUTE_MS
         tapped = source in ("tap", "log") and kind in ("request", "reject")
-        wkey, attributed = ACCOUNT_ROW, False
-        if tapped:
-            if r["key"] is not None:
-                wkey = r["key"]
-        elif source in ("stream", "rest") and kind in ("order", "fill"):
-            cid = r["client_order_id"] or ""
-            for prefix, label in ctx.prefixes.get(acct, ()):
-                if cid.startswith(prefix):
-                    wkey, attributed = label, True
-                    break
+        wkey = ACCOUNT_ROW
+        if tapped and r["key"] is not None:
+            wkey = r["key"]
+        if verdict is not None:
+            wkey = verdict.wkey
         r["wkey"] = wkey
         ak = r["ak"] = f"{acct}\x1f{wkey}"
-        is_new = r["is_new_order"] = (source in ("stream", "rest") and kind == "order"
-                                      and r["exec_type"] == "NEW")
-        foreign = r["foreign"] = is_new and not attributed and acct in self.registered
+        order_evt = source in ("stream", "rest") and kind == "order"
+        is_new = r["is_new_order"] = order_evt and r["exec_type"] == "NEW"
+        foreign = r["foreign"] = is_new and verdict is not None and verdict.foreign
+        r["foreign_cancel"] = order_evt and verdict is not None and verdict.foreign_cancel
+        r["placed_by"] = verdict.placed_by if verdict is not None else wkey
+        r["provenance"] = verdict.how if verdict is not None else ""
         status, code = r["status"], r["code"]
         is_reject = kind == "reject"
         failed = tapped and ((status >= 400) or code == code or is_reject)
@@ -229,8 +258,12 @@ class LiveFeatures:
 
     def close(self, now_ms: int) -> list[dict[str, Any]]:
         """Windows that ended at or before `now_ms`, as `aggregate` rows sorted by
-        (account, key, minute); `untapped_1h` is left 0 for the engine's context step."""
-        done = sorted(k for k in self.open if k[2] + MINUTE_MS <= now_ms)
+        (account, key, minute); `untapped_1h` is left 0 for the engine's context step.
+        A minute that still holds a report waiting for its record stays open (with every later
+        one) until the report is decided: it must join its own window."""
+        held = self.prov.held_min_minute(MINUTE_MS)
+        done = sorted(k for k in self.open if k[2] + MINUTE_MS <= now_ms
+                      and (held is None or k[2] < held))
         return [_row(k, self.open.pop(k)) for k in done]
 
 

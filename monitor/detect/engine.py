@@ -9,6 +9,7 @@ back by each rule's cooldown per (rule, account, key, group), in time order, in 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +62,7 @@ FOREST_PERSISTENT_RULE = Rule(
 EVENT_EVIDENCE = ("ip", "method", "endpoint", "status", "code", "symbol", "side", "qty", "price",
                   "notional", "free_value", "notional_to_free", "usual_notional",
                   "notional_to_usual", "client_order_id", "order_id", "exec_type", "asset",
-                  "fclass", "trading_ratio", "source", "kind")
+                  "fclass", "trading_ratio", "source", "kind", "placed_by", "provenance")
 
 
 def _iso(ms: int) -> str:
@@ -82,7 +83,9 @@ def _present(v: Any) -> bool:
 
 class DetectionEngine:
     def __init__(self, ctx: FeatureContext, rules: list[Rule], forest: ForestModel | None = None,
-                 *, use_rules: bool = True) -> None:
+                 *, use_rules: bool = True, provenance_grace_ms: int | None = None) -> None:
+        if provenance_grace_ms is not None:
+            ctx = dataclasses.replace(ctx, provenance_grace_ms=int(provenance_grace_ms))
         self.ctx, self.forest = ctx, forest
         rules = rules if use_rules else []
         self.window_rules = [r for r in rules if KINDS[r.kind].stage == "window"]
@@ -127,29 +130,47 @@ class DetectionEngine:
             return []
         if any(a.ts > b.ts for a, b in zip(events, events[1:], strict=False)):
             events = sorted(events, key=lambda e: e.ts)  # stable, as `normalise`
-        live, tests = self.live, self._event_tests
+        live = self.live
         cands: list[dict[str, Any]] = []
         polls: list[tuple[int, str, Any, str, str]] = []
         for ev in events:
-            r = live.enrich_one(ev)
-            live.add(r)
-            for rule, test in tests:
-                if test(r):
-                    cands.append(self._event_cand(rule, r))
-            if r["kind"] == "key_config" and r["raw"] is not None:
-                polls.append((r["ts"], r["account"], r["key"], r["event_id"], r["raw"]))
+            for r in live.feed(ev):
+                self._live_row(r, cands, polls)
         if polls and self.posture_rules:
             cands.extend(posture.evaluate_polls(self.posture_rules, polls, self.ctx,
                                                 self.pstates))
         return self._finalise(cands)
 
+    def _live_row(self, r: dict[str, Any], cands: list[dict[str, Any]],
+                  polls: list[tuple[int, str, Any, str, str]]) -> None:
+        self.live.add(r)
+        for rule, test in self._event_tests:
+            if test(r):
+                cands.append(self._event_cand(rule, r))
+        if r["kind"] == "key_config" and r["raw"] is not None:
+            polls.append((r["ts"], r["account"], r["key"], r["event_id"], r["raw"]))
+
+    def settle(self, now_ms: int) -> list[Finding]:
+        """Decide the held reports whose grace ended before `now_ms` (event time): no record
+        explained them, so they are foreign; event rules fire on them now."""
+        cands: list[dict[str, Any]] = []
+        for r in self.live.expire(now_ms):
+            self._live_row(r, cands, [])
+        return self._finalise(cands)
+
+    def next_due_ms(self) -> int | None:
+        """Event time after which `settle` has a held report to decide (None: nothing held)."""
+        return self.live.prov.next_due()
+
     def tick(self, now_ms: int) -> list[Finding]:
-        """Close every window that ended at or before `now_ms`; run windowed rules + forest."""
+        """Settle held reports due before `now_ms`, then close every window that ended at or
+        before it; run windowed rules + forest."""
         self.last_windows = pd.DataFrame()
+        found = self.settle(now_ms)
         rows = self.live.close(now_ms)
         if not rows:
-            return []
-        return self._finalise(self._live_window_candidates(rows))
+            return found
+        return found + self._finalise(self._live_window_candidates(rows))
 
     def _live_window_candidates(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`_window_candidates` for closed live windows, with per-key history in deques:
@@ -210,12 +231,13 @@ class DetectionEngine:
 
     def _event_cand(self, rule: Rule, row: Any) -> dict[str, Any]:
         """One event rule hit (row: a frame row or a live dict) -> candidate finding."""
-        key = row["wkey"]  # tapped label or clientOrderId owner; "" = account level
+        # tapped label or the report's origin; a foreign report names its suspect key
+        key = row["wkey"] or (row["placed_by"] if _present(row["placed_by"]) else "")
         group = {g: str(row[g]) for g in rule.params.get("group_by", []) if _present(row[g])}
         if rule.kind == "new_value":
             f = rule.params["field"]
             group = {f: str(row[f])}
-        ev = {k: _clean(row[k]) for k in EVENT_EVIDENCE if _present(row[k])}
+        ev = {k: _clean(row[k]) for k in EVENT_EVIDENCE if _present(row[k]) and row[k] != ""}
         ev["event_id"] = row["event_id"]
         return {"rule": rule, "ts": int(row["ts"]), "account": row["account"], "key": key,
                 "group": group, "anchor": row["event_id"],

@@ -93,7 +93,7 @@ def test_detector_contract(detector: str, stream: tuple) -> None:
 
 def test_detectors_share_no_state() -> None:
     """The eval splits one 'both' replay into rules-alone and forest-alone: prove it is valid."""
-    syn = generate(keys=2, days=1, seed=9, attacks=[AttackType.SLOW_MISUSE])
+    syn = generate(keys=2, days=1, seed=9, attacks=[AttackType.LEAKED_KEY_PUMP])
     ctx = FeatureContext.from_config(syn.config)
     rules = list(RULES.values())
     both = DetectionEngine(ctx, rules, FOREST).replay(syn.events)
@@ -101,4 +101,4 @@ def test_detectors_share_no_state() -> None:
     only_rules = DetectionEngine(ctx, rules).replay(syn.events)
     assert [f for f in both if f.detector == "forest"] == alone
     assert [f for f in both if f.detector == "rule"] == only_rules
-    assert alone  # the forest did fire on the slow misuse
+    assert alone  # the forest did fire on the pump
