@@ -10,7 +10,7 @@ FREQTRADE_VERSION := 2026.9
 FT_VENV := .venv-freqtrade
 FT_STAMP := $(FT_VENV)/.installed-$(FREQTRADE_VERSION)
 
-.PHONY: demo test lint bench model clean venv faketime
+.PHONY: demo test lint bench model clean venv faketime promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ demo: $(STAMP)
 	echo "secrets here), fill both in, then keywatch check-config and keywatch run."; \
 	exit $$rc
 
-test: $(STAMP) lint faketime
+test: $(STAMP) lint faketime promtool
 	$(BIN)/python -m pytest -q
 
 # Real client libraries sign with their host's clock; at an accelerated scenario clock they get
@@ -44,6 +44,22 @@ faketime:
 	      echo "note: could not install faketime; accelerated real-client tests will skip"; \
 	  else \
 	    echo "note: libfaketime missing (apt-get install faketime); accelerated real-client tests will skip"; \
+	  fi; \
+	fi
+
+# tests/test_metrics.py checks the deploy/ rules, the dashboard's queries and a real /metrics
+# scrape with promtool (Debian package prometheus, without its recommends). Installed here when
+# missing and possible (root with apt-get); otherwise those tests skip and say why. Note: the
+# package also installs a Prometheus server unit, which a host running systemd starts.
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && \
+	        apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || \
+	      echo "note: could not install promtool; the promtool checks will skip"; \
+	  else \
+	    echo "note: promtool missing (apt-get install prometheus); the promtool checks will skip"; \
 	  fi; \
 	fi
 
