@@ -44,6 +44,7 @@ from monitor.orderpaths import CANCEL, NEW, record_ids
 GRACE_MS = 3_000
 LOOKBACK_MS = 10 * 60_000
 OWNERS_MAX = 200_000  # orders whose placing key is remembered (for fills and cancels)
+RECORDS_MAX = 200_000  # order ids of records kept for matching (oldest dropped first)
 JUDGED = {"NEW": NEW, "CANCELED": CANCEL}  # report exec types whose origin is judged
 TRADING_PERMS = frozenset({"enableSpotAndMarginTrading", "enableFutures", "enableMargin"})
 
@@ -72,7 +73,12 @@ class Held:
 
 @dataclass
 class ProvenanceState:
-    records: dict[tuple[Any, ...], tuple[int, str, str]] = field(default_factory=dict)
+    records: OrderedDict[tuple[Any, ...], tuple[int, str, str]] = field(
+        default_factory=OrderedDict)
+    # records of a registered key from an unexpected address: they explain nothing, but name
+    # the key a foreign report was placed with
+    suspects: OrderedDict[tuple[Any, ...], tuple[int, str]] = field(default_factory=OrderedDict)
+    addrs: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # tapped callers
     tapped: set[tuple[str, str]] = field(default_factory=set)  # (account, key) seen tapped
     owners: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict)
     held: dict[int, Held] = field(default_factory=dict)
@@ -92,6 +98,13 @@ def _keys(acct: str, action: str, symbol: Any, oid: Any, cid: Any, lookup: bool 
     if isinstance(cid, str) and cid:
         out.append(("c", acct, action, cid))
     return out
+
+
+def _put(d: OrderedDict[tuple[Any, ...], Any], k: tuple[Any, ...], v: Any) -> None:
+    d[k] = v
+    d.move_to_end(k)
+    if len(d) > RECORDS_MAX:
+        d.popitem(last=False)
 
 
 class Provenance:
@@ -118,21 +131,26 @@ class Provenance:
         if not isinstance(key, str) or (acct, key) not in self.registered:
             return []
         self.st.tapped.add((acct, key))
+        expected = self._expected(acct, key, ip)
         if status is None or status != status or status >= 400 or (code is not None
                                                                      and code == code):
             return []
         ids = record_ids(method, endpoint, symbol, oid, cid, raw)
         if not ids:
             return []
-        t = (acct, key, ip)
-        if t not in self._wl:
-            self._wl[t] = None if not isinstance(ip, str) else self.ctx.whitelisted(acct, key, ip)
-        if self._wl[t] is False:  # the key from an unexpected address proves nothing
+        if not expected:  # the key from an unexpected address proves nothing; it names a key
+            for action, sym, o, c in ids:
+                for k in _keys(acct, action, sym or symbol, o, c):
+                    _put(self.st.suspects, k, (ts, key))
+                    for seq in self.st.held_by_key.get(k, ()):
+                        h = self.st.held.get(seq)
+                        if h is not None and ts <= h.due:
+                            h.suspect = key
             return []
         st, hits = self.st, []
         for action, sym, o, c in ids:
             for k in _keys(acct, action, sym or symbol, o, c):
-                st.records[k] = (ts, key, source)
+                _put(st.records, k, (ts, key, source))
                 if action == NEW:
                     self._own(k, key)
                 for seq in st.held_by_key.get(k, ()):
@@ -144,6 +162,22 @@ class Provenance:
             self._drop(h)
             out.append((h, Verdict(key, True, placed_by=key, how=source)))
         return out
+
+    def _expected(self, acct: str, key: str, ip: Any) -> bool:
+        """Inside the key's declared whitelist; with none declared, an address the key was
+        seen from before (tapped or logged), or its very first one."""
+        t = (acct, key, ip)
+        if t not in self._wl:
+            self._wl[t] = None if not isinstance(ip, str) else self.ctx.whitelisted(acct, key, ip)
+        wl = self._wl[t]
+        if wl is not None:
+            return wl
+        if not isinstance(ip, str):
+            return True
+        seen = self.st.addrs.setdefault((acct, key), set())
+        known = not seen or ip in seen
+        seen.add(ip)
+        return known
 
     def _own(self, k: tuple[Any, ...], key: str) -> None:
         owners = self.st.owners
@@ -192,6 +226,11 @@ class Provenance:
         suspect = owner
         if action == CANCEL:
             suspect = self._owner(acct, symbol, oid, cid) or owner
+        for k in keys:
+            sus = st.suspects.get(k)
+            if sus is not None and ts - LOOKBACK_MS <= sus[0] <= ts + self.grace:
+                suspect = sus[1]
+                break
         suspect = suspect or self.sole.get(acct, "")
         h = Held(seq, ts, ts + self.grace, acct, action, tuple(keys), suspect)
         st.held[seq] = h

@@ -3,7 +3,8 @@
 The simulator runs `one_hour` (every attack type once) in its own process; the service watches
 it over real HTTP, WebSocket and the tap. Every episode must be caught, live and in the replay of
 what the collector stored, each seed signal by its own rule, and the slow misuse (stamped with
-the DCA bot's prefix) by the forest alone.
+the tapped DCA bot's prefix, but never through the tap) by foreign.order: provenance before
+prefixes (issue 14).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ async def test_one_hour_through_the_real_service(tmp_path: Path) -> None:
     both = report["both"]
     for signal, attack in SEED_SIGNALS.items():
         assert attack.value in both["per_signal"].get(signal, []), (signal, both["per_signal"])
-    assert report["rules"]["per_attack"]["slow_misuse"]["caught"] == 0
-    assert report["forest"]["per_attack"]["slow_misuse"]["caught"] == 1
+    assert report["rules"]["per_attack"]["slow_misuse"]["caught"] == 1
+    assert "slow_misuse" in both["per_signal"].get("foreign_order", []), both["per_signal"]
     assert both["false_findings"] == 0, both["per_detector"]
     assert report["alerts"]["false_findings"] == 0
 
