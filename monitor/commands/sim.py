@@ -8,6 +8,7 @@ simulator makes an account, a key and a whitelist through it, so it is documente
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,23 @@ def describe_key(k: KeyInfo) -> str:
     return f"key {k.account}/{k.label}: {', '.join(flags) or 'no permission'}; from {wl}"
 
 
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, installed after the servers started.
+
+    uvicorn's servers take both signals for themselves (and only stop themselves), and a shell
+    starts a background job with SIGINT ignored, so `keywatch sim &` used to outlive both: the
+    handlers set here replace those, whatever was there before.
+    """
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+
+    def handle(_sig: int, _frame: object) -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handle)
+    return stop
+
+
 def register(app: typer.Typer) -> None:
     @app.command(help=CONTROL_HELP)
     def sim(
@@ -84,6 +102,7 @@ def register(app: typer.Typer) -> None:
             clock = AcceleratedClock(speed)
             async with Simulator(clock=clock, port=port, seed=seed,
                                  control_port=control_port) as s:
+                stop = _stop_on_signals()
                 if scenario is not None:
                     prepare(s, scenario)
                 else:
@@ -104,10 +123,22 @@ def register(app: typer.Typer) -> None:
                         secret = s.control.key_for(k.account, k.label)[1]
                         typer.echo(f"    api key {k.api_key}\n    secret  {secret}")
                 if scenario is None:
-                    typer.echo("no scenario: serving until Ctrl-C")
-                    await asyncio.Event().wait()
-                truth = await run_scenario(s, scenario, seed=seed, tap_url=tap_url,
-                                           out_dir=out_dir, on_progress=typer.echo)
+                    typer.echo("no scenario: serving until Ctrl-C or SIGTERM")
+                    await stop.wait()
+                    typer.echo("stopped")
+                    return
+                play = asyncio.create_task(run_scenario(
+                    s, scenario, seed=seed, tap_url=tap_url, out_dir=out_dir,
+                    on_progress=typer.echo))
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({play, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not play.done():
+                    play.cancel()
+                    await asyncio.gather(play, return_exceptions=True)
+                    typer.echo("stopped (scenario interrupted, no ground truth written)")
+                    return
+                truth = play.result()
                 typer.echo(f"ground truth: {len(truth.episodes)} episodes in {out_dir}/")
 
         try:
