@@ -8,12 +8,22 @@ clock a few seconds off (before the next resync) lets the server count a request
 neighbouring minute on top of that minute's own allowance. A call heavier than a whole minute's
 allowance (withdraw history costs 18000 of the UID pool) is allowed alone and then blocks the
 pool long enough that the average stays within the budget.
+
+The IP's minute is shared with the bots behind the tap, which forwards from this same host: the
+tap's records carry the X-MBX-USED-WEIGHT-1M Binance reports to them, and `SharedWeight` keeps
+the highest of the current minute. A call that would take the address past the per-IP limit
+(it would be answered 429, and repeated 429s earn the whole host a 418 ban) waits for the next
+minute, in its own pool only: the /sapi pools are counted apart from /api's 6000, so a bot's
+flood of /api calls never holds up apiRestrictions or apiTradingStatus. A 429 the monitor
+itself gets pauses its pool (`pause`), not the others; only a 418 (an IP ban) stops every call.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 MINUTE_MS = 60_000
 
@@ -80,8 +90,48 @@ class WeightBudget:
         return next_start - now_ms + 1
 
 
+@dataclass
+class SharedWeight:
+    """The address's /api weight in its current calendar minute, as the tap saw it reported.
+
+    `observe` takes the tap's records (anything with ts, endpoint, status, weight_1m); a 429
+    or 418 answer to an /api call means the minute is spent, whatever its header said.
+    """
+
+    limit: int = POOL_LIMITS["api"]
+    minute: int = -1
+    used: float = 0.0
+    observed: int = 0
+
+    def observe(self, records: Iterable[Any]) -> None:
+        for r in records:
+            path = getattr(r, "endpoint", None)
+            if not isinstance(path, str) or pool_for(path) != "api":
+                continue
+            minute = int(r.ts) // MINUTE_MS
+            if minute < self.minute:
+                continue
+            if minute > self.minute:
+                self.minute, self.used = minute, 0.0
+            w = getattr(r, "weight_1m", None)
+            if getattr(r, "status", None) in (429, 418):
+                w = float(self.limit)
+            if w is not None and w > self.used:
+                self.used = float(w)
+            self.observed += 1
+
+    def wait_ms(self, weight: float, now_ms: int, head_ms: int) -> int:
+        """0 when `weight` more keeps the address within the limit this minute, else the ms
+        until the next minute's first safe moment (what the per-IP limit forces)."""
+        minute = now_ms // MINUTE_MS
+        if minute != self.minute or self.used + weight <= self.limit:
+            return 0
+        return (minute + 1) * MINUTE_MS - now_ms + head_ms + 1
+
+
 class Budgets:
-    """The three pools, each at the same fraction of its limit."""
+    """The three pools, each at the same fraction of its limit, plus what the address's other
+    users (the tapped bots) spent of the /api pool and any 429 pause per pool."""
 
     def __init__(self, api_per_minute: float = 60.0, guard_ms: int = 5_000) -> None:
         self.fraction = api_per_minute / POOL_LIMITS["api"]
@@ -90,8 +140,22 @@ class Budgets:
                                reserve=limit * self.fraction * RESERVE_FRACTION)
             for name, limit in POOL_LIMITS.items()
         }
+        self.shared = SharedWeight()
+        self.paused_until: dict[str, int] = {}  # pool -> server ms (a 429's Retry-After)
+        self.deferred: dict[str, int] = {name: 0 for name in POOL_LIMITS}  # calls held back
+
+    def pause(self, pool: str, until_ms: int) -> None:
+        self.paused_until[pool] = max(self.paused_until.get(pool, 0), until_ms)
 
     def charge(self, pool: str, weight: float, now_ms: int, *, priority: bool = False) -> int:
+        paused = self.paused_until.get(pool, 0) - now_ms
+        if paused > 0:
+            return paused
+        if pool == "api":
+            wait = self.shared.wait_ms(weight, now_ms, self.pools[pool].head_ms)
+            if wait > 0:
+                self.deferred[pool] += 1
+                return wait
         return self.pools[pool].charge(weight, now_ms, priority=priority)
 
     def spent(self) -> dict[str, float]:

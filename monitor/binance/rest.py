@@ -3,8 +3,9 @@
 What it guarantees, whatever the exchange does:
 - timestamps are the server's time (offset measured from `/api/v3/time`); a -1021 resyncs and
   retries once;
-- the monitor never spends more than its weight budget (see `budget.py`), and a 429/418
-  `Retry-After` pauses every call until the ban ends;
+- the monitor never spends more than its weight budget (see `budget.py`), nor sends a call the
+  address's shared minute (the tapped bots' weight) has no room for; a 429's `Retry-After`
+  pauses that weight pool, a 418's (an IP ban) every call, until it ends;
 - a 5xx or a dropped connection is an *unknown outcome*: reads (all the monitor does) are
   retried with jittered backoff, anything else raises `UnknownOutcome`;
 - -2014/-2015 on the monitor's own key emits a `monitor_key_rejected` status event and raises
@@ -198,10 +199,15 @@ class BinanceRest:
             status = resp.status_code
             if status in (429, 418):
                 retry_after = _retry_after_s(resp.headers)
-                self._banned_until_ms = self.server_now() + int(retry_after * 1000)
+                until = self.server_now() + int(retry_after * 1000)
+                if status == 418:  # the address is banned: every call waits
+                    self._banned_until_ms = until
+                else:  # this pool's limit: the other pools go on (budget.py)
+                    self.budgets.pause(pool_for(path), until)
                 self.counters["rate_limited"] += 1
-                log.warning("%s %s -> %d, pausing %.1f s (Retry-After)", method, path, status,
-                            retry_after)
+                log.warning("%s %s -> %d, pausing %s for %.1f s (Retry-After)", method, path,
+                            status, "every call" if status == 418 else
+                            f"the {pool_for(path)} pool", retry_after)
                 if idempotent and attempt < self.max_retries:
                     attempt += 1
                     continue

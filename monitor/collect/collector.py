@@ -135,8 +135,10 @@ class Collector:
         return self._offer(events)
 
     def _tap_offer(self, events: list[Event]) -> int:
-        """The tap's records, one per forwarded request: counted by key even if dropped."""
+        """The tap's records, one per forwarded request: counted by key even if dropped.
+        Their weight headers tell the budget what the bots spent of this address's minute."""
         self.metrics.tap_recorded(events)
+        self.budgets.shared.observe(events)
         return self._offer(events)
 
     def _spend_hook(self, account: str) -> Callable[[str, float], None]:

@@ -7,7 +7,9 @@ account-wide order counters (`rateLimit/order`, weight 40: the one place orders 
 carries changes live), withdrawal history every `withdrawals_every` rounds (UID weight 18000),
 and orders/trades since the cursor when the stream is not covering them. The budget in
 `BinanceRest.spend` stretches the schedule rather than overspend. Each answer's headers already
-become `usage` events inside `BinanceRest`.
+become `usage` events inside `BinanceRest`. The host's address is shared with the tapped bots:
+a step whose pool this minute has no room for (their flood spent it, as the tap's weight
+headers show) runs after the others and waits only for that pool's next minute.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from monitor.store import Store
 
 log = logging.getLogger(__name__)
 POSTURE_RETRY_MS = 3_600_000  # a key that refuses this host is asked again after an hour
+# each step's weight pool and weight (budget.pool_for of its path), to order a round
+STEP_POOLS = {"key_config": ("sapi_ip", 1), "trading_status": ("sapi_ip", 1),
+              "order_counts": ("api", 40), "balances": ("api", 20),
+              "withdrawals": ("sapi_uid", 18000), "_backfill": ("api", 20)}
 
 
 class Poller:
@@ -52,7 +58,7 @@ class Poller:
         self.posture = posture or []
         self.rounds = 0
         self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0,
-                         "posture_refused": 0}
+                         "posture_refused": 0, "deferred": 0}
         self._posture_paused: dict[str, int] = {}  # key label -> retry after (ms)
         self.posture_retry_ms = posture_retry_ms
         self._stop = asyncio.Event()
@@ -74,7 +80,7 @@ class Poller:
             steps.append(self.withdrawals)
         if self.backfill is not None and not self.stream_healthy():
             steps.append(self._backfill)
-        for step in steps:
+        for step in self._ready_first(steps):
             try:
                 await step()
             except MonitorKeyRejected:
@@ -103,6 +109,31 @@ class Poller:
                 log.warning("%s: key %s posture poll failed: %s", self.account, label, exc)
         self.rounds += 1
         self.counters["rounds"] += 1
+
+    def _ready_first(self, steps: list[Callable[[], Awaitable[None]]]
+                     ) -> list[Callable[[], Awaitable[None]]]:
+        """Steps whose weight pool has room now first; a step whose pool must wait (the
+        address's /api minute spent by the tapped bots, or a 429's pause) goes last, so it
+        holds up no other step, and waits only until its pool's next minute (the per-IP limit
+        forces that much: sent now it would be answered 429, and repeated 429s get the host
+        banned with 418)."""
+        budgets, now = self.rest.budgets, self.rest.server_now()
+        ready: list[Callable[[], Awaitable[None]]] = []
+        later: list[Callable[[], Awaitable[None]]] = []
+        for step in steps:
+            pool, weight = STEP_POOLS.get(step.__name__, ("api", 1))
+            wait = max(budgets.paused_until.get(pool, 0) - now,
+                       budgets.shared.wait_ms(weight, now, budgets.pools[pool].head_ms)
+                       if pool == "api" else 0)
+            (later if wait > 0 else ready).append(step)
+            if wait > 0:
+                self.counters["deferred"] += 1
+                log.warning(
+                    "%s: poll step %s waits %.1f s for the next minute of its %s weight pool: "
+                    "this address has used %d of %d this minute (the tapped bots share it); "
+                    "sent now it would be refused with 429", self.account, step.__name__,
+                    wait / 1000, pool, budgets.shared.used, budgets.shared.limit)
+        return ready + later
 
     async def key_config(self, rest: BinanceRest | None = None) -> None:
         rest = rest or self.rest
