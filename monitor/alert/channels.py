@@ -108,3 +108,54 @@ def severity_channels(channels: Iterable[Channel], cfg: AlertsConfig, sev: Sever
 def digest_channels(channels: Iterable[Channel], cfg: AlertsConfig) -> list[str]:
     wanted = {"digest", *cfg.routing.get("warning", []), *cfg.routing.get("info", [])}
     return route(channels, wanted)
+
+
+def prefers_rich(ap: apprise.Apprise) -> bool:
+    """True when the channel's preferred body is HTML or Markdown rather than plain text."""
+    for server in ap:
+        return _first_format(server) != "text"
+    return False
+
+
+def _first_format(server: apprise.plugins.NotifyBase) -> str:
+    fmt = server.notify_format
+    first = fmt[0] if isinstance(fmt, tuple | list) and fmt else fmt
+    return str(getattr(first, "value", first))
+
+
+def prepare(
+    ap: apprise.Apprise, title: str, text: str, markdown: str | None
+) -> tuple[str, str, apprise.NotifyFormat]:
+    """(title, body, body format) for one channel, within that channel's limits.
+
+    The limits are the Apprise plugin's, so they follow the URL scheme: `tgram://` 4,096
+    characters with the title inside the body, `discord://` 2,000, `pover://` 1,024,
+    `mailto://` 32,768. A rich channel is measured by the HTML (or Markdown) Apprise makes of
+    the Markdown, since that is what the service counts. A longer alert is summarised
+    (`monitor.alert.fit`), not split.
+    """
+    from apprise.conversion import convert_between
+
+    from monitor.alert.fit import fit
+
+    server = next(iter(ap), None)
+    rich = bool(markdown) and server is not None and _first_format(server) != "text"
+    body, fmt = (markdown or "", apprise.NotifyFormat.MARKDOWN) if rich else (
+        text, apprise.NotifyFormat.TEXT)
+    if server is None:
+        return title, body, fmt
+    title_max = int(server.title_maxlen)
+    # Telegram has no title field and Discord's plain messages have none either: the plugin
+    # puts the title at the top of the body, so the body always leaves room for it
+    limit = int(server.body_maxlen) - len(title) - 16
+    if 0 < title_max < len(title):
+        tag = title[title.rfind(" ["):] if title.endswith("]") and " [" in title else ""
+        title = title[: title_max - len(tag) - 3] + "..." + tag  # keep the alert id
+    target = _first_format(server)
+
+    def measure(s: str) -> int:
+        if not rich or target == "markdown":
+            return len(s)
+        return len(convert_between(apprise.NotifyFormat.MARKDOWN, apprise.NotifyFormat(target), s))
+
+    return title, fit(body, max(limit, 200), measure), fmt

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from monitor.alert.channels import Channel, apprise, load_channels
+from monitor.alert.channels import Channel, apprise, load_channels, prepare
 from monitor.alert.redact import Redactor
 from monitor.alert.render import render_test
 from monitor.clock import Clock
@@ -203,9 +203,7 @@ class Notifier:
         """One Apprise call to one channel; every error becomes a redacted string."""
         try:
             ap = channel.build()
-            body, fmt = text, apprise.NotifyFormat.TEXT
-            if markdown and _prefers_rich(ap):
-                body, fmt = markdown, apprise.NotifyFormat.MARKDOWN
+            title, body, fmt = prepare(ap, title, text, markdown)  # within the channel's limit
             result = await asyncio.wait_for(
                 ap.async_notify(
                     body=body, title=title, body_format=fmt,
@@ -241,12 +239,3 @@ class Notifier:
             return await self._send(ch, r.title, r.text, r.markdown, "info")
 
         return list(await asyncio.gather(*(one(c) for c in self.channels.values())))
-
-
-def _prefers_rich(ap: apprise.Apprise) -> bool:
-    """True when the channel's preferred body is HTML or Markdown rather than plain text."""
-    for server in ap:
-        fmt = server.notify_format
-        first = fmt[0] if isinstance(fmt, tuple | list) and fmt else fmt
-        return str(getattr(first, "value", first)) != "text"
-    return False

@@ -58,7 +58,7 @@ async def test_json_and_mail_receive_title_body_severity(store, clock, sink, smt
     body = got["message"]
     assert body == alert["body"]  # JSON hooks prefer plain text
     for needle in ("Severity: CRITICAL", "Account: main", "Key: grid-bot", "127.66.0.9",
-                   "notional: 25,000", "free balance: 1,520.50", "Delete key 'grid-bot'",
+                   "notional: 25,000", "free balance: 1,520.50", "delete key 'grid-bot'",
                    "support ticket", f"keywatch notebook {alert_id}"):
         assert needle in body, needle
 
