@@ -1,19 +1,15 @@
-"""`keywatch run` (the service) and `keywatch audit` (the seed's checklist, for cron)."""
+"""`keywatch run`: the service, with its start-up checks (`keywatch audit` is in audit.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from monitor.config import Config, ConfigError, KeyConfig, load_config
 
@@ -33,23 +29,30 @@ def _load(config: Path) -> Config:
         raise typer.Exit(code=2) from None
 
 
-async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient
+async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient,
+                    *, monitor_key: bool = True
                     ) -> tuple[dict[str, Any] | None, int | None, str]:
-    """(apiRestrictions flags, clock offset ms, note) for a key whose secret we hold."""
-    from monitor.binance.rest import BinanceError, BinanceRest
+    """(apiRestrictions flags, clock offset ms, note) for a key whose secret we hold.
+
+    `monitor_key`: False for another key read for the audit, so a refusal is reported as
+    that key's, not as the monitor going blind."""
+    from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected
     from monitor.clock import SystemClock
 
     if key.api_key is None or key.api_secret is None:
-        return None, None, ("not verifiable: Binance shows a key's permissions only to that key; "
+        return None, None, ("not checked: Binance shows a key's permissions only to that key; "
                             "give Keywatch its secret (read-only use) or check API Management")
     rest = BinanceRest(client, cfg.binance.rest_url, key.api_key, key.api_secret, SystemClock(),
                        account=account, key_label=key.label,
-                       recv_window=cfg.binance.recv_window_ms)
+                       recv_window=cfg.binance.recv_window_ms, monitor_key=monitor_key)
     try:
         offset = await rest.sync_time()
         res = await rest.get("/sapi/v1/account/apiRestrictions", weight=1)
+    except KeyRejected as exc:
+        return None, None, (f"not checked: Binance refused key {key.label} ({exc}); check "
+                            "that it still exists and that its IP whitelist has this host")
     except (BinanceError, httpx.HTTPError) as exc:
-        return None, None, f"not verifiable: {exc}"
+        return None, None, f"not checked: key {key.label}: {exc}"
     return (res.body if isinstance(res.body, dict) else None), offset, ""
 
 
@@ -84,56 +87,6 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"refusing to start: {p}", err=True)
                 raise typer.Exit(code=3)
         raise typer.Exit(code=asyncio.run(_serve(cfg, health_port)))
-
-    @app.command()
-    def audit(
-        config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c", help="TOML config."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    ) -> None:
-        """The seed's key checklist per key: permissions vs use case, IP restriction, rotation.
-
-        Exits 1 when any critical problem is found (so it can run from cron), 0 otherwise.
-
-        Example: keywatch audit -c keywatch.toml --json
-        """
-        from monitor.audit import audit_key, worst
-        from monitor.clock import SystemClock
-        from monitor.detect.rules import load_rules
-        from monitor.findings import Severity
-
-        cfg = _load(config)
-        rules = load_rules(cfg.rules_dir)
-
-        async def gather() -> list[Any]:
-            out = []
-            async with httpx.AsyncClient(timeout=15.0) as client:
-                for acct in cfg.accounts:
-                    for key in acct.keys:
-                        flags, _, note = await key_flags(cfg, acct.name, key, client)
-                        out.append(audit_key(cfg, acct.name, key, flags, rules,
-                                             SystemClock().now_ms(), note))
-            return out
-
-        reports = asyncio.run(gather())
-        top = worst(reports)
-        if as_json:
-            typer.echo(json.dumps({"worst": top.value if top else None,
-                                   "keys": [r.to_dict() for r in reports]}, indent=2))
-        else:
-            console = Console(width=None if sys.stdout.isatty() else 120)
-            table = Table(title="Keywatch key audit")
-            for col in ("account", "key", "use case", "verified", "rotation due", "severity",
-                        "problem"):
-                table.add_column(col)
-            for r in reports:
-                rows = r.items or [None]
-                for item in rows:
-                    table.add_row(r.account, r.key, r.use_case, "yes" if r.verified else "no",
-                                  r.due or "-", item.severity if item else "ok",
-                                  item.message if item else (r.note or "no problems found"))
-            console.print(table)
-        if top is Severity.CRITICAL:
-            raise typer.Exit(code=1)
 
 
 async def _preflight(cfg: Config, allow_privileged: bool) -> list[str]:
