@@ -37,7 +37,11 @@ EXPECTED: dict[AttackType, set[Signal]] = {
     AttackType.IP_RESTRICTION_OFF: {Signal.UNKNOWN_IP, Signal.POSTURE, Signal.DRIFT},
     AttackType.WITHDRAWAL_ENABLED: {Signal.WITHDRAWAL, Signal.POSTURE, Signal.DRIFT,
                                     Signal.UNKNOWN_IP},
-    AttackType.HOST_IP_CHANGED: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE, *_TRAFFIC},
+    # The moved bot's own orders and cancels now come through the tap from an address its key
+    # never declared: without an expected address they have no provenance (issue 14), so
+    # foreign.order / foreign.cancel name them; that is this episode's traffic, not a false alarm.
+    AttackType.HOST_IP_CHANGED: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE, Signal.FOREIGN_ORDER,
+                                 *_TRAFFIC},
     AttackType.SLOW_MISUSE: {Signal.ANOMALY, Signal.FOREIGN_ORDER},
 }
 
