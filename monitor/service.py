@@ -33,6 +33,7 @@ from monitor.features import MINUTE_MS
 from monitor.findings import Finding
 from monitor.health import HealthServer, build_app
 from monitor.metrics import Metrics
+from monitor.startup import startup_line
 from monitor.store import Store
 from monitor.supervisor import Supervisor
 
@@ -375,7 +376,7 @@ class Service:
         if self.health is not None:
             self.supervisor.add("health", self.health.run)
         self.metrics.prime_components(self.supervisor.state)
-        log.info("keywatch service started (%d account(s))", len(self.cfg.accounts))
+        log.info("%s", startup_line(self.cfg, self.health, self.notifier.channels.values()))
         await self.supervisor.run(stop, grace_s=8.0)
         log.info("keywatch service stopped: %d events, %d findings, outbox backlog %d",
                  self.counters.events_in, self.counters.findings, self._backlog())
