@@ -20,7 +20,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor import resources
 
@@ -152,16 +160,35 @@ class BinanceConfig(_Model):
         return v.rstrip("/")
 
 
+class TapMode(StrEnum):
+    """Where the tap runs: inside `keywatch run`, or on its own (`keywatch tap`)."""
+
+    INPROCESS = "inprocess"
+    PROCESS = "process"
+
+
 class TapConfig(_Model):
     enabled: bool = False
     listen: str = "127.0.0.1:8765"
     upstream: str = "https://api.binance.com"
     account: str | None = None
+    # "process": `keywatch tap` forwards and spools its records to `spool` (JSON lines);
+    # `keywatch run` ingests the spool and serves no tap itself
+    mode: TapMode = TapMode.INPROCESS
+    spool: str | None = None
+    fsync_interval_s: float = Field(default=0.2, gt=0, le=60)
 
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, v: str) -> str:
         return BinanceConfig._secure(v)  # type: ignore[operator]
+
+    @model_validator(mode="after")
+    def _spool_for_process(self) -> TapConfig:
+        if self.mode is TapMode.PROCESS and not self.spool:
+            raise ValueError('mode = "process" needs `spool = "/path/to/tap-spool.jsonl"`, the '
+                             "file the tap writes and the service reads")
+        return self
 
 
 class LogSource(_Model):
@@ -422,3 +449,76 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
         raise ConfigError(path, problems)
     alerts = cfg.alerts.model_copy(update={"channels": channels})
     return cfg.model_copy(update={"accounts": accounts, "alerts": alerts})
+
+
+class TapSettings(BaseModel):
+    """What the standalone tap reads: `[sources.tap]` and the keys' fingerprints, nothing else."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tap: TapConfig
+    keys: dict[str, tuple[str, str]]  # sha256 fingerprint -> (account, label)
+    default_account: str
+    warnings: list[str]
+
+
+def load_tap_settings(
+    path: str | Path, env: dict[str, str] | None = None, env_file: str | Path | None = None
+) -> TapSettings:
+    """Read only what `keywatch tap` needs, so no other part of the config can stop it.
+
+    Raises `ConfigError` only when the file cannot be read or parsed, or `[sources.tap]` itself
+    is wrong (the tap cannot know where to listen or forward). Everything else - channels, the
+    monitor key, store and rules paths, an unset key variable, a malformed account - is left to
+    `keywatch run`; what the tap cannot use is a warning (its calls go unattributed).
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the file ({exc.strerror})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    sources = data.get("sources")
+    section = sources.get("tap", {}) if isinstance(sources, dict) else {}
+    try:
+        tap = TapConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(path, [
+            f"sources.tap{''.join(f'.{p}' for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)]) from None
+    warnings: list[str] = []
+    try:
+        environ = _environment(path, env, env_file)
+    except ConfigError as exc:
+        warnings.extend(exc.problems)
+        environ = dict(os.environ if env is None else env)
+    keys: dict[str, tuple[str, str]] = {}
+    accounts = data.get("accounts")
+    names: list[str] = []
+    for ai, acct in enumerate(accounts if isinstance(accounts, list) else []):
+        name = acct.get("name") if isinstance(acct, dict) else None
+        if not isinstance(name, str) or not name:
+            warnings.append(f"accounts[{ai}]: no name; its keys are not recognised by the tap")
+            continue
+        names.append(name)
+        raw_keys = acct.get("keys")
+        for ki, key in enumerate(raw_keys if isinstance(raw_keys, list) else []):
+            label = key.get("label") if isinstance(key, dict) else None
+            if not isinstance(label, str):
+                warnings.append(f"accounts[{ai}].keys[{ki}]: no label; not recognised")
+                continue
+            var, fp = key.get("api_key_env"), key.get("api_key_sha256")
+            if isinstance(var, str) and environ.get(var):
+                fp = hashlib.sha256(environ[var].encode()).hexdigest()
+            elif isinstance(var, str):
+                warnings.append(f"accounts[{ai}].keys[{ki}] ({label}): environment variable "
+                                f"{var} is not set; the tap records this key's calls as an "
+                                "unknown key")
+            if isinstance(fp, str) and fp:
+                keys[fp.lower()] = (name, label)
+    default = tap.account or (names[0] if names else None)
+    if default is None:
+        warnings.append("no account is configured: the tap records its calls under 'unknown'")
+        default = "unknown"
+    return TapSettings(tap=tap, keys=keys, default_account=default, warnings=warnings)

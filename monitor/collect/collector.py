@@ -27,7 +27,7 @@ from monitor.collect.logfile import LogTailer
 from monitor.collect.poller import Poller
 from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
-from monitor.config import Config
+from monitor.config import Config, TapMode
 from monitor.events import Event
 from monitor.metrics import Metrics
 from monitor.store import Store
@@ -107,7 +107,12 @@ class Collector:
         for lg in src.logs:
             self.tailers.append(LogTailer(lg.path, lg.account, clock, self.ingest.put, store,
                                           keys=keys))
-        if src.tap.enabled:
+        if src.tap.enabled and src.tap.mode is TapMode.PROCESS and src.tap.spool:
+            # `keywatch tap` runs on its own and spools; its lines carry the tap's event ids
+            self.tailers.append(LogTailer(
+                src.tap.spool, src.tap.account or config.accounts[0].name, clock,
+                self._spool_put, store, keys=keys, spool=True))
+        elif src.tap.enabled:
             # the tap forwards from this host's own address, as the bots would have
             self.tap = Tap(src.tap.upstream, clock, self._tap_offer, keys=keys,
                            local_address=local_host,
@@ -140,6 +145,17 @@ class Collector:
         self.metrics.tap_recorded(events)
         self.budgets.shared.observe(events)
         return self._offer(events)
+
+    async def _spool_put(self, events: list[Event]) -> None:
+        """The tap spool's events, written before the tailer moves its cursor past them.
+
+        Straight to the store (not through the queue), so a crash between the two re-reads the
+        lines on restart instead of losing them; the tap's event ids make the re-read a no-op.
+        """
+        self.metrics.tap_recorded(events)
+        for ev in events:
+            self.ingest._count(ev)
+        await self.ingest._write(events)
 
     def _spend_hook(self, account: str) -> Callable[[str, float], None]:
         return lambda pool, weight: self.metrics.weight_spent(account, pool, weight)

@@ -78,8 +78,15 @@ def _opt_num(d: Mapping[str, Any], k: str, cast: type = float) -> Any:
 
 
 def parse_line(line: str, account: str, received_ts: int,
-               keys: Mapping[str, tuple[str, str]] | None = None) -> Event:
-    """One log line -> one event. Raises `BadLine` (or pydantic's ValidationError)."""
+               keys: Mapping[str, tuple[str, str]] | None = None, *, spool: bool = False
+               ) -> Event:
+    """One log line -> one event. Raises `BadLine` (or pydantic's ValidationError).
+
+    `spool=True` reads the standalone tap's spool (`monitor/collect/spool.py`): a line that
+    carries the tap's `event_id` becomes the very event the tap built (its id, kind,
+    received_ts and raw payload, source `tap`), so it is stored once however often it is read.
+    Only the spool is trusted with ids: a bot's access log cannot claim to be the tap.
+    """
     try:
         d = json.loads(line)
     except (ValueError, RecursionError):
@@ -105,6 +112,8 @@ def parse_line(line: str, account: str, received_ts: int,
         if v is not None and not isinstance(v, str):
             raise BadLine(f"{k} must be text")
     otype = d.get("type")
+    if spool and isinstance(d.get("event_id"), str):
+        return _spooled(d, method, endpoint, status, str(acct), label, code, texts)
     return Event(
         event_id=make_event_id(Source.LOG, ident), ts=_ts(d.get("ts")), received_ts=received_ts,
         account=str(acct), key=str(label) if label is not None else None, source=Source.LOG,
@@ -117,6 +126,31 @@ def parse_line(line: str, account: str, received_ts: int,
         price=_opt_num(d, "price"), notional=_opt_num(d, "notional"),
         order_id=_opt_num(d, "order_id", int), client_order_id=texts["client_order_id"],
         raw=raw_json(_with_ids(d, method, endpoint.split("?")[0])),
+    )
+
+
+def _spooled(d: dict[str, Any], method: str, endpoint: str, status: int, account: str,
+             label: Any, code: int | None, texts: Mapping[str, Any]) -> Event:
+    """A tap spool line -> the tap's own event (see `parse_line`)."""
+    rts, kind, raw = d.get("received_ts"), d.get("kind"), d.get("raw")
+    if isinstance(rts, bool) or not isinstance(rts, int):
+        raise BadLine("received_ts must be ms epoch")
+    try:
+        k = Kind(str(kind))
+    except ValueError:
+        raise BadLine("kind is not an event kind") from None
+    otype = d.get("type")
+    return Event(
+        event_id=str(d["event_id"]), ts=_ts(d.get("ts")), received_ts=rts, account=account,
+        key=str(label) if label is not None else None, source=Source.TAP, kind=k,
+        ip=texts["ip"], method=method, endpoint=endpoint, status=status, code=code,
+        latency_ms=_opt_num(d, "latency_ms"), weight_1m=_opt_num(d, "weight_1m", int),
+        orders_10s=_opt_num(d, "orders_10s", int), orders_1d=_opt_num(d, "orders_1d", int),
+        symbol=texts["symbol"], side=texts["side"],
+        order_type=otype if isinstance(otype, str) else None, qty=_opt_num(d, "qty"),
+        price=_opt_num(d, "price"), notional=_opt_num(d, "notional"),
+        order_id=_opt_num(d, "order_id", int), client_order_id=texts["client_order_id"],
+        raw=raw_json(raw) if raw is not None else None,
     )
 
 
@@ -141,10 +175,12 @@ class LogTailer:
         keys: Mapping[str, tuple[str, str]] | None = None,
         poll_s: float = 1.0,
         max_bytes_per_poll: int = 4 << 20,
+        spool: bool = False,
     ) -> None:
         self.path, self.account, self.clock, self.put, self.store = (
             path, account, clock, put, store)
         self.keys = keys or {}
+        self.spool = spool  # the standalone tap's spool: its lines carry the tap's event ids
         self.poll_s, self.max_bytes = poll_s, max_bytes_per_poll
         self.cursor_name = f"log:{os.path.abspath(path)}"
         saved = store.get_cursor(self.cursor_name)
@@ -154,6 +190,7 @@ class LogTailer:
         self.counters = {"lines": 0, "bad_lines": 0, "rotations": 0, "truncations": 0}
         self._fh: BinaryIO | None = None
         self._mtime_ns = 0
+        self._eof = True
         self._stop = asyncio.Event()
 
     def _open(self) -> bool:
@@ -181,6 +218,7 @@ class LogTailer:
         self._mtime_ns = st.st_mtime_ns
         self._fh.seek(self.offset)
         data = self._fh.read(self.max_bytes)
+        self._eof = len(data) < self.max_bytes  # read to the end: only a partial line is left
         end = data.rfind(b"\n")
         if end < 0:
             if len(data) >= MAX_LINE:  # a "line" too long to ever finish: skip it as bad
@@ -202,7 +240,11 @@ class LogTailer:
             return []
         start = self.offset
         lines = self._drain()
-        if self._rotated():  # the old file is fully read above; continue with the new one
+        if self._rotated():
+            # what was appended before the new file appeared, then, once the old file is read
+            # to its end (a backlog bigger than one poll waits), continue with the new one
+            lines += self._drain()
+        if self._eof and self._rotated():
             self.counters["rotations"] += 1
             assert self._fh is not None
             self._fh.close()
@@ -220,7 +262,8 @@ class LogTailer:
                 bad.append("line too long")
                 continue
             try:
-                events.append(parse_line(raw.decode("utf-8"), self.account, now, self.keys))
+                events.append(parse_line(raw.decode("utf-8"), self.account, now, self.keys,
+                                         spool=self.spool))
             except (BadLine, UnicodeDecodeError, ValidationError) as exc:
                 bad.append(_reason(exc))
         if bad:
