@@ -1,6 +1,6 @@
 """Leak scan: find Binance API keys and secrets in files and in git history.
 
-The seed's own numbers: almost every drained account lost its key on the user side, most often a
+Binance's own numbers: almost every drained account lost its key on the user side, most often a
 `config.json` or `.env` pushed to a public repository, where crawlers find it within hours, and
 deleting the commit does not help because the key stays in history. This module is the check a
 developer runs (by hand, in CI or as a pre-commit hook) before that happens.
@@ -22,7 +22,9 @@ What counts as a suspect, and why:
 - a line carrying `keywatch: allow` (in any comment syntax) is never reported.
 
 Values are never printed: only the first four characters followed by `****`.
-Plain functions and one subprocess seam (`git`); no network, no state between calls.
+Plain functions and one subprocess seam (`git`); no network, no state between calls, and only
+the standard library: the pre-commit hook (`hooks/keywatch-scan`) runs this module's `main`
+without installing Keywatch or any of its dependencies.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class Leak:
 @dataclass
 class ScanReport:
     leaks: list[Leak] = field(default_factory=list)
-    files_scanned: int = 0
-    commits_scanned: int = 0
+    files_scanned: int = 0  # distinct files read from the tree (a symlinked file once)
+    commits_scanned: int = 0  # commits whose diff was read (--git-history)
+    staged_files_scanned: int = 0  # files with staged changes (--staged)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
@@ -107,6 +110,7 @@ class ScanReport:
             "findings": [leak.to_dict() for leak in self.leaks],
             "files_scanned": self.files_scanned,
             "commits_scanned": self.commits_scanned,
+            "staged_files_scanned": self.staged_files_scanned,
             "skipped": dict(sorted(self.skipped.items())),
         }
 
@@ -265,8 +269,9 @@ def scan_paths(paths: Sequence[Path], include_ignored: bool = False) -> ScanRepo
     for p in paths:
         for f in _walk(p):
             f = f.absolute()
-            if f not in seen:
-                seen.add(f)
+            real = f.resolve()  # a file reached twice (a symlink, two paths) is read once
+            if real not in seen:
+                seen.add(real)
                 files.append(f)
     roots = _roots(files)
     ignored: set[Path] = set()
@@ -397,4 +402,78 @@ def scan_history(path: Path, report: ScanReport) -> None:
 def scan_staged(path: Path, report: ScanReport) -> None:
     """What `git commit` would record now (`git diff --cached`): the pre-commit view."""
     root = _require_root(path)
-    report.leaks.extend(scan_diff(_stream_git(["diff", "--cached", *DIFF_FLAGS], root)))
+    lines = _stream_git(["diff", "--cached", *DIFF_FLAGS], root)
+
+    def counted() -> Iterator[str]:
+        for line in lines:
+            if line.startswith("diff --git "):
+                report.staged_files_scanned += 1
+            yield line
+
+    report.leaks.extend(scan_diff(counted()))
+
+
+def summary(report: ScanReport) -> str:
+    """The last line of a scan: how much was read, what was skipped, what to do."""
+    parts = [f"{report.files_scanned} file(s)"]
+    if report.staged_files_scanned:
+        parts.append(f"{report.staged_files_scanned} staged file(s)")
+    if report.commits_scanned:
+        parts.append(f"{report.commits_scanned} commit(s)")
+    scope = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
+    tail = f" (skipped: {skipped})" if skipped else ""
+    if report.leaks:
+        return (f"{len(report.leaks)} finding(s) in {scope}{tail}. Revoke every real key found "
+                "on Binance now (API Management > Delete); deleting a commit does not remove a "
+                "key from history, clones or forks.")
+    return f"No Binance keys found in {scope}{tail}."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`keywatch scan` with the standard library only: what the pre-commit hook runs.
+
+    Same arguments, output and exit codes (0 clean, 1 findings, 2 usage error) as the
+    `keywatch scan` command, without colour.
+    """
+    import argparse
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(prog="keywatch-scan", description=(
+        "Find Binance API keys and secrets in files and git history (values are masked)."))
+    ap.add_argument("paths", nargs="*", type=Path)
+    ap.add_argument("--git-history", action="store_true")
+    ap.add_argument("--staged", action="store_true")
+    ap.add_argument("--include-ignored", action="store_true")
+    ap.add_argument("--json", action="store_true", dest="as_json")
+    args = ap.parse_args(argv)
+    try:
+        report = run(args.paths, git_history=args.git_history, staged=args.staged,
+                     include_ignored=args.include_ignored)
+    except ScanError as exc:
+        print(f"keywatch scan: {exc}", file=sys.stderr)
+        return 2
+    if args.as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for leak in report.leaks:
+            print(f"{leak.location()}: {leak.rule}: {leak.message()}")
+        print(summary(report))
+    return 1 if report.leaks else 0
+
+
+def run(paths: Sequence[Path], *, git_history: bool = False, staged: bool = False,
+        include_ignored: bool = False) -> ScanReport:
+    """One scan as the command line asks for it; `--staged` alone scans only the index."""
+    targets = list(paths) or [Path(".")]
+    report = ScanReport() if staged and not paths else scan_paths(targets, include_ignored)
+    if git_history:
+        scan_history(targets[0], report)
+    if staged:
+        scan_staged(targets[0], report)
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

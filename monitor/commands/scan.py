@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.scan import ScanError, ScanReport, scan_history, scan_paths, scan_staged
+from monitor.scan import ScanError, ScanReport, run, summary
 
 EXAMPLES = (
     "Examples:\n\n"
@@ -47,16 +47,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """Find Binance API keys and secrets in files and git history (values are masked)."""
-        targets = list(paths) if paths else [Path(".")]
         out = Console(highlight=False, soft_wrap=True)
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         try:
             # --staged alone means "what is about to be committed", not the whole tree
-            report = ScanReport() if staged and not paths else scan_paths(targets, include_ignored)
-            if git_history:
-                scan_history(targets[0], report)
-            if staged:
-                scan_staged(targets[0], report)
+            report = run(list(paths or []), git_history=git_history, staged=staged,
+                         include_ignored=include_ignored)
         except ScanError as exc:
             err.print(f"[red]keywatch scan:[/] {escape(str(exc))}")
             raise typer.Exit(code=2) from None
@@ -71,14 +67,5 @@ def _print(report: ScanReport, out: Console) -> None:
     for leak in report.leaks:
         out.print(f"[bold]{escape(leak.location())}[/]: [red]{leak.rule}[/]: "
                   f"{escape(leak.message())}")
-    scope = f"{report.files_scanned} file(s)"
-    if report.commits_scanned:
-        scope += f" and {report.commits_scanned} commit(s)"
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items()))
-    tail = f" (skipped: {skipped})" if skipped else ""
-    if report.leaks:
-        out.print(f"[red]{len(report.leaks)} finding(s)[/] in {scope}{tail}. Revoke every real "
-                  "key found on Binance now (API Management > Delete); deleting a commit does "
-                  "not remove a key from history, clones or forks.")
-    else:
-        out.print(f"[green]No Binance keys found[/] in {scope}{tail}.")
+    line = escape(summary(report))
+    out.print(f"[red]{line}[/]" if report.leaks else f"[green]{line}[/]")
