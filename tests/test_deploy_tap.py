@@ -1,0 +1,54 @@
+"""deploy/keywatch-tap.service: the service's sandbox, but it never gives up and needs nothing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_deploy import EXEC, UNIT, has_analyze, parse_unit
+
+TAP_UNIT = UNIT.with_name("keywatch-tap.service")
+SANDBOX = ("User", "Group", "NoNewPrivileges", "ProtectSystem", "ProtectHome", "ReadWritePaths",
+           "StateDirectory", "UMask", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
+           "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+           "RestrictAddressFamilies", "CapabilityBoundingSet", "SystemCallFilter",
+           "MemoryDenyWriteExecute", "KillSignal", "TimeoutStopSec")
+
+
+def test_tap_unit_runs_the_tap_fails_open_and_keeps_the_services_sandbox() -> None:
+    tap = parse_unit(TAP_UNIT.read_text())
+    svc = parse_unit(UNIT.read_text())["Service"]
+    ts = tap["Service"]
+    assert {k: ts.get(k) for k in SANDBOX} == {k: svc.get(k) for k in SANDBOX}
+    assert ts["ExecStart"] == [f"{EXEC} tap --config /etc/keywatch/keywatch.toml"]
+    assert ts["Restart"] == ["always"]
+    assert tap["Unit"]["StartLimitIntervalSec"] == ["0"]  # never stays failed
+    assert ts["EnvironmentFile"] == ["-/etc/keywatch/.env"]  # a missing .env stops nothing
+    # independent of the service: no ordering or requirement on it
+    for dep in ("Requires", "BindsTo", "After", "Wants", "PartOf", "Requisite"):
+        assert not any("keywatch.service" in v for v in tap["Unit"].get(dep, []))
+
+
+@has_analyze
+def test_systemd_accepts_the_tap_unit_and_rates_it_well_hardened(tmp_path: Path) -> None:
+    stand_in = tmp_path / "keywatch"
+    stand_in.write_text("#!/bin/sh\nexit 0\n")
+    stand_in.chmod(0o755)
+    unit = tmp_path / "keywatch-tap.service"
+    unit.write_text(TAP_UNIT.read_text().replace(EXEC, str(stand_in)))
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    complaints = [line for line in (proc.stdout + proc.stderr).splitlines()
+                  if "keywatch-tap.service" in line]
+    assert proc.returncode == 0 and complaints == [], proc.stderr
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 and "offline" in proc.stderr:
+        pytest.skip("this systemd-analyze has no --offline (systemd < 250)")
+    m = re.search(r"Overall exposure level for keywatch-tap\.service: ([\d.]+)", proc.stdout)
+    assert m is not None, proc.stdout + proc.stderr
+    assert float(m.group(1)) <= 2.0
