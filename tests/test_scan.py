@@ -287,11 +287,78 @@ def test_staged_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_pre_commit_hook_definition() -> None:
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
-    assert hook["id"] == "keywatch-scan" and hook["entry"] == "keywatch scan"
-    assert hook["language"] == "python" and hook.get("pass_filenames", True) is True
+    assert hook["id"] == "keywatch-scan" and hook["entry"] == "hooks/keywatch-scan"
+    # a script hook: pre-commit installs nothing (a python hook would pip-install Keywatch
+    # with pandas, scikit-learn and Apprise for a scan that needs only the standard library)
+    assert hook["language"] == "script" and hook.get("pass_filenames", True) is True
+    assert (ROOT / hook["entry"]).stat().st_mode & 0o111  # executable
     example = yaml.safe_load((ROOT / ".pre-commit-config.example.yaml").read_text())
     ids = [h["id"] for repo in example["repos"] for h in repo["hooks"]]
     assert "keywatch-scan" in ids
+
+
+def test_the_scan_imports_only_the_standard_library() -> None:
+    """What the hook runs must not need anything pre-commit did not install (nothing)."""
+    code = ("import sys; import monitor.scan; "
+            "print(sorted(m.split('.')[0] for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    mods = set(json.loads(out.replace("'", '"')))
+    third_party = mods - set(sys.stdlib_module_names) - {"monitor", "__main__"}
+    assert not third_party, third_party
+
+
+@needs_git
+def test_example_config_pins_a_revision_of_this_repository_that_has_the_hook() -> None:
+    example = yaml.safe_load((ROOT / ".pre-commit-config.example.yaml").read_text())
+    (repo,) = [r for r in example["repos"] if any(h["id"] == "keywatch-scan" for h in r["hooks"])]
+    rev = str(repo["rev"])
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert subprocess.run(["git", "cat-file", "-e", f"{rev}^{{commit}}"], cwd=ROOT).returncode == 0
+    at_rev = subprocess.run(["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    (hook,) = yaml.safe_load(at_rev)
+    assert hook["id"] == "keywatch-scan"
+    script = subprocess.run(["git", "show", f"{rev}:monitor/scan.py"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    assert "\ndef main(" in script  # the entry the hook script calls exists at that revision
+
+
+@needs_git
+def test_hook_script_without_site_packages_as_pre_commit_calls_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    k = fake_key()
+    (repo / "ok.py").write_text("print('hello')\n")
+    (repo / "leak.py").write_text(f"client = Spot(api_key='{k}')\n")
+    cmd = [sys.executable, "-S", str(ROOT / "hooks" / "keywatch-scan")]
+    clean = subprocess.run([*cmd, "ok.py"], cwd=repo, capture_output=True, text=True)
+    dirty = subprocess.run([*cmd, "ok.py", "leak.py"], cwd=repo, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    assert "No Binance keys found in 1 file(s)." in clean.stdout
+    assert dirty.returncode == 1 and "leak.py:1" in dirty.stdout and k not in dirty.stdout
+
+
+def test_a_file_reached_twice_is_counted_and_reported_once(tmp_path: Path) -> None:
+    k = fake_key()
+    (tmp_path / "bot.py").write_text(f"API_SECRET = '{k}'\n")
+    (tmp_path / "link.py").symlink_to(tmp_path / "bot.py")
+    code, out = run_scan(str(tmp_path), str(tmp_path / "bot.py"), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["files_scanned"] == 1 and len(report["findings"]) == 1
+
+
+@needs_git
+def test_staged_files_are_counted(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    for name in ("a.py", "b.py"):
+        (repo / name).write_text("x = 1\n")
+    git(repo, "add", "a.py", "b.py")
+    code, out = run_scan("--staged", str(repo), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["staged_files_scanned"] == 2
+    code, text = run_scan("--staged", str(repo))
+    assert "2 staged file(s)" in text
 
 
 @needs_git
