@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
                       f"webhook; at {speed:g}x every wall millisecond of network and processing "
                       f"is {speed:g} simulated ms[/]")
         seen = [name for sig, name in SEED_SIGNALS.items() if sig in result.signals_alerted]
-        console.print(f"seed signals alerted: {', '.join(seen) or 'none'} "
+        console.print(f"signs of a leaked key alerted: {', '.join(seen) or 'none'} "
                       f"({len(seen)} of 4); alerts received: {len(result.received)}; "
                       f"events stored: {result.events:,}")
         console.print(f"event database: {result.db_path}")

@@ -256,8 +256,14 @@ class DetectionEngine:
         if _present(row["free_value"]):
             bits.append(f"free balance {row['free_value']:.2f}")
         detail = ", ".join(bits)
-        return f"{rule.title} on {who} at {_iso(int(row['ts']))}" + (f" ({detail})." if bits
-                                                                      else ".")
+        out = f"{rule.title} on {who} at {_iso(int(row['ts']))}" + (f" ({detail})." if bits
+                                                                     else ".")
+        if rule.params.get("while_learning") and _present(row["ip"]):
+            out += (f" If {row['ip']} is yours, confirm it: add it to ip_whitelist of key "
+                    f"{key}, or `keywatch silence add --rule {rule.id} --account "
+                    f"{row['account']} --key {key} --ip {row['ip']} --for 30d --reason "
+                    "'known address'`.")
+        return out
 
     def _window_candidates(self, w: pd.DataFrame) -> list[dict[str, Any]]:
         if w.empty:

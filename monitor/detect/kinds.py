@@ -259,6 +259,9 @@ class NewValue(Kind):
         p.setdefault("learn_minutes", 1440)
         if not _num(p["learn_minutes"]) or p["learn_minutes"] < 0:
             errs.append(("learn_minutes", "learn_minutes must be a number >= 0"))
+        p.setdefault("while_learning", False)
+        if not isinstance(p["while_learning"], bool):
+            errs.append(("while_learning", "while_learning must be true or false"))
         if "where" in p:
             p["where"] = validate_where(p["where"], lists, errs)
         return p, errs
@@ -267,7 +270,9 @@ class NewValue(Kind):
         """First sighting for the key, outside the whitelist; learned silently while learning.
 
         With a declared whitelist the whitelist is the truth (no learning); without one the
-        first `learn_minutes` of a key's history teach the usual set.
+        first `learn_minutes` of a key's history teach the usual set. `while_learning: true`
+        reports exactly those learned ones (first sightings with no declared whitelist inside
+        the learning time) and nothing else, so learning never absorbs a caller unseen.
         """
         f = p["field"]
         rows = np.flatnonzero(e[f"first_{f}"].to_numpy(dtype=bool))  # few: judge only those
@@ -280,7 +285,10 @@ class NewValue(Kind):
                                dtype=bool)
             is_false = np.array([v is not None and bool(v == False) for v in wl],  # noqa: E712
                                 dtype=bool)
-            hit_rows[rows] = ~is_true & (is_false | ~learned)
+            if p["while_learning"]:
+                hit_rows[rows] = ~is_true & ~is_false & learned
+            else:
+                hit_rows[rows] = ~is_true & (is_false | ~learned)
         hit = pd.Series(hit_rows, index=e.index)
         if "where" in p:
             hit &= match_where(e, p["where"])
@@ -290,6 +298,7 @@ class NewValue(Kind):
         """`mask` for one enriched row (the live path)."""
         f, learn = p["field"], p["learn_minutes"] * 60_000
         where = row_matcher(p["where"]) if "where" in p else None
+        while_learning = p["while_learning"]
 
         def test(r: Row) -> bool:
             if not r[f"first_{f}"]:
@@ -297,7 +306,8 @@ class NewValue(Kind):
             wl = r["ip_whitelisted"] if f == "ip" else None
             if wl is True:
                 return False
-            if wl is not False and (r["ts"] - r["key_first_ts"]) < learn:
+            learned = wl is not False and (r["ts"] - r["key_first_ts"]) < learn
+            if learned != while_learning:
                 return False
             return where is None or where(r)
         return test
@@ -342,7 +352,8 @@ KINDS: dict[str, Kind] = {
         "baseline_ratio",
         ("metric", "ratio", "min_count", "baseline_windows", "min_history", "floor", "scope"),
         "window"),
-    "new_value": NewValue("new_value", ("field", "learn_minutes", "where"), "event"),
+    "new_value": NewValue("new_value", ("field", "learn_minutes", "while_learning", "where"),
+                          "event"),
     "event_match": EventMatch("event_match", ("where", "group_by"), "event"),
     "posture": Posture("posture", ("check", "days", "max_ips"), "posture"),
 }

@@ -116,6 +116,31 @@ def test_new_value_edges(tmp_path: Path, whitelist: list[str], ip: str, at_minut
         assert hits[0].group == {"ip": ip} and hits[0].evidence["ip"] == ip
 
 
+@pytest.mark.parametrize("whitelist, ip, at_minute, judged, learned", [
+    (["10.0.0.0/24"], "10.0.0.9", 5, False, False),  # whitelisted: nothing to learn
+    (["10.0.0.0/24"], "10.0.1.9", 5, True, False),   # outside it: judged, not learned
+    ([], "10.0.1.9", 59, False, True),                # learning: reported, never absorbed
+    ([], "10.0.1.9", 60, True, False),                # after learning: judged
+    ([], "10.0.0.5", 120, False, False),              # the usual address (its first call
+])                                                    # was reported at T0)
+def test_new_value_while_learning_reports_what_the_judge_learns(
+        tmp_path: Path, whitelist: list[str], ip: str, at_minute: int, judged: bool,
+        learned: bool) -> None:
+    """Issue 14: a first sighting is either judged (newip) or, learned silently by it,
+    reported by its `while_learning` twin: never neither, never both."""
+    twin = NEW_IP.replace("id: newip", "id: learned").replace(
+        "learn_minutes: 60\n", "learn_minutes: 60\n    while_learning: true\n")
+    eng = engine_with(tmp_path, NEW_IP + twin, whitelist=whitelist)
+    events = [ev(ts=T0)] + [ev(ts=T0 + at_minute * MIN + i, ip=ip) for i in range(3)]
+    hits = run(eng, events)
+    first = [] if whitelist else [("learned", "10.0.0.5")]  # the key's very first address
+    want = first + [(r, ip) for r, on in (("newip", judged), ("learned", learned)) if on]
+    assert sorted((f.rule_id, f.group["ip"]) for f in hits) == sorted(set(want))
+    for f in hits:
+        if f.rule_id == "learned":
+            assert f"--ip {f.group['ip']}" in f.summary and "ip_whitelist" in f.summary
+
+
 OVERSIZED = """  - id: big
     kind: event_match
     where:
