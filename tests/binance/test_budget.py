@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from monitor.binance.budget import WeightBudget, pool_for
+from types import SimpleNamespace
+
+import pytest
+
+from monitor.binance.budget import Budgets, SharedWeight, WeightBudget, pool_for
 
 M = 60_000
 T0 = 29_750_000 * M  # the start of a minute
@@ -31,3 +35,31 @@ def test_pools() -> None:
     assert pool_for("/api/v3/account") == "api"
     assert pool_for("/sapi/v1/account/apiRestrictions") == "sapi_ip"
     assert pool_for("/sapi/v1/capital/withdraw/history") == "sapi_uid"
+
+
+def _rec(ts: int, path: str = "/api/v3/openOrders", weight: int | None = None,
+         status: int = 200) -> SimpleNamespace:
+    return SimpleNamespace(ts=ts, endpoint=path, weight_1m=weight, status=status)
+
+
+@pytest.mark.parametrize("records, at, weight, wait", [
+    ([], 10_000, 40, 0),                                          # nothing seen
+    ([_rec(10_000, weight=5900)], 12_000, 40, 0),                 # room for 40
+    ([_rec(10_000, weight=5990)], 12_000, 40, 60_000 - 12_000 + 5_001),  # none: next minute
+    ([_rec(10_000, weight=5990)], 61_000, 40, 0),                 # the minute rolled
+    ([_rec(10_000, status=429)], 12_000, 1, 60_000 - 12_000 + 5_001),   # a 429: minute spent
+    ([_rec(10_000, "/sapi/v1/account/apiRestrictions", 9000)], 12_000, 40, 0),  # other pool
+    ([_rec(70_000, weight=100), _rec(10_000, weight=5990)], 72_000, 40, 0),  # late old record
+])
+def test_shared_weight_waits_only_as_long_as_the_ip_limit_forces(
+        records: list[SimpleNamespace], at: int, weight: float, wait: int) -> None:
+    shared = SharedWeight()
+    shared.observe(records)
+    assert shared.wait_ms(weight, at, head_ms=5_000) == wait
+
+
+def test_a_429_pauses_its_pool_only() -> None:
+    b = Budgets(60.0)
+    b.pause("api", 50_000)
+    assert b.charge("api", 1, 20_000) == 30_000
+    assert b.charge("sapi_ip", 1, 20_000) == 0
