@@ -44,6 +44,7 @@ class Kind(StrEnum):
     USAGE = "usage"
     WITHDRAWAL = "withdrawal"
     STREAM_STATUS = "stream_status"
+    PRICE = "price"  # a symbol's last market price (the poller's ticker): symbol, price
 
 
 class Event(BaseModel):

@@ -118,6 +118,7 @@ class FeatureState:
     own_cnt: dict[str, float] = field(default_factory=dict)
     bot_orders: dict[str, int] = field(default_factory=dict)  # account -> tapped orders so far
     last_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # (orders_1d, bots)
+    last_price: dict[str, float] = field(default_factory=dict)  # symbol -> fill/ticker price
     provenance: ProvenanceState = field(default_factory=ProvenanceState)
 
 
@@ -205,6 +206,7 @@ def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.Dat
     df["accepted_order"] = df["is_order_req"].to_numpy() & ~failed
     df["ip_whitelisted"] = _whitelist_flags(df, tapped, ctx)
     _first_seen(df, tapped, state)
+    _price_orders(df, state)
     _order_sizes(df, state)
     _reject_vs_balance(df, state)
     _counter_growth(df, state)
@@ -325,6 +327,38 @@ def _first_seen(df: pd.DataFrame, tapped: np.ndarray, state: FeatureState) -> No
                 col[i] = True
                 seen.add(t)
         df[f"first_{f}"] = col
+
+
+def _price_orders(df: pd.DataFrame, state: FeatureState) -> None:
+    """Notional of a tapped order that carries none (a MARKET order by quantity, refused or
+    answered with ACK): its quantity at the symbol's last price the exchange reported before
+    it, in event order (`ref_price`; the state holds earlier ones): the account's fills and
+    the poller's `price` events (ticker/price of the watched symbols), never a caller's limit
+    price, which an attacker chooses. No price of the symbol yet: the notional stays unknown."""
+    n = len(df)
+    ref = np.full(n, np.nan)
+    symc, symu = text_codes(df["symbol"])
+    price = df["price"].to_numpy(dtype=float)
+    frows = np.flatnonzero(isin_codes(df["kind"], ("fill", "price")) & (symc >= 0)
+                           & (price > 0))
+    notional = df["notional"].to_numpy(dtype=float)
+    qty = df["qty"].to_numpy(dtype=float)
+    need = np.flatnonzero(df["is_order_req"].to_numpy() & np.isnan(notional) & (qty > 0)
+                          & (symc >= 0))
+    if len(need):
+        fsym = symc[frows]
+        new_notional = notional.copy()
+        for i in need:
+            c = symc[i]
+            rows = frows[fsym == c]
+            k = int(np.searchsorted(rows, i)) - 1  # fills strictly before the order
+            px = price[rows[k]] if k >= 0 else state.last_price.get(str(symu[c]), np.nan)
+            ref[i] = px
+            new_notional[i] = qty[i] * px
+        df["notional"] = new_notional
+    df["ref_price"] = ref
+    for c in pd.unique(symc[frows]):
+        state.last_price[str(symu[c])] = float(price[frows[symc[frows] == c][-1]])
 
 
 def _order_sizes(df: pd.DataFrame, state: FeatureState) -> None:

@@ -150,6 +150,16 @@ class LiveFeatures:
                     seen.add(t)
                     first = True
             r[f"first_{f}"] = first
+        # a tapped order without notional at the last fill/ticker price (features._price_orders)
+        ref = NAN
+        if kind in ("fill", "price"):
+            if r["symbol"] is not None and r["price"] > 0:
+                st.last_price[r["symbol"]] = r["price"]
+        elif order_req and r["notional"] != r["notional"] and r["qty"] > 0 and (
+                r["symbol"] is not None):
+            ref = st.last_price.get(r["symbol"], NAN)
+            r["notional"] = r["qty"] * ref
+        r["ref_price"] = ref
         # usual order size (features._order_sizes): the key's own earlier orders
         notional = r["notional"]
         cnt = st.own_cnt.get(ak, 0.0)

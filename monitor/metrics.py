@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # `prime` creates at 0, so a kind's first event is an increase, not a new series.
 SOURCE_KINDS: dict[Source, tuple[Kind, ...]] = {
     Source.REST: (Kind.USAGE, Kind.KEY_CONFIG, Kind.BALANCE, Kind.WITHDRAWAL,
-                  Kind.STREAM_STATUS),
+                  Kind.STREAM_STATUS, Kind.PRICE),
     Source.STREAM: (Kind.ORDER, Kind.FILL, Kind.REJECT, Kind.BALANCE, Kind.STREAM_STATUS),
     Source.TAP: (Kind.REQUEST, Kind.REJECT),
     Source.LOG: (Kind.REQUEST, Kind.REJECT, Kind.STREAM_STATUS),

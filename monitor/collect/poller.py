@@ -3,18 +3,21 @@
 Per account, each round: the monitor key's `apiRestrictions` (diffed against the stored
 snapshot into `key_config` events), `apiTradingStatus` (lock flag and trigger indicators), the
 account-wide order counters (`rateLimit/order`, weight 40: the one place orders placed by
-*anyone* holding any key show up as numbers), balances every `balances_every` rounds (the stream
-carries changes live), withdrawal history every `withdrawals_every` rounds (UID weight 18000),
-and orders/trades since the cursor when the stream is not covering them. The budget in
-`BinanceRest.spend` stretches the schedule rather than overspend. Each answer's headers already
-become `usage` events inside `BinanceRest`. The host's address is shared with the tapped bots:
-a step whose pool this minute has no room for (their flood spent it, as the tap's weight
-headers show) runs after the others and waits only for that pool's next minute.
+*anyone* holding any key show up as numbers), the last price of the watched symbols
+(`ticker/price`, weight 4: what a tapped MARKET order is worth), balances every
+`balances_every` rounds (the stream carries changes live), withdrawal history every
+`withdrawals_every` rounds (UID weight 18000), and orders/trades since the cursor when the
+stream is not covering them. The budget in `BinanceRest.spend` stretches the schedule rather
+than overspend. Each answer's headers already become `usage` events inside `BinanceRest`.
+The host's address is shared with the tapped bots: a step whose pool this minute has no room
+for (their flood spent it, as the tap's weight headers show) runs after the others and waits
+only for that pool's next minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -22,7 +25,7 @@ from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, safely
 from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected, MonitorKeyRejected
 from monitor.collect.backfill import Backfill
-from monitor.events import Event, Source
+from monitor.events import Event, Kind, Source, make_event_id
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,21 @@ POSTURE_RETRY_MS = 3_600_000  # a key that refuses this host is asked again afte
 # each step's weight pool and weight (budget.pool_for of its path), to order a round
 STEP_POOLS = {"key_config": ("sapi_ip", 1), "trading_status": ("sapi_ip", 1),
               "order_counts": ("api", 40), "balances": ("api", 20),
-              "withdrawals": ("sapi_uid", 18000), "_backfill": ("api", 20)}
+              "withdrawals": ("sapi_uid", 18000), "_backfill": ("api", 20),
+              "prices": ("api", 4)}
+PRICE_SYMBOLS_MAX = 100
+
+
+def _price_event(row: object, ctx: Ctx, ts: int) -> list[Event]:
+    if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
+        raise ValueError("ticker/price row without a symbol")
+    price = float(row["price"])
+    if not price > 0 or price == float("inf"):
+        raise ValueError(f"ticker/price {row['symbol']}: price {row['price']!r}")
+    return [Event(event_id=make_event_id(Source.REST, "price", ctx.account, row["symbol"], ts),
+                  ts=ts, received_ts=ctx.received_ts, account=ctx.account, key=ctx.key,
+                  source=Source.REST, kind=Kind.PRICE, endpoint="/api/v3/ticker/price",
+                  symbol=row["symbol"], price=price)]
 
 
 class Poller:
@@ -73,7 +90,7 @@ class Poller:
     async def poll_once(self) -> None:
         """One round; each step's failure is logged and counted, the others still run."""
         steps: list[Callable[[], Awaitable[None]]] = [
-            self.key_config, self.trading_status, self.order_counts]
+            self.key_config, self.trading_status, self.order_counts, self.prices]
         if self.rounds % self.balances_every == 0:
             steps.append(self.balances)
         if self.rounds % self.withdrawals_every == 0:
@@ -162,6 +179,24 @@ class Poller:
         res = await self.rest.get("/api/v3/rateLimit/order", weight=40)
         await self._emit(safely(Source.REST, self._ctx(), "rateLimit/order", res.body,
                                 parse_rest.order_counts, res.body, self._ctx(), res.ts))
+
+    async def prices(self) -> None:
+        """The last price of each watched symbol (declared or traded, `Backfill.symbols`), one
+        `price` event each: what a MARKET order the tap saw (quantity, no price) is worth.
+        One call for all of them, weight 4 (Binance's weight for `symbols`), every round."""
+        symbols = sorted(self.backfill.symbols)[:PRICE_SYMBOLS_MAX] if self.backfill else []
+        if not symbols:
+            return
+        res = await self.rest.get("/api/v3/ticker/price",
+                                  {"symbols": json.dumps(symbols, separators=(",", ":"))},
+                                  weight=4, signed=False)
+        rows = res.body if isinstance(res.body, list) else [res.body]
+        ctx = self._ctx()
+        events: list[Event] = []
+        for row in rows:
+            events += safely(Source.REST, ctx, "ticker/price", row, _price_event, row, ctx,
+                             res.ts)
+        await self._emit(events)
 
     async def balances(self) -> None:
         res = await self.rest.get("/api/v3/account", {"omitZeroBalances": "true"}, weight=20)

@@ -62,7 +62,8 @@ FOREST_PERSISTENT_RULE = Rule(
 EVENT_EVIDENCE = ("ip", "method", "endpoint", "status", "code", "symbol", "side", "qty", "price",
                   "notional", "free_value", "notional_to_free", "usual_notional",
                   "notional_to_usual", "client_order_id", "order_id", "exec_type", "asset",
-                  "fclass", "trading_ratio", "source", "kind", "placed_by", "provenance")
+                  "fclass", "trading_ratio", "source", "kind", "placed_by", "provenance",
+                  "ref_price")
 
 
 def _iso(ms: int) -> str:
