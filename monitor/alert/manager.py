@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from monitor.alert.channels import Channel, digest_channels, load_channels, seve
 from monitor.alert.redact import Redactor
 from monitor.alert.render import (
     AlertItem,
+    KeyContext,
     fingerprint,
     make_alert_id,
     render_alert,
@@ -66,6 +67,7 @@ class AlertManager:
         self, store: Store, clock: Clock, cfg: AlertsConfig, *, secrets: Iterable[str] = (),
         channels: list[Channel] | None = None,
         on_silenced: Callable[[Finding], None] | None = None,
+        key_context: Callable[[], Mapping[tuple[str, str], KeyContext]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -75,6 +77,9 @@ class AlertManager:
         self.counters: dict[str, int] = defaultdict(int)
         # each finding a silence kept from alerting (the service's metrics)
         self.on_silenced = on_silenced or (lambda _f: None)
+        # per (account, key): declared whitelist and known addresses, shown beside a new one
+        # (render.key_contexts(cfg.accounts, engine.fstate.seen["ip"]) in the service)
+        self.key_context = key_context or (lambda: {})
         # every pending record is in the cache, so a restart resumes waiting groups
         self._states: dict[str, dict[str, Any]] = {
             s["fingerprint"]: s for s in store.load_alert_states(state="pending")
@@ -219,7 +224,7 @@ class AlertManager:
         return alert_id
 
     def _enqueue(self, alert_id: str, account: str, items: list[AlertItem], now: int) -> None:
-        r = render_alert(alert_id, account, items, self.redactor)
+        r = render_alert(alert_id, account, items, self.redactor, self.key_context())
         sev = max((i.finding.severity for i in items), key=lambda s: s.rank)
         kinds = {i.kind for i in items}
         kind = kinds.pop() if len(kinds) == 1 else "firing"

@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.alert.redact import Redactor
+from monitor.config import AccountConfig
 from monitor.findings import Finding, Severity, Signal
 
 # Binance's emergency actions, most urgent first. The first one asks the triage question before
@@ -152,6 +153,19 @@ class KeyContext:
     known_ips: tuple[str, ...] | None = None  # addresses the key was seen from; None = unknown
 
 
+def key_contexts(
+    accounts: Iterable[AccountConfig], seen_ips: Iterable[tuple[str, str, str]] = ()
+) -> dict[tuple[str, str], KeyContext]:
+    """Per (account, key label): the declared whitelist from the config and the addresses the
+    key was seen calling from (the detector's (account, key, ip) history), sorted."""
+    known: dict[tuple[str, str], set[str]] = {}
+    for account, key, ip in seen_ips:
+        known.setdefault((account, key), set()).add(ip)
+    return {(a.name, k.label): KeyContext(tuple(k.ip_whitelist),
+                                          tuple(sorted(known.get((a.name, k.label), ()))))
+            for a in accounts for k in a.keys}
+
+
 # Evidence fields that are the detector's bookkeeping, not something a person acts on.
 HIDDEN = frozenset({"fclass", "event_id", "features", "anchor", "kind", "wkey", "tapped",
                     "is_order_req", "accepted_order", "foreign", "foreign_cancel"})
@@ -239,7 +253,9 @@ def evidence_lines(item: AlertItem, red: Redactor,
         out.append(("declared whitelist", ", ".join(context.whitelist) or "none declared"))
     if f.signal is Signal.UNKNOWN_IP and context is not None and context.known_ips is not None \
             and "known_ips" not in ev:
-        out.append(("addresses seen before", _value("known_ips", list(context.known_ips), red)))
+        caller = str(f.evidence.get("ip") or f.group.get("ip") or "")
+        known = [ip for ip in context.known_ips if ip != caller]  # the new one is not "before"
+        out.append(("addresses seen before", _value("known_ips", known, red)))
     if item.incidents > 1:
         out.append(("incidents so far", str(item.incidents)))
     out.append(("occurrences", str(item.count)))

@@ -77,6 +77,7 @@ def test_digest_lists_each_group_once():
 
 # -- issue 14: alerts a person can act on at 3 a.m. -----------------------------------------
 import re  # noqa: E402
+import textwrap  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -285,3 +286,35 @@ def test_message_fits_each_channels_limit(scheme, case, monkeypatch):
     if isinstance(payload, dict):
         payload = next(payload[k] for k in ("text", "content", "message", "body") if k in payload)
     assert len(payload) <= server.body_maxlen, (scheme, len(payload), server.body_maxlen)
+
+
+def test_the_manager_shows_the_configured_whitelist_beside_a_new_address(tmp_path):
+    """Through the alert manager, with contexts built from a loaded config as the service
+    would build them (the new address itself is not listed as 'seen before')."""
+    from monitor.alert.manager import AlertManager
+    from monitor.clock import ManualClock
+    from monitor.config import load_config
+    from monitor.store import SQLiteStore
+    from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg
+
+    (tmp_path / "k.toml").write_text(
+        f'rules_dir = "{Path("rules").resolve()}"\n' + MONITOR_ACCOUNT_TOML + textwrap.dedent("""
+          [[accounts.keys]]
+          label = "grid-bot"
+          use_case = "spot-bot"
+          api_key_sha256 = "%s"
+          ip_whitelist = ["127.66.0.1"]
+        """ % ("ab" * 32)))
+    cfg = load_config(tmp_path / "k.toml", env={"KW_KEY": fake_secret("k"),
+                                                  "KW_SECRET": fake_secret("s")})
+    seen = {("main", "grid-bot", "127.66.0.1"), ("main", "grid-bot", "127.66.0.9")}
+    store = SQLiteStore(tmp_path / "kw.db")
+    mgr = AlertManager(store, ManualClock(T0), alerts_cfg(), channels=[],
+                       key_context=lambda: rd.key_contexts(cfg.accounts, seen))
+    mgr.submit([_event_finding("unknown_ip.new_caller", wkey="grid-bot", ip="127.66.0.9")])
+    mgr.flush(T0 + 600_000, final=True)
+    (alert,) = store.load_alerts()
+    assert "declared whitelist: 127.66.0.1/32" in alert["body"]
+    assert "addresses seen before: 127.66.0.1" in alert["body"]
+    assert "seen before: 127.66.0.1, 127.66.0.9" not in alert["body"]
+    store.close()
