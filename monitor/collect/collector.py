@@ -153,6 +153,7 @@ class Collector:
         lines on restart instead of losing them; the tap's event ids make the re-read a no-op.
         """
         self.metrics.tap_recorded(events)
+        self.budgets.shared.observe(events)  # the standalone tap forwards from this host too
         for ev in events:
             self.ingest._count(ev)
         await self.ingest._write(events)
