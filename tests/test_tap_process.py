@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from monitor.clock import SystemClock
 from monitor.collect.logfile import parse_line
@@ -31,7 +32,8 @@ BAD_CHANNEL = 'url = "json://"'  # a typo'd channel: Apprise cannot parse it, `r
 
 
 def write_config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int,
-                 channel: str, fsync_s: float = 0.05) -> Path:
+                 channel: str, fsync_s: float = 0.05, spool: str | None = None,
+                 upstream: str | None = None) -> Path:
     (tmp / ".env").write_text(
         f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
         f"KW_BOT_KEY={keys['bot'][0]}\n")
@@ -48,10 +50,10 @@ poll_interval_s = 2
 [sources.tap]
 enabled = true
 mode = "process"
-spool = "{tmp / 'tap-spool.jsonl'}"
+spool = "{spool or tmp / 'tap-spool.jsonl'}"
 fsync_interval_s = {fsync_s}
 listen = "127.0.0.1:{tap_port}"
-upstream = "{sim.rest_url}"
+upstream = "{upstream or sim.rest_url}"
 [alerts]
 group_wait_s = 0
 [[alerts.channels]]
@@ -285,3 +287,48 @@ async def test_kill_9_of_the_tap_loses_nothing_it_answered(tmp_path):
         assert {e.client_order_id for e in events if e.client_order_id} == {
             f"bot1-k{i}" for i in range(10)}
         assert {e.key for e in events} == {"bot"}
+
+
+async def test_a_full_disk_costs_records_and_a_dead_binance_a_502_never_the_tap(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    clock = SystemClock()
+    async with Simulator(clock=clock) as sim:
+        keys = setup_sim(sim)
+        full_port, dead_port = free_port(), free_port()
+        full = tmp_path / "full"
+        full.mkdir()
+        dead = tmp_path / "dead"
+        dead.mkdir()
+        taps = [
+            start(full, "tap", "-c", str(write_config(full, sim, keys, full_port, BAD_CHANNEL,
+                                                      spool="/dev/full")), log="tap.log"),
+            start(dead, "tap", "-c", str(write_config(
+                dead, sim, keys, dead_port, BAD_CHANNEL,
+                upstream=f"http://127.0.0.1:{free_port()}")), log="tap.log"),
+        ]
+        try:
+            await wait_listening(full_port, taps[0], full, "tap.log")
+            await wait_listening(dead_port, taps[1], dead, "tap.log")
+            on_full = ActorClient(f"http://127.0.0.1:{full_port}", BOT_IP, *keys["bot"], clock)
+            answers = await bot_calls(on_full, "f")
+            await on_full.aclose()
+            # every spool write fails (ENOSPC): the bot's calls are answered all the same
+            assert [r.status_code for r in answers] == [200] * 4 + [400] + [200] * 3
+            on_dead = ActorClient(f"http://127.0.0.1:{dead_port}", BOT_IP, *keys["bot"], clock)
+            r = await on_dead.signed("GET", "/api/v3/account")
+            await on_dead.aclose()
+            assert r.status_code == 502 and r.text == "tap: upstream unreachable"
+            for _ in range(100):
+                if (dead / "tap-spool.jsonl").exists() and spool_ids(dead):
+                    break
+                await asyncio.sleep(0.02)
+            line = json.loads((dead / "tap-spool.jsonl").read_text())
+            assert line["status"] == 502 and line["raw"]["error"] == "upstream_error"
+            assert all(t.poll() is None for t in taps)
+        finally:
+            for t in taps:
+                if t.poll() is None:
+                    assert await stop(t) == 0
+        assert "write failed" in (full / "tap.log").read_text()
+        assert "dropped" in (full / "tap.log").read_text()
