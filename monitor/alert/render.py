@@ -302,7 +302,9 @@ def _new_sentences(action: str, covered: set[str]) -> str:
     """The sentences of a rule's action that say something the generic steps do not."""
     parts = re.split(r"(?<=[.;])\s+", action.strip())
     keep = [p for p in parts if not p or not (_topics(p) and _topics(p) <= covered)]
-    text = " ".join(p for p in keep if p).strip()
+    text = " ".join(p for p in keep if p).strip().rstrip(";,")
+    if text and not text.endswith((".", "!", "?")):
+        text += "."
     return text[0].upper() + text[1:] if text else ""
 
 
@@ -405,8 +407,8 @@ def render_alert(
     cmd = __import__("monitor.config").config.investigate_command(alert_id)  # + -c, --db
     silences = [red.text(s) for s in dict.fromkeys(silence_command(i.finding) for i in items)]
     text += [f"Investigate: {cmd}"] + [f"Silence: {line}" for line in silences]
-    md.append(_br([f"**Investigate:** {_md(cmd)}"]
-                  + [f"**Silence:** {_md(line)}" for line in silences]))
+    # commands stay code spans: copied from any client, raw or rendered, they run as printed
+    md.append(_br([f"**Investigate:** `{cmd}`"] + [f"**Silence:** `{line}`" for line in silences]))
     return Rendered(title=title, text="\n".join(text), markdown="\n".join(md))
 
 

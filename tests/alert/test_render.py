@@ -234,8 +234,10 @@ def test_email_plain_text_part_reads_well():
     assert "\\" not in plain and "**" not in plain and "\n\n\n" not in plain
     assert "caller IP: 127.66.0.9" in plain  # label and value on one line
     assert re.search(r"^ ?1\. Bad signatures \(-1022\)", plain, re.M)  # numbered, not bullets
-    assert "Investigate: keywatch notebook kw-m" in plain
-    assert not re.search(r":\n\S", plain.split("Evidence:")[1])  # no value on its own line
+    assert re.search(r"Investigate:\s+keywatch notebook kw-m", plain)  # the command, whole
+    evidence = plain.split("Evidence:")[1].split("Do this now:")[0]
+    assert not re.search(r":\n\S", evidence)  # no value on its own line
+    assert ";\n" not in plain  # a rule's sentence cut at ';' ends as a sentence
 
 
 HUGE = {"note": "x " * 20_000, "ips": [f"127.66.{i // 250}.{i % 250}" for i in range(3000)]}
