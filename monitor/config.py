@@ -142,11 +142,30 @@ class AccountConfig(_Model):
         raise KeyError(label)
 
 
+def _local_address(v: str | None) -> str | None:
+    """An IP address literal (the socket binds to it), or None."""
+    if v is None or v == "":
+        return None
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not an IP address of this host (e.g. \"203.0.113.10\")"
+                         ) from exc
+
+
 class BinanceConfig(_Model):
     rest_url: str = "https://api.binance.com"
     ws_api_url: str = "wss://ws-api.binance.com:443/ws-api/v3"
     recv_window_ms: int = Field(default=5000, ge=1, le=60000)
     weight_budget_pct: float = Field(default=1.0, gt=0, le=100)
+    # the host address Keywatch's own calls leave from (a multi-homed host whose whitelisted
+    # address is not the default route); empty: the system's choice
+    source_address: str | None = None
+
+    @field_validator("source_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return _local_address(v)
 
     @field_validator("rest_url", "ws_api_url")
     @classmethod
@@ -177,6 +196,14 @@ class TapConfig(_Model):
     mode: TapMode = TapMode.INPROCESS
     spool: str | None = None
     fsync_interval_s: float = Field(default=0.2, gt=0, le=60)
+    # the address the tap's calls to Binance leave from: the bots' whitelisted host address
+    # (default: the service's [binance] source_address, else the system's choice)
+    source_address: str | None = None
+
+    @field_validator("source_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return _local_address(v)
 
     @field_validator("upstream")
     @classmethod

@@ -51,8 +51,9 @@ class Collector:
         self.config, self.store, self.clock = config, store, clock
         self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events)
         self.metrics = metrics if metrics is not None else Metrics()  # a private one: unseen
-        self.local_host = local_host
         b = config.binance
+        local_host = local_host or b.source_address
+        self.local_host = local_host
         self.budgets = Budgets(6000 * b.weight_budget_pct / 100,
                                guard_ms=guard_for(clock.speed))
         transport = httpx.AsyncHTTPTransport(local_address=local_host) if local_host else None
@@ -115,7 +116,7 @@ class Collector:
         elif src.tap.enabled:
             # the tap forwards from this host's own address, as the bots would have
             self.tap = Tap(src.tap.upstream, clock, self._tap_offer, keys=keys,
-                           local_address=local_host,
+                           local_address=src.tap.source_address or local_host,
                            default_account=src.tap.account or config.accounts[0].name)
 
     def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr

@@ -72,7 +72,7 @@ async def serve(settings: TapSettings) -> None:
     spool = SpoolWriter(tc.spool, fsync_interval_s=tc.fsync_interval_s)
     spool.start()
     app = Tap(tc.upstream, SystemClock(), spool.offer, keys=settings.keys,
-              default_account=settings.default_account)
+              local_address=tc.source_address, default_account=settings.default_account)
     host, _, port = tc.listen.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(
         app, host=host or "127.0.0.1", port=int(port), log_level="warning",
