@@ -32,7 +32,9 @@ EXPECTED: dict[AttackType, set[Signal]] = {
                                  *_TRAFFIC},
     AttackType.PERMISSION_PROBE: {Signal.UNKNOWN_IP, Signal.FAILURE_RATE, Signal.CALL_RATE,
                                   *_TRAFFIC},
-    AttackType.OVERSIZED_ORDERS: {Signal.OVERSIZED_REJECT, Signal.FAILURE_RATE, *_TRAFFIC},
+    # sent from a compromised host: on a key without a whitelist, that host is a new caller
+    AttackType.OVERSIZED_ORDERS: {Signal.OVERSIZED_REJECT, Signal.FAILURE_RATE, Signal.UNKNOWN_IP,
+                                  *_TRAFFIC},
     AttackType.RUNAWAY_BOT: {Signal.CALL_RATE, Signal.FAILURE_RATE, *_TRAFFIC},
     AttackType.IP_RESTRICTION_OFF: {Signal.UNKNOWN_IP, Signal.POSTURE, Signal.DRIFT},
     AttackType.WITHDRAWAL_ENABLED: {Signal.WITHDRAWAL, Signal.POSTURE, Signal.DRIFT,
