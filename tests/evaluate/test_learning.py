@@ -16,67 +16,26 @@ simulator, tap and service.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import ccxt
-import httpx
 import pytest
 
 from monitor.clock import SystemClock
 from monitor.sim import Simulator
-from tests.evaluate.test_provenance import ccxt_client, findings, wait_for
+from tests.evaluate.test_provenance import (
+    ccxt_client,
+    config,
+    findings,
+    running_service,
+    wait_for,
+)
 from tests.test_service import free_port
 
 BOT_IP = "127.0.0.5"
 NEW_IP = "127.0.0.77"
 REPO = Path(__file__).resolve().parents[2]
 USDT = 20_000.0
-
-
-def config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int) -> Path:
-    dead = free_port()
-    (tmp / ".env").write_text(
-        f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
-        f"KW_BOT_KEY={keys['bot'][0]}\n")
-    path = tmp / "keywatch.toml"
-    path.write_text(f"""
-store_path = "{tmp / 'kw.db'}"
-rules_dir = "{REPO / 'rules'}"
-model_path = "{REPO / 'models' / 'default.skops'}"
-[binance]
-rest_url = "{sim.rest_url}"
-ws_api_url = "{sim.ws_api_url}"
-[sources]
-poll_interval_s = 5
-[sources.tap]
-enabled = true
-listen = "127.0.0.1:{tap_port}"
-upstream = "{sim.rest_url}"
-[alerts]
-group_wait_s = 0
-[[alerts.channels]]
-name = "down"
-url = "json://127.0.0.1:{dead}/"
-tags = ["critical"]
-[[accounts]]
-name = "main"
-monitor_key = "keywatch"
-symbols = ["BTCUSDT", "ETHUSDT"]
-  [[accounts.keys]]
-  label = "keywatch"
-  use_case = "monitoring"
-  api_key_env = "KW_MON_KEY"
-  api_secret_env = "KW_MON_SECRET"
-  ip_whitelist = ["127.0.0.1"]
-  [[accounts.keys]]
-  label = "bot"
-  use_case = "spot-bot"
-  api_key_env = "KW_BOT_KEY"
-""")
-    return path
 
 
 @pytest.mark.timeout(240)
@@ -91,28 +50,13 @@ async def test_new_caller_on_a_learning_key_and_an_oversized_market_order(tmp_pa
             "bot": c.create_key("main", "bot", permissions={
                 "enableReading": True, "enableSpotAndMarginTrading": True}),
         }
-        tap_port, health = free_port(), free_port()
-        cfg = config(tmp_path, sim, keys, tap_port)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KW_")}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "-c", str(cfg), "--health-port",
-             str(health)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
+        tap_port = free_port()
+        # no whitelist declared for the bot: its addresses are learned (and reported)
+        cfg = config(tmp_path, sim, keys, tap_port, symbols=("BTCUSDT", "ETHUSDT"),
+                     bot_lines="")
         db = tmp_path / "kw.db"
         tap = f"http://127.0.0.1:{tap_port}"
-        try:
-            async with httpx.AsyncClient() as http:
-                for _ in range(300):
-                    try:
-                        h = (await http.get(f"http://127.0.0.1:{health}/healthz")).json()
-                        if h["sources"].get("stream", {}).get("main", {}).get("frames", -1) >= 0:
-                            await http.get(f"{tap}/api/v3/ping")
-                            break
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        pass
-                    assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                    await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
+        async with running_service(cfg, tmp_path, tap_port):
 
             def bot_buys() -> None:  # the bot's small market buy: a fill, a price to know
                 ex = ccxt_client(tap, keys["bot"], BOT_IP)
@@ -144,13 +88,6 @@ async def test_new_caller_on_a_learning_key_and_an_oversized_market_order(tmp_pa
                 await asyncio.sleep(0.2)
             await asyncio.sleep(2.0)
             every = findings(db)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    await asyncio.to_thread(proc.communicate, None, 15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
 
     # 1: the never-seen address is reported (the bot's first one too: nothing is absorbed)
     learned = [f for f in every if f["rule_id"] == "unknown_ip.learned_caller"]

@@ -11,12 +11,14 @@ within one window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -33,7 +35,15 @@ FOREIGN_IP = "127.0.0.66"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int) -> Path:
+BOT_LINES = f"""  ip_whitelist = ["{BOT_IP}"]
+  client_order_prefixes = ["x-TKT5PX2F"]
+"""
+
+
+def config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int, *,
+           symbols: tuple[str, ...] = ("BTCUSDT",), bot_lines: str = BOT_LINES) -> Path:
+    """A service config watching account "main": the monitor key, the bot's key known to the
+    tap (`bot_lines` adds its whitelist or prefixes), a channel that cannot deliver."""
     dead = free_port()
     (tmp / ".env").write_text(
         f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
@@ -61,7 +71,7 @@ tags = ["critical"]
 [[accounts]]
 name = "main"
 monitor_key = "keywatch"
-symbols = ["BTCUSDT"]
+symbols = {json.dumps(list(symbols))}
   [[accounts.keys]]
   label = "keywatch"
   use_case = "monitoring"
@@ -72,9 +82,7 @@ symbols = ["BTCUSDT"]
   label = "bot"
   use_case = "spot-bot"
   api_key_env = "KW_BOT_KEY"
-  ip_whitelist = ["{BOT_IP}"]
-  client_order_prefixes = ["x-TKT5PX2F"]
-""")
+{bot_lines}""")
     return path
 
 
@@ -105,6 +113,39 @@ def ccxt_client(base: str, key: tuple[str, str], ip: str):  # type: ignore[no-un
     return ex
 
 
+@contextlib.asynccontextmanager
+async def running_service(cfg: Path, cwd: Path, tap_port: int) -> AsyncIterator[None]:
+    """`keywatch run -c cfg` as a subprocess, from its stream's first frame and a tap that
+    answers until the block ends; then SIGTERM (killed after 15 s)."""
+    health = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "-c", str(cfg), "--health-port",
+         str(health)], cwd=cwd, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(300):
+                try:
+                    h = (await http.get(f"http://127.0.0.1:{health}/healthz")).json()
+                    if h["sources"].get("stream", {}).get("main", {}).get("frames", -1) >= 0:
+                        await http.get(f"http://127.0.0.1:{tap_port}/api/v3/ping")
+                        break
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.communicate, None, 15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.mark.timeout(240)
 async def test_tapped_ccxt_bot_is_not_foreign_but_the_leaked_key_is(tmp_path: Path) -> None:
     clock = SystemClock()
@@ -118,27 +159,10 @@ async def test_tapped_ccxt_bot_is_not_foreign_but_the_leaked_key_is(tmp_path: Pa
             "bot": c.create_key("main", "bot", permissions={
                 "enableReading": True, "enableSpotAndMarginTrading": True}),
         }
-        tap_port, health = free_port(), free_port()
+        tap_port = free_port()
         cfg = config(tmp_path, sim, keys, tap_port)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KW_")}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "-c", str(cfg), "--health-port",
-             str(health)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
         db = tmp_path / "kw.db"
-        try:
-            async with httpx.AsyncClient() as http:
-                for _ in range(300):
-                    try:
-                        h = (await http.get(f"http://127.0.0.1:{health}/healthz")).json()
-                        if h["sources"].get("stream", {}).get("main", {}).get("frames", -1) >= 0:
-                            await http.get(f"http://127.0.0.1:{tap_port}/api/v3/ping")
-                            break
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        pass
-                    assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                    await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
+        async with running_service(cfg, tmp_path, tap_port):
             price = c.price("BTCUSDT")
 
             def bot_trades() -> list[str]:
@@ -187,10 +211,3 @@ async def test_tapped_ccxt_bot_is_not_foreign_but_the_leaked_key_is(tmp_path: Pa
             # the bot's own orders and cancel stayed explained by the tap
             assert not [f for f in findings(db) if f["rule_id"].startswith("foreign.")
                         and f["evidence"].get("order_id") in {int(i) for i in ids[1:]}]
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    await asyncio.to_thread(proc.communicate, None, 15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
