@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from monitor.binance.restrictions import KeyConfigPoll, KeyRestrictions
 from monitor.config import USE_CASE_POLICY, Config, KeyConfig
 from monitor.detect.posture import CHECKS, DAY_MS, KeyFacts
 from monitor.detect.rules import Rule
@@ -148,11 +149,16 @@ def audit_key(cfg: Config, account: str, key: KeyConfig, flags: dict[str, Any] |
         report.created = _iso_day(created)
         report.due = _iso_day(created + USE_CASE_POLICY[key.use_case][1] * DAY_MS)
     checks: tuple[str, ...]
-    if flags is None:
-        facts = {"createTime": created} if created is not None else None
+    facts: KeyRestrictions | None
+    if flags is None:  # only the creation date is known: key_age reads nothing else
+        facts = KeyRestrictions(True, created) if created is not None else None
         checks = ("key_age",)  # the one check the config alone can answer
     else:
-        facts, checks = flags, tuple(CHECKS)
+        try:
+            facts, checks = KeyRestrictions.from_answer(flags), tuple(CHECKS)
+        except ValueError as exc:
+            report.verified, report.note = False, f"not checked: Binance's answer: {exc}"
+            return report
         report.items += _universal_transfer(account, key, flags)
     if facts is None:
         return report
@@ -163,7 +169,8 @@ def audit_key(cfg: Config, account: str, key: KeyConfig, flags: dict[str, Any] |
         check = CHECKS.get(check_name)
         if check is None:
             continue
-        res = check(KeyFacts(account, key.label, now_ms, facts, ctx, rule.params))
+        res = check(KeyFacts(account, key.label, now_ms, KeyConfigPoll(facts), ctx,
+                             rule.params))
         if res is not None:
             report.items.append(AuditItem(account, key.label, rule.id, rule.severity.value,
                                           res[0], res[1], " ".join(rule.action.split())))

@@ -19,50 +19,32 @@ from monitor.binance.parse import (
     req_obj,
     req_str,
 )
+from monitor.binance.restrictions import ENDPOINT, KeyConfigPoll, KeyRestrictions
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
 
-KEY_TIME_FIELDS = frozenset({"createTime", "tradingAuthorityExpirationTime"})
 WITHDRAW_STATUS = {0: "EMAIL_SENT", 1: "CANCELLED", 2: "AWAITING_APPROVAL", 3: "REJECTED",
                    4: "PROCESSING", 5: "FAILURE", 6: "COMPLETED"}
 
 
-def key_snapshot(body: Any) -> dict[str, Any]:
-    """Validate an `apiRestrictions` answer into a flat {field: bool|int} snapshot."""
-    d = req_obj(body, "apiRestrictions")
-    req_bool(d, "ipRestrict")
-    req_bool(d, "enableReading")
-    req_int(d, "createTime")
-    snap: dict[str, Any] = {}
-    for k, v in d.items():
-        if k in KEY_TIME_FIELDS:
-            snap[k] = req_int(d, k)
-        elif isinstance(v, bool):
-            snap[k] = v
-        else:
-            raise Malformed(f"{k!r} must be a boolean, got {type(v).__name__}")
-    return snap
+def key_restrictions(body: Any) -> KeyRestrictions:
+    """Validate an `apiRestrictions` answer into the key's one typed record."""
+    return KeyRestrictions.from_answer(body)
 
 
 def key_config_event(
-    ctx: Ctx, ts: int, snap: dict[str, Any], previous: dict[str, Any] | None
+    ctx: Ctx, ts: int, rec: KeyRestrictions, previous: KeyRestrictions | None,
+    *, retired_for: tuple[str, ...] = (),
 ) -> Event | None:
-    """The `key_config` event for a poll: the first snapshot, or the fields that changed."""
-    if previous is None:
-        details: dict[str, Any] = {"change": "first_seen", "snapshot": snap}
-    else:
-        changed = {
-            k: [previous.get(k), snap.get(k)]
-            for k in sorted(set(previous) | set(snap))
-            if previous.get(k) != snap.get(k)
-        }
-        if not changed:
-            return None
-        details = {"change": "drift", "changed": changed, "snapshot": snap}
+    """The `key_config` event for a poll: the first one, a changed one, or the one on which
+    Keywatch stopped using the key (`retired_for`); None when nothing changed. The raw is the
+    record in the answer's own flat shape, which is what posture reads."""
+    if previous == rec and not retired_for:
+        return None
     return Event(
         event_id=make_event_id(Source.REST, "key_config", ctx.account, ctx.key, ts),
         ts=ts, received_ts=ctx.received_ts, account=ctx.account, key=ctx.key,
-        source=Source.REST, kind=Kind.KEY_CONFIG, endpoint="/sapi/v1/account/apiRestrictions",
-        raw=raw_json(details),
+        source=Source.REST, kind=Kind.KEY_CONFIG, endpoint=ENDPOINT,
+        raw=KeyConfigPoll(rec, retired_for).to_json(),
     )
 
 

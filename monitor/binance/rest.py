@@ -58,6 +58,15 @@ class MonitorKeyRejected(KeyRejected):
     """Binance refused the monitor's own key: the monitor has gone blind for this account."""
 
 
+class MonitorKeyRetired(MonitorKeyRejected):
+    """Keywatch itself stopped using the monitor key (it gained rights a reader must not have,
+    see `BinanceRest.retire`): nothing more is signed or sent with it in this run."""
+
+    def __init__(self, why: str) -> None:
+        Exception.__init__(self, why)
+        self.method, self.path, self.status, self.code = "", "", None, None
+
+
 class RateLimited(BinanceError):
     """429/418 persisted past the retries; `retry_after_s` says when to try again."""
 
@@ -127,6 +136,7 @@ class BinanceRest:
         self.offset_ms = 0
         self.synced = False
         self._banned_until_ms = 0
+        self.retired = ""  # why Keywatch stopped using this key ("" while it is in use)
         self.counters: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0,
                                          "resyncs": 0, "key_rejected": 0}
 
@@ -149,7 +159,10 @@ class BinanceRest:
 
     # -- budget ----------------------------------------------------------------------------
     async def spend(self, weight: float, pool: str = "api", *, priority: bool = False) -> None:
-        """Wait until `weight` fits the budget, then charge it (also used by the WS stream)."""
+        """Wait until `weight` fits the budget, then charge it (also used by the WS stream).
+        Every call and stream subscription passes here: a retired key goes no further."""
+        if self.retired:
+            raise MonitorKeyRetired(self.retired)
         while True:
             wait_ms = self.budgets.charge(pool, weight, self.server_now(), priority=priority)
             if wait_ms <= 0:
@@ -157,6 +170,11 @@ class BinanceRest:
                     self.on_spend(pool, weight)
                 return
             await self.clock.sleep(wait_ms / 1000)
+
+    def retire(self, why: str) -> None:
+        """Stop signing with this key for good (this run): every later call raises
+        `MonitorKeyRetired` before anything is sent."""
+        self.retired = why
 
     async def _wait_for_ban(self) -> None:
         while (left := self._banned_until_ms - self.server_now()) > 0:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, safely
 from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected, MonitorKeyRejected
+from monitor.binance.restrictions import KeyRestrictions
 from monitor.collect.backfill import Backfill
 from monitor.events import Event, Kind, Source, make_event_id
 from monitor.store import Store
@@ -79,6 +80,8 @@ class Poller:
         self._posture_paused: dict[str, int] = {}  # key label -> retry after (ms)
         self.posture_retry_ms = posture_retry_ms
         self._stop = asyncio.Event()
+        # the monitor key's restrictions at this run's first poll (what the preflight accepted)
+        self._monitor_at_start: KeyRestrictions | None = None
 
     def _ctx(self) -> Ctx:
         return Ctx(account=self.account, key=self.key, received_ts=self.rest.clock.now_ms())
@@ -157,18 +160,30 @@ class Poller:
         res = await rest.get("/sapi/v1/account/apiRestrictions", weight=1)
         ctx = Ctx(account=self.account, key=rest.key_label, received_ts=rest.clock.now_ms())
         try:
-            snap = parse_rest.key_snapshot(res.body)
+            rec = parse_rest.key_restrictions(res.body)
         except ValueError:
             await self._emit(safely(Source.REST, ctx, "apiRestrictions", res.body,
-                                    parse_rest.key_snapshot, res.body))
+                                    parse_rest.key_restrictions, res.body))
             return
         label = rest.key_label or ""
         prev = self.store.last_key_snapshot(self.account, label)
-        ev = parse_rest.key_config_event(ctx, res.ts, snap, prev[1] if prev else None)
+        retired_for: tuple[str, ...] = ()
+        if rest is self.rest:  # the monitor key: rights gained since start retire it
+            start = self._monitor_at_start = self._monitor_at_start or rec
+            retired_for = rec.gained(start)
+        ev = parse_rest.key_config_event(
+            ctx, res.ts, rec, KeyRestrictions.from_raw(prev[1]) if prev else None,
+            retired_for=retired_for)
         if ev is not None:
             self.counters["key_changes"] += prev is not None
             await self._emit([ev])
-            self.store.save_key_snapshot(self.account, label, res.ts, snap)
+            self.store.save_key_snapshot(self.account, label, res.ts, rec.to_dict())
+        if retired_for:
+            why = (f"the monitor key {label} of account {self.account} gained "
+                   f"{', '.join(retired_for)} while Keywatch was running; a read-only monitor "
+                   "key must never trade or withdraw, so Keywatch stopped signing with it")
+            log.error("%s. Turn those off or configure a new read-only key, then restart.", why)
+            rest.retire(why)
 
     async def trading_status(self) -> None:
         res = await self.rest.get("/sapi/v1/account/apiTradingStatus", weight=1)

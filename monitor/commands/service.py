@@ -11,14 +11,11 @@ from typing import Any
 import httpx
 import typer
 
+# PRIVILEGED: the flags a read-only monitor key must not have (the key record's definition)
+from monitor.binance.restrictions import PRIVILEGED
 from monitor.config import Config, ConfigError, KeyConfig, load_config
 
 log = logging.getLogger("keywatch.run")
-
-# apiRestrictions flags a read-only monitor key must not have.
-PRIVILEGED = ("enableSpotAndMarginTrading", "enableWithdrawals", "enableFutures", "enableMargin",
-              "enableInternalTransfer", "permitsUniversalTransfer", "enableVanillaOptions",
-              "enablePortfolioMarginTrading", "enableFixApiTrade")
 
 
 def _load(config: Path) -> Config:

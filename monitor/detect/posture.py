@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.binance.restrictions import READ_ONLY_FLAGS, KeyConfigPoll, KeyRestrictions
 from monitor.config import USE_CASE_POLICY
 from monitor.features import FeatureContext
 
 DAY_MS = 86_400_000
-READ_ONLY_FLAGS = {"enableReading", "enableFixReadOnly"}
+__all__ = ["CHECKS", "READ_ONLY_FLAGS", "KeyFacts", "PostureState", "evaluate", "evaluate_polls"]
 
 # A check returns None when fine, else (one-sentence problem, evidence)
 Result = tuple[str, dict[str, Any]] | None
@@ -34,9 +34,13 @@ class KeyFacts:
     account: str
     key: str
     ts: int
-    flags: dict[str, Any]
+    poll: KeyConfigPoll  # what the poller built from the answer, read back from the event
     ctx: FeatureContext
     params: dict[str, Any]
+
+    @property
+    def r(self) -> KeyRestrictions:
+        return self.poll.restrictions
 
     @property
     def needed(self) -> frozenset[str]:
@@ -51,7 +55,7 @@ class KeyFacts:
 
 def _flag_unneeded(flag: str) -> Callable[[KeyFacts], Result]:
     def check(k: KeyFacts) -> Result:
-        if k.flags.get(flag) is True and flag not in k.needed:
+        if k.r.enabled(flag) and flag not in k.needed:
             return (f"key {k.key} has {flag} on, which its use case ({k.use_case}) does not need",
                     {"flag": flag, "use_case": k.use_case, "needed": sorted(k.needed)})
         return None
@@ -59,7 +63,7 @@ def _flag_unneeded(flag: str) -> Callable[[KeyFacts], Result]:
 
 
 def _extra_permissions(k: KeyFacts) -> Result:
-    extra = sorted(f for f, v in k.flags.items()
+    extra = sorted(f for f, v in k.r.flags.items()
                    if f.startswith(("enable", "permits")) and v is True
                    and f not in k.needed | READ_ONLY_FLAGS
                    and f not in ("enableWithdrawals", "enableFutures"))
@@ -70,7 +74,7 @@ def _extra_permissions(k: KeyFacts) -> Result:
 
 
 def _no_ip_restriction(k: KeyFacts) -> Result:
-    if k.flags.get("ipRestrict") is False:
+    if not k.r.ip_restrict:
         uc = k.ctx.use_cases.get((k.account, k.key))
         mandatory = USE_CASE_POLICY[uc][2] if uc else True
         return (f"key {k.key} has no IP restriction: anyone holding it can call from anywhere",
@@ -88,9 +92,9 @@ def _too_many_ips(k: KeyFacts) -> Result:
 
 
 def _key_age(k: KeyFacts) -> Result:
-    created = k.flags.get("createTime")
+    created = k.r.create_time
     uc = k.ctx.use_cases.get((k.account, k.key))
-    if not isinstance(created, (int, float)) or uc is None:
+    if uc is None:
         return None
     days = USE_CASE_POLICY[uc][1]
     age = (k.ts - created) / DAY_MS
@@ -101,8 +105,8 @@ def _key_age(k: KeyFacts) -> Result:
 
 
 def _trading_expiry(k: KeyFacts) -> Result:
-    exp = k.flags.get("tradingAuthorityExpirationTime")
-    if not isinstance(exp, (int, float)) or k.flags.get("ipRestrict") is not False:
+    exp = k.r.trading_expiry
+    if exp is None or k.r.ip_restrict:
         return None
     left = (exp - k.ts) / DAY_MS
     if left <= float(k.params.get("days", 7)):
@@ -123,6 +127,17 @@ def _egress_not_whitelisted(k: KeyFacts) -> Result:
     return None
 
 
+def _monitor_key_retired(k: KeyFacts) -> Result:
+    """The poller's own decision, read from the poll: it stopped using the monitor key."""
+    if not k.poll.retired_for:
+        return None
+    gained = list(k.poll.retired_for)
+    return (f"the monitor key {k.key} gained {', '.join(gained)} while Keywatch was running; "
+            "a read-only monitor key must never trade or withdraw, so Keywatch stopped signing "
+            f"with it: account {k.account} is no longer polled or subscribed until you fix it",
+            {"gained": gained, "stopped": ["polling", "stream subscriptions"]})
+
+
 TIMED = frozenset({"key_age", "trading_expiry"})  # checks that read the poll's time
 CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
     "withdrawals_unneeded": _flag_unneeded("enableWithdrawals"),
@@ -133,13 +148,14 @@ CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
     "key_age": _key_age,
     "trading_expiry": _trading_expiry,
     "egress_not_whitelisted": _egress_not_whitelisted,
+    "monitor_key_retired": _monitor_key_retired,
     "drift": lambda k: None,  # handled with the previous poll in `evaluate`
 }
 
 
 @dataclass
 class PostureState:
-    last_flags: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    last_flags: dict[tuple[str, str], KeyConfigPoll] = field(default_factory=dict)
     active: set[tuple[str, str, str]] = field(default_factory=set)
 
 
@@ -160,19 +176,16 @@ def evaluate_polls(rules: list[Any], polls: Iterable[tuple[int, str, Any, str, s
     """`evaluate` over (ts, account, key, event_id, raw) of key_config polls in time order;
     the live engine calls this per event, without a frame."""
     out: list[dict[str, Any]] = []
-    parsed: dict[str, Any] = {}  # polls repeat the same JSON: parse each text once
+    parsed: dict[str, KeyConfigPoll | None] = {}  # polls repeat the same JSON: parse once
     results: dict[tuple[str, str, str, str], Result] = {}
     timed = [r for r in rules if r.params["check"] in TIMED]
     if not rules:
         return out
     for ts, acct, key, eid, raw in polls:
         if raw not in parsed:
-            try:
-                parsed[raw] = json.loads(raw)
-            except ValueError:
-                parsed[raw] = None
+            parsed[raw] = KeyConfigPoll.from_raw(raw)
         flags = parsed[raw]
-        if not isinstance(flags, dict):
+        if flags is None:
             continue
         label = key if isinstance(key, str) and key else ctx.monitor_keys.get(acct, "")
         first = states.setdefault(rules[0].id, PostureState())
@@ -187,8 +200,9 @@ def evaluate_polls(rules: list[Any], polls: Iterable[tuple[int, str, Any, str, s
                     continue
                 base = {"rule": rule, "ts": int(ts), "account": acct, "key": label,
                         "group": {}, "anchor": eid}
-                changed = {f: [prev.get(f), flags.get(f)] for f in sorted(set(prev) | set(flags))
-                           if prev.get(f) != flags.get(f) and f != "updateTime"}
+                was, now = prev.restrictions.to_dict(), flags.restrictions.to_dict()
+                changed = {f: [was.get(f), now.get(f)] for f in sorted(set(was) | set(now))
+                           if was.get(f) != now.get(f)}
                 if changed:
                     names = ", ".join(f"{f} {a}->{b}" for f, (a, b) in changed.items())
                     out.append({**base, "summary": f"key {label} changed since the last poll: "

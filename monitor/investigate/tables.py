@@ -14,6 +14,7 @@ import pandas as pd
 
 from monitor.alert.redact import Redactor
 from monitor.alert.render import actions_for
+from monitor.binance.restrictions import KeyConfigPoll
 from monitor.config import USE_CASE_POLICY
 from monitor.detect import posture
 from monitor.detect.forest import FOREST_FEATURES
@@ -162,6 +163,16 @@ def key_polls(inc: Incident) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _answer(flags: dict[str, Any]) -> dict[str, Any]:
+    """A polls-frame row back into the answer's types (a frame turns ints into floats and
+    bools into numpy's), so the posture record can read it."""
+    out = {f: (v.item() if hasattr(v, "item") else v) for f, v in flags.items()}
+    for f in ("createTime", "tradingAuthorityExpirationTime"):
+        if isinstance(out.get(f), float):
+            out[f] = int(out[f])
+    return out
+
+
 def _flags(row: pd.Series) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("time", "key") and v == v}
 
@@ -207,9 +218,13 @@ def key_posture(inc: Incident) -> pd.DataFrame:
                  if f.startswith(("enable", "permits")) or f == "ipRestrict"}
         allowed = needed | posture.READ_ONLY_FLAGS | {"ipRestrict"}
         problems = [f"{f} not needed" for f, v in shown.items() if v is True and f not in allowed]
-        facts = posture.KeyFacts(inc.account, key, ts, flags, inc.ctx, {})
-        problems += [res[0] for check in posture.CHECKS.values()
-                     if (res := check(facts)) is not None]
+        poll = KeyConfigPoll.from_raw(_answer(flags))
+        if poll is None:
+            problems.append("flags unreadable (not Binance's apiRestrictions shape)")
+        else:
+            facts = posture.KeyFacts(inc.account, key, ts, poll, inc.ctx, {})
+            problems += [res[0] for check in posture.CHECKS.values()
+                         if (res := check(facts)) is not None]
         rows.append({"key": key, "use case": uc.value if uc else "?", **shown,
                      "problems": "; ".join(dict.fromkeys(problems)) or "none"})
     return pd.DataFrame(rows).set_index("key") if rows else pd.DataFrame(columns=["problems"])

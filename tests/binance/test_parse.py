@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, order_facts_from_rest, ws_frame
+from monitor.binance.restrictions import KeyRestrictions
 from monitor.events import Kind
 
 T = 1_785_000_000_000
@@ -68,14 +70,15 @@ def test_balances_one_event_per_asset_and_control_frames() -> None:
 
 
 def test_key_config_diff() -> None:
-    snap = parse_rest.key_snapshot({"ipRestrict": True, "createTime": T, "enableReading": True,
-                                    "enableWithdrawals": False})
-    first = parse_rest.key_config_event(CTX, T, snap, None)
-    assert first is not None and "first_seen" in (first.raw or "")
-    assert parse_rest.key_config_event(CTX, T + 1, snap, snap) is None
-    drift = parse_rest.key_config_event(CTX, T + 2, {**snap, "ipRestrict": False}, snap)
-    assert drift is not None and json.loads(drift.raw or "{}")["changed"] == {
-        "ipRestrict": [True, False]}
+    rec = parse_rest.key_restrictions({"ipRestrict": True, "createTime": T,
+                                       "enableReading": True, "enableWithdrawals": False})
+    first = parse_rest.key_config_event(CTX, T, rec, None)
+    assert first is not None and json.loads(first.raw or "{}") == {
+        "ipRestrict": True, "createTime": T, "enableReading": True, "enableWithdrawals": False}
+    assert parse_rest.key_config_event(CTX, T + 1, rec, rec) is None
+    off = replace(rec, ip_restrict=False)
+    drift = parse_rest.key_config_event(CTX, T + 2, off, rec)
+    assert drift is not None and KeyRestrictions.from_raw(drift.raw) == off
 
 
 GOOD = frame(report("NEW", "NEW"))
