@@ -78,13 +78,13 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:  # a cell failed: show its error, not a kernel traceback
             typer.echo(f"error: the notebook failed: {str(exc)[-2000:]}", err=True)
             raise typer.Exit(code=1) from None
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"incident-{alert_id}.ipynb"
-        nbformat.write(nb, str(path))
+        # the executed notebook and its HTML hold the account's evidence: owner-only files
+        from monitor.investigate.files import write_private
+
+        path = write_private(out_dir / f"incident-{alert_id}.ipynb", nbformat.writes(nb))
         typer.echo(f"wrote {path}")
         if html is not None:
-            html.parent.mkdir(parents=True, exist_ok=True)
-            html.write_text(to_html(nb))
+            write_private(html, to_html(nb))
             typer.echo(f"wrote {html}")
             return
         jupyter = shutil.which("jupyter-lab") or shutil.which("jupyter-notebook")
@@ -92,6 +92,6 @@ def register(app: typer.Typer) -> None:
             subprocess.Popen([jupyter, str(path)])  # a path we just wrote
         elif open_:
             page = path.with_suffix(".html")
-            page.write_text(to_html(nb))
+            write_private(page, to_html(nb))
             typer.echo(f"no Jupyter installed: wrote {page} instead")
             webbrowser.open(page.resolve().as_uri())
