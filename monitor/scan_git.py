@@ -20,6 +20,7 @@ from monitor.scan_patterns import (
     is_env_file,
 )
 
+COMMIT_MESSAGE = "(commit message)"  # the path a finding in a commit message is reported at
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -65,8 +66,10 @@ DIFF_FLAGS = ["-U2", "--no-color", "--no-ext-diff", "--no-textconv", "--src-pref
               "--dst-prefix=b/"]
 
 
-def scan_diff(lines: Iterable[str], commit: str | None = None) -> Iterator[Leak]:
-    """Leaks on the added lines of a unified diff (`git log -p` output with `\\x01<sha>` marks).
+def scan_diff(lines: Iterable[str], commit: str | None = None, *,
+              commit_messages: bool = False) -> Iterator[Leak]:
+    """Leaks on the added lines of a unified diff (`git log -p` output with `\\x01<sha>` marks;
+    with `commit_messages`, each mark is followed by the message, ended by `\\x02`).
 
     Context lines feed the "near a name" test but are not reported: a value that was only ever
     context was added (and reported) in an earlier commit.
@@ -76,10 +79,19 @@ def scan_diff(lines: Iterable[str], commit: str | None = None) -> Iterator[Leak]
     new_file = False
     lineno = 0
     in_hunk = False
+    message: LineScanner | None = None  # inside a commit message (`\x01<sha>` .. `\x02`)
     for raw in lines:
         line = raw.rstrip("\n")
-        if line.startswith("\x01"):
+        if message is not None:
+            text, end, _ = line.partition("\x02")
+            lineno += 1
+            yield from message.feed(lineno, text)
+            if end:
+                message = None
+        elif line.startswith("\x01"):
             commit, scanner, path, in_hunk = line[1:].strip(), None, None, False
+            if commit_messages:
+                message, lineno = LineScanner(COMMIT_MESSAGE, commit), 0
         elif line.startswith("diff --git "):
             scanner, path, new_file, in_hunk = None, None, False, False
         elif not in_hunk and line.startswith("new file mode"):
@@ -129,7 +141,8 @@ def _require_root(path: Path) -> Path:
 def scan_history(path: Path, report: ScanReport) -> None:
     """Every commit on every ref (`git log -p --all`): a key added then deleted is still found."""
     root = _require_root(path)
-    lines = _stream_git(["log", "--all", "-p", "--format=%x01%H", *DIFF_FLAGS], root)
+    # the raw message (%B) too: a key pasted into a commit message is as public as the diff
+    lines = _stream_git(["log", "--all", "-p", "--format=%x01%H%n%B%x02", *DIFF_FLAGS], root)
 
     def counted() -> Iterator[str]:
         for line in lines:
@@ -137,7 +150,7 @@ def scan_history(path: Path, report: ScanReport) -> None:
                 report.commits_scanned += 1
             yield line
 
-    report.leaks.extend(scan_diff(counted()))
+    report.leaks.extend(scan_diff(counted(), commit_messages=True))
 
 
 def scan_staged(path: Path, report: ScanReport) -> None:

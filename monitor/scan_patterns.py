@@ -7,14 +7,19 @@ What counts as a suspect, and why:
   a fake one, so every such value is reported, with one documented exception: a value made of one
   short unit repeated (`"test" * 16`, `"x" * 64`) is a placeholder and is skipped, because no
   generated key looks like that;
-- a value assigned to a hash-like name (sha256, digest, fingerprint, signature ...) is not a
-  credential: Keywatch's own config holds `api_key_sha256`, and a signed query string carries a
-  64-hex `signature` next to `apiKey=`. Likewise a single-case hex value that is only *near* a
+- a value assigned to a hash-like name (sha256, digest, fingerprint, signature, checksum,
+  cache, etag ...) is not a credential, and a 64-hex value counts only when its name says
+  secret or API key (`api_key`, `binance_secret`, `private_key`), not for a bare `key`
+  (`cache_key`, `row_key`): digests are hex, Binance keys are mixed-case. Keywatch's own
+  config holds `api_key_sha256`, and a signed query string carries a 64-hex `signature` next
+  to `apiKey=`. Likewise a single-case hex value that is only *near* a
   name (not assigned to a key/secret name) is taken for a digest: Binance keys are mixed-case, and
   a random mixed-case key is all-hex with odds of about (16/62)^64;
 - a `.env` file that git does not ignore (it will be committed sooner or later). A `.env` file
   that git ignores, or one outside any git repository, is where secrets belong: it is skipped.
-- a line carrying `keywatch: allow` (in any comment syntax) is never reported.
+- a line carrying `keywatch: allow` (in any comment syntax) is never reported;
+- with `--git-history`, commit messages are read like file lines ("rotated key: ..." in a
+  message is as public as the diff), reported at `<commit>:(commit message):<line>`.
 
 Values are never printed: only the first four characters followed by `****`.
 Plain functions over text, standard library only (the pre-commit hook imports this module
@@ -35,7 +40,13 @@ VALUE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{64}(?![A-Za-z0-9])")
 NAMES = re.compile(r"binance|api[_\-. ]?key|api[_\-. ]?secret|secret|x-mbx-apikey", re.IGNORECASE)
 KEYISH = re.compile(r"key|secret", re.IGNORECASE)
 NOT_A_CREDENTIAL = re.compile(
-    r"sha\d*|hash|digest|fingerprint|signature|checksum|integrity|commit", re.IGNORECASE
+    r"sha\d*|hash|digest|fingerprint|signature|checksum|integrity|commit|cache|etag|nonce",
+    re.IGNORECASE,
+)
+# A 64-hex value is a secret only when its name says so: `key` alone (cache_key, row_key) is not
+# enough, since digests are what hex values usually are (Binance keys are mixed-case).
+HEX_CREDENTIAL = re.compile(
+    r"binance|api[_\-. ]?key|api[_\-. ]?secret|secret|private|x-mbx-apikey", re.IGNORECASE
 )
 # The name a value is assigned to: `NAME = "v"`, `"NAME": "v"`, `NAME=v`, `NAME: v`, `NAME => v`.
 ASSIGNED = re.compile(r"""([A-Za-z_][\w.\-]*)["'\]]?\s*(?::=|=>|[:=])\s*["'(\[]?\s*$""")
@@ -149,6 +160,8 @@ class LineScanner:
         if assigned is not None:
             if NOT_A_CREDENTIAL.search(assigned):
                 return None
+            if HEX.fullmatch(value):
+                return assigned if HEX_CREDENTIAL.search(assigned) else None
             if NAMES.search(assigned) or KEYISH.search(assigned):
                 return assigned
         if HEX.fullmatch(value):  # a digest or signature beside a key, e.g. a test vector

@@ -102,6 +102,15 @@ def _cases(k: str, h: str) -> list[tuple[str, list[str]]]:
         (f'# binance\nexpected = "{h.upper()}"\n', []),
         (f'api_key = "{k}"  # keywatch: allow\n', []),
         (f'API_SECRET = "{k}"  // keywatch: allow (docs sample)\n', []),
+        # sha256 digests under key-like names are not credentials (issue 15)
+        (f'cache_key = "{h}"\n', []),
+        (f'{{"etag": "{h}", "digest": "{h}", "checksum": "{h}"}}\n', []),
+        (f'row_key = "{h}"\nsha256 = "{h}"\n', []),
+        (f'RESULT_CACHE_KEY: {h}\n', []),
+        # ... while a real-looking key beside them is still found, on the same line or next
+        (f'cache_key = "{h}"\napi_key = "{k}"\n', ["api_key"]),
+        (f'{{"cache_key": "{h}", "apiKey": "{k}"}}\n', ["apiKey"]),
+        (f'private_key = "{h}"\n', ["private_key"]),  # hex under a secret's name still counts
     ]
 
 
@@ -221,6 +230,27 @@ def test_history_sees_the_unchanged_name_above_an_added_value(tmp_path: Path) ->
     history = [f for f in json.loads(out)["findings"] if f["commit"]]
     assert code == 1 and [(f["commit"], f["line"], f["name"]) for f in history] == [
         (filled, 3, "binance")]
+
+
+@needs_git
+def test_a_key_in_a_commit_message_is_found(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    k = fake_key()
+    (repo / "bot.py").write_text('KEY = os.environ["BINANCE_API_KEY"]\n')
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", f"rotate the key\n\nnew binance api key: {k}\n")
+    sha = git(repo, "rev-parse", "HEAD")
+    assert run_scan(str(repo))[0] == 0  # nothing in the tree
+    code, out = run_scan(str(repo), "--git-history", "--json")
+    (finding,) = json.loads(out)["findings"]
+    assert code == 1 and k not in out
+    assert finding["location"] == f"{sha[:12]}:(commit message):3"
+    # a message naming a digest is no finding (the same line rule as files)
+    clean = make_repo(tmp_path / "clean")
+    (clean / "a.txt").write_text("a\n")
+    git(clean, "add", ".")
+    git(clean, "commit", "-qm", f"bump cache_key = {secrets.token_hex(32)}")
+    assert run_scan(str(clean), "--git-history")[0] == 0
 
 
 @needs_git
