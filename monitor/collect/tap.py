@@ -10,9 +10,14 @@ the orderId/clientOrderId of each order the ANSWER names in `raw["ids"]`: that i
 features tie the account's execution reports to the key that caused them (provenance).
 The API key is mapped to its label through sha256 fingerprints and never stored; signatures
 and secrets never reach the event.
-Recording never delays or blocks the bot: the event is built and offered to the ingest queue
-after the request's cycle has ended (requests that end together go as one batch), and a full
-queue drops (and counts) the event, not the request.
+Two ways to record. In-process (`offer`, the collector's ingest queue): the event is built and
+offered after the request's cycle has ended (requests that end together go as one batch), so
+recording never delays the bot, and a full queue drops (and counts) the event, not the request.
+Standalone (`commit`, the spool of `keywatch tap`): the event is built when the whole answer is
+in and awaited durable BEFORE the answer's last byte goes to the bot, so a bot never holds an
+answer whose record a kill -9 could still lose (issue 15); the spool group-commits, so what this
+costs a call is one share of an fdatasync (`bench/tapspool.py`). A failed record still releases
+the answer: the tap fails open.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import ipaddress
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -72,11 +77,13 @@ class Tap:
         default_account: str,
         local_address: str | None = None,
         timeout_s: float = 30.0,
+        commit: Callable[[list[Event]], Awaitable[int]] | None = None,
     ) -> None:
         self.upstream = check_upstream(upstream)
         self.base_path = urlsplit(self.upstream).path.encode()
         self.clock = clock
         self.offer = offer
+        self.commit = commit  # when given, each record is durable before its answer ends
         self.keys = dict(keys)
         self.default_account = default_account
         # the bots' own host address, when given, so their IP whitelist still admits the call
@@ -135,6 +142,7 @@ class Tap:
                         scope["path"], exc)
             await send({"type": "http.response.start", "status": 502,
                         "headers": [(b"content-type", b"text/plain")]})
+            await self._durable(scope, body, ts, started, 502, {}, b"", "upstream_error")
             await send({"type": "http.response.body", "body": b"tap: upstream unreachable"})
             self._later(scope, body, ts, started, 502, {}, b"", "upstream_error")
             return
@@ -152,12 +160,16 @@ class Tap:
                 if len(peek) < PEEK_BYTES:
                     peek = (peek + chunk)[:PEEK_BYTES] if peek else chunk[:PEEK_BYTES]
                 held = chunk
+            await self._durable(scope, body, ts, started, resp.status_code, resp.headers,
+                                peek, None)
             await send({"type": "http.response.body", "body": held or b""})
         except UpstreamError:
             # The answer broke off after its head went to the bot: the call still happened,
             # so it is recorded (with its status and what came), then the bot's connection is
             # aborted so it cannot take the cut answer for a whole one.
             self.counters["upstream_errors"] += 1
+            await self._durable(scope, body, ts, started, resp.status_code, resp.headers,
+                                peek, "upstream_cut_answer")
             self._later(scope, body, ts, started, resp.status_code, resp.headers, peek,
                         "upstream_cut_answer")
             raise
@@ -165,14 +177,35 @@ class Tap:
             await resp.aclose()
         self._later(scope, body, ts, started, resp.status_code, resp.headers, peek, None)
 
+    async def _durable(self, scope: dict[str, Any], body: bytes, ts: int, started: float,
+                       status: int, headers: Mapping[str, str], peek: bytes,
+                       error: str | None) -> None:
+        """With `commit` (standalone tap): build the record and wait until it is durable; the
+        caller sends the answer's last byte after this. Without: a no-op (see `_later`)."""
+        if self.commit is None:
+            return
+        elapsed_ms = (self.clock.monotonic() - started) * 1000
+        ev = self._record(scope, body, ts, elapsed_ms, status, headers, peek, error)
+        if ev is None:
+            return
+        try:
+            await self.commit([ev])
+        except Exception:  # recording must never break the bot's traffic
+            self.counters["record_errors"] += 1
+            log.exception("tap: could not commit the record of %s %s", scope.get("method"),
+                          scope.get("path"))
+
     def _later(self, scope: dict[str, Any], body: bytes, ts: int, started: float, status: int,
                headers: Mapping[str, str], peek: bytes, error: str | None) -> None:
-        """Queue the recording for after this request's ASGI cycle has ended.
+        """Without `commit` (in-process tap): queue the recording for after this request's
+        ASGI cycle has ended. With `commit`, `_durable` has recorded it: a no-op.
 
         The bot already has its answer; building the event (parsing, hashing, validation)
         and offering it then runs once the loop has served what is ready, and requests that
         finish together are offered as one batch (one store write instead of one each).
         """
+        if self.commit is not None:
+            return
         elapsed_ms = (self.clock.monotonic() - started) * 1000
         self._pending.append((scope, body, ts, elapsed_ms, status, headers, peek, error))
         if not self._flush_scheduled:

@@ -71,8 +71,10 @@ async def serve(settings: TapSettings) -> None:
     assert tc.spool is not None  # TapConfig requires it in process mode
     spool = SpoolWriter(tc.spool, fsync_interval_s=tc.fsync_interval_s)
     spool.start()
+    # commit: each call's record is written and fdatasync'd before its answer's last byte
     app = Tap(tc.upstream, SystemClock(), spool.offer, keys=settings.keys,
-              local_address=tc.source_address, default_account=settings.default_account)
+              local_address=tc.source_address, default_account=settings.default_account,
+              commit=spool.commit)
     host, _, port = tc.listen.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(
         app, host=host or "127.0.0.1", port=int(port), log_level="warning",
