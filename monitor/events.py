@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from monitor import redaction
+
 # 2015-01-01 and 2100-01-01 in ms: anything outside is a unit mistake (seconds or microseconds).
 MIN_TS_MS = 1_420_070_400_000
 MAX_TS_MS = 4_102_444_800_000
 
-# Keys that must never reach the store, whatever the source sends.
+# Names that must never reach the store, whatever the source sends: the well-known ones; any
+# name *containing* a secret word is caught too (`redaction.is_secret_name`).
 SECRET_FIELDS = frozenset(
     {"signature", "apikey", "api_key", "secret", "secretkey", "api_secret", "x-mbx-apikey"}
 )
@@ -179,14 +182,10 @@ def make_event_id(source: Source | str, *parts: object) -> str:
 
 
 def redact(payload: Any) -> Any:
-    """Return a copy of a JSON-like payload with every secret-bearing field removed."""
-    if isinstance(payload, dict):
-        return {
-            k: redact(v) for k, v in payload.items() if str(k).lower() not in SECRET_FIELDS
-        }
-    if isinstance(payload, list):
-        return [redact(v) for v in payload]
-    return payload
+    """A copy of a JSON-like payload without secrets: secret-named fields dropped and secret
+    values inside strings (a query string's `apiSecret=...`) replaced, by pattern, not by
+    exact name (`monitor/redaction.py`, the one definition alerts and logs use too)."""
+    return redaction.redact(payload)
 
 
 def raw_json(payload: Any) -> str:
@@ -195,14 +194,4 @@ def raw_json(payload: Any) -> str:
 
 
 def _secret_paths(payload: Any, prefix: str = "") -> list[str]:
-    found: list[str] = []
-    if isinstance(payload, dict):
-        for k, v in payload.items():
-            path = f"{prefix}.{k}" if prefix else str(k)
-            if str(k).lower() in SECRET_FIELDS:
-                found.append(path)
-            found.extend(_secret_paths(v, path))
-    elif isinstance(payload, list):
-        for i, v in enumerate(payload):
-            found.extend(_secret_paths(v, f"{prefix}[{i}]"))
-    return found
+    return redaction.secret_paths(payload, prefix)

@@ -4,7 +4,8 @@ Findings should never hold a secret, but an alert is the one place where a mista
 would be sent to a third party (Telegram, a mail server), so every string that leaves the alert
 package passes through a `Redactor` first. It removes, in order: the configured secret values
 themselves (API keys, API secrets, channel URLs and their tokens), anything shaped like a
-Binance key or secret or an HMAC signature (64 alphanumerics), and fields named like a secret.
+Binance key or secret or an HMAC signature (64 alphanumerics), and fields and parameters named
+like a secret (`monitor/redaction.py`: the same rule the stored events and the logs follow).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from monitor.config import Config
-from monitor.events import SECRET_FIELDS
+from monitor.redaction import REDACTED, is_secret_name, scrub_text
 
-REDACTED = "[redacted]"
 # Binance API keys and secrets are 64 alphanumerics; HMAC-SHA256 signatures are 64 hex digits.
 _KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{64,}(?![A-Za-z0-9])")
 _MIN_SECRET_LEN = 8  # shorter values would redact ordinary words; they are not real secrets
@@ -35,7 +35,8 @@ class Redactor:
         for secret in self._values:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return _KEY_SHAPED.sub(REDACTED, value)
+        # secret-named values (`apiSecret=...`, `"token": "..."`) by the events' own rule
+        return _KEY_SHAPED.sub(REDACTED, scrub_text(value))
 
     def data(self, value: Any) -> Any:
         """A JSON-like copy with secret-named fields dropped and every string scrubbed."""
@@ -43,7 +44,7 @@ class Redactor:
             return {
                 self.text(str(k)): self.data(v)
                 for k, v in value.items()
-                if str(k).lower() not in SECRET_FIELDS
+                if not is_secret_name(k)
             }
         if isinstance(value, list | tuple | set | frozenset):
             return [self.data(v) for v in value]

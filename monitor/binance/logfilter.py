@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import re
 
+from monitor.redaction import scrub_text
+
 _PATTERNS = [
     (re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),
     # no closing quote needed: websockets cuts long frames short in its debug lines
@@ -25,7 +27,7 @@ LOGGERS = ("httpx", "httpcore", "websockets", "websockets.client", "uvicorn", "u
 def scrub(text: str) -> str:
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
-    return text
+    return scrub_text(text)  # any secret-named parameter or key-shaped value (redaction.py)
 
 
 class SecretFilter(logging.Filter):
@@ -46,8 +48,12 @@ _FILTER = SecretFilter()
 
 
 def install() -> None:
-    """Attach the filter to the loggers that see raw requests and frames (idempotent)."""
+    """Attach the filter to the loggers that see raw requests and frames, and to the root
+    logger's handlers, which every record of Keywatch's own loggers reaches (idempotent)."""
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    for handler in logging.getLogger().handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
