@@ -45,6 +45,9 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"tra
 ORDER_PATHS = frozenset(PLACEMENT_PATHS)  # monitor/orderpaths.py declares every order endpoint
 PEEK_BYTES = 65_536
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD"})
+# What Binance's REST API answers. Anything else - CONNECT above all, which would turn the tap
+# into a general tunnel with an upstream that accepts it - is refused before it is forwarded.
+FORWARDED_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
 
 
 def check_upstream(url: str) -> str:
@@ -122,6 +125,16 @@ class Tap:
         raw_target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             raw_target += b"?" + scope["query_string"]
+        refused = _refusal(scope)
+        if refused is not None:
+            status, error, text, extra = refused
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"text/plain"),
+                                    (b"content-length", str(len(text)).encode()), *extra]})
+            await self._durable(scope, body, ts, started, status, {}, b"", error)
+            await send({"type": "http.response.body", "body": text})
+            self._later(scope, body, ts, started, status, {}, b"", error)
+            return
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         target = self.base_path + raw_target
         try:
@@ -280,6 +293,26 @@ class Tap:
             code=code, latency_ms=max(0.0, latency_ms), **usage_facts(headers), **facts,
             raw=raw_json(raw),
         )
+
+
+def _refusal(scope: Mapping[str, Any]
+             ) -> tuple[int, str, bytes, list[tuple[bytes, bytes]]] | None:
+    """Why the tap answers a request itself instead of forwarding it, or None to forward.
+
+    The tap proxies Binance's REST API, not arbitrary protocols: a CONNECT (or any method the
+    API does not use) is 405, a request asking to switch protocols (`Upgrade:`) is 400. Both
+    are answered before anything reaches the upstream, and recorded like any call."""
+    method = scope["method"]
+    if method not in FORWARDED_METHODS:
+        allow = ", ".join(FORWARDED_METHODS).encode()
+        return (405, "refused_method",
+                f"tap: {method} is not forwarded; the tap proxies Binance's REST API "
+                f"({allow.decode()})".encode(), [(b"allow", allow)])
+    if any(k.lower() == b"upgrade" for k, _ in scope["headers"]):
+        return (400, "refused_upgrade",
+                b"tap: protocol upgrades are not forwarded; the tap proxies Binance's REST API "
+                b"over HTTP/1.1", [])
+    return None
 
 
 def _params(query: bytes, body: bytes, content_type: str) -> dict[str, str]:

@@ -58,16 +58,24 @@ class Response:
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                         for k, v in self.raw_headers}
         self._done = False
+        self.switched = False  # the upstream left HTTP/1.1 after this head (CONNECT, Upgrade)
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body's bytes. Every h11 outcome ends or raises: PAUSED (the upstream accepted a
+        CONNECT or switched protocols, so no more HTTP follows) ends the exchange and the
+        connection is closed, never pooled; looping on it would spin the event loop forever."""
         while not self._done:
             ev = await self._pool._next_event(self._conn)
             if isinstance(ev, h11.Data):
                 yield bytes(ev.data)
             elif isinstance(ev, h11.EndOfMessage):
                 self._done = True
+            elif ev is h11.PAUSED:
+                self._done, self.switched = True, True
             elif isinstance(ev, h11.ConnectionClosed):
                 raise UpstreamError("the upstream closed the connection mid-body")
+            else:
+                raise UpstreamError(f"unexpected HTTP event in a body: {type(ev).__name__}")
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None  # type: ignore[assignment]
@@ -153,6 +161,11 @@ class Upstream:
                     return Response(self, conn, ev)
                 if isinstance(ev, h11.ConnectionClosed):
                     raise UpstreamError("the upstream closed the connection mid-answer")
+                if ev is h11.PAUSED:  # a 101 Switching Protocols: no HTTP answer will follow
+                    raise UpstreamError("the upstream switched protocols instead of answering")
+                if not isinstance(ev, h11.InformationalResponse):
+                    raise UpstreamError(f"unexpected HTTP event before the answer: "
+                                        f"{type(ev).__name__}")
                 # 1xx informational answers carry nothing the bot needs: wait for the real one
         except BaseException:
             self._release(conn, reusable=False)

@@ -246,3 +246,64 @@ def test_an_answer_cut_mid_body_is_recorded_and_the_bot_sees_a_broken_answer() -
     assert (ev.endpoint, ev.status, ev.weight_1m) == ("/api/v3/account", 200, 21)
     assert json.loads(ev.raw)["error"] == "upstream_cut_answer"
     assert tap.counters["upstream_errors"] == 1
+
+
+def _raw_exchange(base: str, request: bytes) -> bytes:
+    """Send raw bytes to the tap and read its whole answer (it closes or says its length)."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += s.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_connect_and_upgrades_are_refused_before_the_upstream_sees_them() -> None:
+    """An upstream that accepts CONNECT (answers 2xx) used to freeze the tap's loop at full
+    CPU: the tap answers CONNECT 405 and an `Upgrade:` request 400 itself, records both, and
+    goes on forwarding."""
+    events: list[Event] = []
+    seen: list[bytes] = []
+
+    async def accepting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0]
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            seen.append(line)
+            if line.startswith(b"CONNECT"):
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    with raw_origin(accepting) as port:
+        tap = Tap(f"http://127.0.0.1:{port}", SystemClock(),
+                  lambda evs: events.extend(evs) or 0, keys={}, default_account="main")
+        with TapThread(tap) as base:
+            connect = _raw_exchange(base, b"CONNECT api.binance.com:443 HTTP/1.1\r\n"
+                                          b"Host: api.binance.com:443\r\n\r\n")
+            upgrade = _raw_exchange(base, b"GET /api/v3/time HTTP/1.1\r\nHost: x\r\n"
+                                          b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            with httpx.Client(base_url=base, timeout=10) as bot:
+                assert bot.get("/api/v3/time").status_code == 200  # the tap is alive
+            deadline = time.monotonic() + 5
+            while len(events) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+    assert connect.startswith(b"HTTP/1.1 405 ")
+    assert b"\r\nallow: GET, HEAD, POST, PUT, DELETE\r\n" in connect
+    assert b"tap: CONNECT is not forwarded" in connect
+    assert upgrade.startswith(b"HTTP/1.1 400 ") and b"upgrades are not forwarded" in upgrade
+    assert seen == [b"GET /api/v3/time HTTP/1.1"]  # only the plain call reached the upstream
+    got = sorted((e.method, e.status, json.loads(e.raw)["error"]) for e in events)
+    assert got == [("CONNECT", 405, "refused_method"), ("GET", 200, None),
+                   ("GET", 400, "refused_upgrade")]

@@ -6,7 +6,10 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -169,3 +172,79 @@ async def test_tls_checks_the_certificate_and_the_host(tmp_path: Path) -> None:
                                  timeout=5))
     finally:
         await origin.stop()
+
+
+class SwitchingOrigin:
+    """An origin that leaves HTTP after one head: `200 Connection established` to a CONNECT, or
+    `101 Switching Protocols` to anything; then it holds the connection open, sending nothing."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        self.requests: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.requests.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+        writer.write(self.head)
+        await writer.drain()
+        await reader.read()  # until the client goes away
+        writer.close()
+
+
+def _in_own_loop(coro_fn: Callable[[], Coroutine[Any, Any, Any]], limit_s: float = 10.0) -> Any:
+    """Run a coroutine in a thread with its own event loop and give up after `limit_s`: a spin
+    that never yields blocks its loop, so only another thread can notice it."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = asyncio.run(coro_fn())
+        except BaseException as exc:  # handed to the test's thread
+            out["error"] = exc
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(limit_s)
+    assert not th.is_alive(), "the upstream client never came back: spinning on h11.PAUSED"
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def test_an_accepted_connect_ends_the_exchange_instead_of_spinning() -> None:
+    """h11 answers PAUSED forever once a CONNECT was accepted: the body loop must end there,
+    and the connection (no longer HTTP) must be closed, never pooled."""
+    origin = SwitchingOrigin(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+    async def go() -> tuple[int, bytes, bool, int]:
+        srv = await asyncio.start_server(origin.handle, "127.0.0.1", 0)
+        up = Upstream(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", timeout=5)
+        try:
+            resp = await up.send("CONNECT", b"api.binance.com:443", [])
+            data = b"".join([c async for c in resp.aiter_raw()])
+            await resp.aclose()
+            return resp.status_code, data, resp.switched, len(up._idle)
+        finally:
+            await up.aclose()
+            srv.close()
+
+    assert _in_own_loop(go) == (200, b"", True, 0)
+    assert origin.requests == [b"CONNECT api.binance.com:443 HTTP/1.1"]
+
+
+def test_a_101_switch_is_an_upstream_error_not_a_spin() -> None:
+    origin = SwitchingOrigin(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+
+    async def go() -> str:
+        srv = await asyncio.start_server(origin.handle, "127.0.0.1", 0)
+        up = Upstream(f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}", timeout=5)
+        try:
+            with pytest.raises(UpstreamError) as info:
+                await up.send("GET", b"/api/v3/time",
+                              [(b"connection", b"upgrade"), (b"upgrade", b"h2c")])
+            return str(info.value)
+        finally:
+            await up.aclose()
+            srv.close()
+
+    assert "switched protocols" in _in_own_loop(go)
