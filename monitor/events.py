@@ -15,9 +15,17 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from monitor import redaction
+from monitor.bounded import mark_out_of_range, out_of_range
 
 # 2015-01-01 and 2100-01-01 in ms: anything outside is a unit mistake (seconds or microseconds).
 MIN_TS_MS = 1_420_070_400_000
@@ -48,6 +56,10 @@ class Kind(StrEnum):
     WITHDRAWAL = "withdrawal"
     STREAM_STATUS = "stream_status"
     PRICE = "price"  # a symbol's last market price (the poller's ticker): symbol, price
+
+
+# The integer columns: each must fit SQLite's signed 64-bit INTEGER (monitor/bounded.py).
+INT_COLUMNS = ("status", "code", "weight_1m", "orders_10s", "orders_1d", "order_id")
 
 
 class Event(BaseModel):
@@ -96,6 +108,30 @@ class Event(BaseModel):
     locked: float | None = None
     # the source payload, secrets removed
     raw: str | None = None
+    # integer fields refused as out of the int64 range (their text is in `raw`), see below
+    _out_of_range: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _bounded_ints(cls, data: Any, handler: ModelWrapValidatorHandler[Event]) -> Event:
+        """An integer SQLite cannot store becomes None, its text kept in `raw` (bounded.py).
+
+        Checked after pydantic's own coercion (a float like 1e30 or a digit string counts
+        too), so every source and every parser is covered by this one definition.
+        """
+        ev = handler(data)
+        refused = out_of_range(ev.__dict__, INT_COLUMNS)
+        if not refused:
+            return ev
+        fixed = {**ev.__dict__, **dict.fromkeys(refused), "raw": mark_out_of_range(ev.raw, refused)}
+        ev = handler(fixed)
+        ev._out_of_range = tuple(sorted(refused))
+        return ev
+
+    @property
+    def out_of_range(self) -> tuple[str, ...]:
+        """The fields whose source value did not fit an int64 (now None; see `raw`)."""
+        return self._out_of_range
 
     @field_validator("ts", "received_ts")
     @classmethod
@@ -168,7 +204,6 @@ class Event(BaseModel):
 
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(Event.model_fields)
-INT_COLUMNS = ("status", "code", "weight_1m", "orders_10s", "orders_1d", "order_id")
 FLOAT_COLUMNS = ("latency_ms", "qty", "price", "notional", "free", "locked")
 TIME_COLUMNS = ("ts", "received_ts")
 

@@ -123,6 +123,24 @@ class Metrics:
             "keywatch_findings_silenced", "Findings a `keywatch silence` kept from alerting, by "
             "rule", ["rule"], registry=r,
         )
+        self.events_quarantined = Counter(
+            "keywatch_events_quarantined", "Events the store could not hold (e.g. an integer "
+            "beyond int64), kept in the store's quarantine table instead, by source",
+            ["source"], registry=r,
+        )
+        self.events_out_of_range = Counter(
+            "keywatch_events_out_of_range", "Events stored with an integer field nulled because "
+            "its value did not fit int64 (the text is kept in raw.out_of_range), by source",
+            ["source"], registry=r,
+        )
+        self.store_write_errors = Counter(
+            "keywatch_store_write_errors", "Event writes the store rejected as a whole (disk "
+            "full, read-only, locked); retried with backoff", registry=r,
+        )
+        self.ingest_queue_events = Gauge(
+            "keywatch_ingest_queue_events", "Events waiting in the ingest queue for the store",
+            registry=r,
+        )
         self._newest_ms: dict[str, int] = {}
 
     # -- zero-initialisation ----------------------------------------------------------------
@@ -139,6 +157,8 @@ class Metrics:
             sources.append(Source.LOG)
         for s in sources:
             self.last_event.labels(s.value)
+            self.events_quarantined.labels(s.value)
+            self.events_out_of_range.labels(s.value)
             for k in SOURCE_KINDS[s]:
                 self.events_in.labels(s.value, k.value)
         for rule in rules:
@@ -179,6 +199,16 @@ class Metrics:
             if ms > self._newest_ms.get(source, 0):  # never backwards (a late batch)
                 self._newest_ms[source] = ms
                 self.last_event.labels(source).set(ms / 1000)
+
+    def events_quarantined_by_source(self, events: Iterable[Event]) -> None:
+        """Events the store refused and quarantined (the ingest writer's hook)."""
+        for ev in events:
+            self.events_quarantined.labels(str(getattr(ev.source, "value", ev.source))).inc()
+
+    def events_out_of_range_by_source(self, events: Iterable[Event]) -> None:
+        """Stored events with an integer nulled as out of range (`Event.out_of_range`)."""
+        for ev in events:
+            self.events_out_of_range.labels(ev.source.value).inc()
 
     def finding(self, f: Finding) -> None:
         self.findings.labels(f.rule_id).inc()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from monitor.binance.parse import (
     trade_without_order,
 )
 from monitor.binance.rest import BinanceRest
+from monitor.collect.ingest import Put
 from monitor.events import Event, Source
 from monitor.store import Store
 
@@ -50,7 +51,7 @@ class Backfill:
         self,
         rest: BinanceRest,
         store: Store,
-        put: Callable[[list[Event]], Awaitable[None]],
+        put: Put,
         *,
         symbols: Iterable[str] = (),
         initial_lookback_ms: int = 3_600_000,
@@ -110,10 +111,10 @@ class Backfill:
         for tr in loose:
             events += safely(Source.STREAM, ctx, "myTrades", tr, trade_without_order, tr, ctx,
                              "/api/v3/myTrades")
-        await self.put(events)
+        # the cursors travel with the events they cover: one transaction, never ahead of them
+        await self.put(events, self._advance(ocur, tcur, orders, trades))
         res.orders, res.trades, res.facts = len(orders), len(trades), len(events)
         res.malformed = sum(1 for e in events if e.event_id.startswith("stream:malformed:"))
-        self._advance(ocur, tcur, orders, trades)
         return res
 
     async def _pages(self, path: str, symbol: str, cursor_param: str, cursor: str | None,
@@ -136,7 +137,9 @@ class Backfill:
                 return out
             params = {"symbol": symbol, "limit": PAGE, cursor_param: max(ids) + 1}
 
-    def _advance(self, ocur: str, tcur: str, orders: list[dict], trades: list[dict]) -> None:
+    def _advance(self, ocur: str, tcur: str, orders: list[dict], trades: list[dict]
+                 ) -> dict[str, str]:
+        """The cursors after this pass (none if an answer was malformed)."""
         try:
             ids = [req_int(o, "orderId") for o in orders]
             open_ids = [req_int(o, "orderId") for o in orders if req_str(o, "status") not in FINAL]
@@ -144,10 +147,12 @@ class Backfill:
         except ValueError:
             log.warning("%s: malformed order/trade in the answer; cursors not advanced",
                         self.account)
-            return
+            return {}
+        out: dict[str, str] = {}
         if open_ids:
-            self.store.set_cursor(ocur, str(min(open_ids)))
+            out[ocur] = str(min(open_ids))
         elif ids:
-            self.store.set_cursor(ocur, str(max(ids) + 1))
+            out[ocur] = str(max(ids) + 1)
         if tids:
-            self.store.set_cursor(tcur, str(max(tids) + 1))
+            out[tcur] = str(max(tids) + 1)
+        return out

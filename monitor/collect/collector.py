@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -49,8 +49,9 @@ class Collector:
         metrics: Metrics | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
-        self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events)
         self.metrics = metrics if metrics is not None else Metrics()  # a private one: unseen
+        self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events,
+                             metrics=self.metrics)
         b = config.binance
         local_host = local_host or b.source_address
         self.local_host = local_host
@@ -147,7 +148,8 @@ class Collector:
         self.budgets.shared.observe(events)
         return self._offer(events)
 
-    async def _spool_put(self, events: list[Event]) -> None:
+    async def _spool_put(self, events: list[Event],
+                         cursors: Mapping[str, str] | None = None) -> None:
         """The tap spool's events, written before the tailer moves its cursor past them.
 
         Straight to the store (not through the queue), so a crash between the two re-reads the
@@ -157,7 +159,7 @@ class Collector:
         self.budgets.shared.observe(events)  # the standalone tap forwards from this host too
         for ev in events:
             self.ingest._count(ev)
-        await self.ingest._write(events)
+        await self.ingest.write(events, cursors)  # the spool's offset in the same transaction
 
     def _spend_hook(self, account: str) -> Callable[[str, float], None]:
         return lambda pool, weight: self.metrics.weight_spent(account, pool, weight)

@@ -26,13 +26,14 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from monitor.clock import Clock
+from monitor.collect.ingest import Put
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
 from monitor.orderpaths import answer_ids, endpoint, is_placement
 from monitor.store import Store
@@ -169,7 +170,7 @@ class LogTailer:
         path: str,
         account: str,
         clock: Clock,
-        put: Callable[[list[Event]], Awaitable[None]],
+        put: Put,
         store: Store,
         *,
         keys: Mapping[str, tuple[str, str]] | None = None,
@@ -187,6 +188,7 @@ class LogTailer:
         state = json.loads(saved) if saved else {}
         self.ino: int | None = state.get("ino")
         self.offset: int = int(state.get("offset", 0))
+        self._saved = saved
         self.counters = {"lines": 0, "bad_lines": 0, "rotations": 0, "truncations": 0}
         self._fh: BinaryIO | None = None
         self._mtime_ns = 0
@@ -280,16 +282,21 @@ class LogTailer:
             ))
         return events
 
+    def cursor(self) -> str:
+        return json.dumps({"ino": self.ino, "offset": self.offset})
+
     def save_cursor(self) -> None:
-        self.store.set_cursor(self.cursor_name,
-                              json.dumps({"ino": self.ino, "offset": self.offset}))
+        self.store.set_cursor(self.cursor_name, self.cursor())
 
     async def run(self) -> None:
+        """Poll, and hand each poll's events to ingest WITH the offset past them: the store
+        saves both in one transaction, so the cursor is never ahead of a stored line."""
         while not self._stop.is_set():
             events = await asyncio.to_thread(self.poll_once)
-            if events:
-                await self.put(events)
-            self.save_cursor()
+            cursor = self.cursor()
+            if events or cursor != self._saved:
+                await self.put(events, {self.cursor_name: cursor})
+                self._saved = cursor
             try:
                 await asyncio.wait_for(self._stop.wait(), self.poll_s / self.clock.speed)
             except TimeoutError:

@@ -1,0 +1,92 @@
+"""A FIFO bounded in events, not in items: the ingest queue between the sources and the store.
+
+A queue bounded in items lets one item be one event or a 4 MiB poll's worth of log lines, so
+its memory has no bound at all. Here every entry is a list of events (plus the cursors that
+cover them, saved with them in one transaction) and the bound is the number of events queued:
+`put` waits for room (backpressure: the tailer and the poller simply read later), `offer`
+takes what fits and returns the rest to be counted as dropped (the tap cannot hold a bot's
+call). A batch larger than the whole bound is queued in parts as room appears, so it waits
+rather than deadlocks. `peak` is the most events ever queued, so the bound can be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from monitor.events import Event
+
+
+@dataclass
+class Entry:
+    events: list[Event]
+    cursors: dict[str, str] = field(default_factory=dict)
+
+
+class EventQueue:
+    def __init__(self, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError("an event queue needs room for at least one event")
+        self.max_events = max_events
+        self._entries: deque[Entry] = deque()
+        self._n = 0
+        self.peak = 0
+        self._changed = asyncio.Event()  # set on every get/put; waiters re-check their condition
+
+    def qsize(self) -> int:
+        """Events queued (not entries)."""
+        return self._n
+
+    def empty(self) -> bool:
+        return not self._entries
+
+    def _append(self, entry: Entry) -> None:
+        self._entries.append(entry)
+        self._n += len(entry.events)
+        self.peak = max(self.peak, self._n)
+        self._changed.set()
+
+    def offer(self, events: list[Event]) -> list[Event]:
+        """Queue what fits without waiting; return the events that did not fit."""
+        room = max(0, self.max_events - self._n)
+        if events[:room]:
+            self._append(Entry(list(events[:room])))
+        return list(events[room:])
+
+    async def put(self, events: list[Event], cursors: Mapping[str, str] | None = None) -> None:
+        """Queue the events, waiting for room; a batch larger than the bound goes in parts,
+        the cursors with the last part (they cover all of it)."""
+        evs = list(events)
+        while True:
+            while self._n >= self.max_events or (self._n + len(evs) > self.max_events
+                                                 and self._n > 0):
+                self._changed.clear()
+                await self._changed.wait()
+            part, evs = evs[: self.max_events - self._n], evs[self.max_events - self._n:]
+            if evs:
+                self._append(Entry(part))
+                continue
+            self._append(Entry(part, dict(cursors or {})))
+            return
+
+    async def get(self, max_events: int) -> list[Entry]:
+        """Wait for an entry, then take whole entries while they add up to <= `max_events`
+        events (at least one entry, however large)."""
+        while not self._entries:
+            self._changed.clear()
+            await self._changed.wait()
+        return self.get_nowait(max_events)
+
+    def get_nowait(self, max_events: int) -> list[Entry]:
+        out: list[Entry] = []
+        n = 0
+        while self._entries and (not out or n + len(self._entries[0].events) <= max_events):
+            e = self._entries.popleft()
+            out.append(e)
+            n += len(e.events)
+            self._n -= len(e.events)
+        if out:
+            self._changed.set()
+        return out

@@ -1,0 +1,132 @@
+"""The store's schema: each migration takes version i to i+1, applied in order on open.
+
+A new column or table is a new entry; old databases are brought forward, never rebuilt.
+"""
+
+from __future__ import annotations
+
+from monitor.events import EVENT_COLUMNS
+
+SCHEMA_VERSION = 4
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        received_ts INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        key TEXT,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ip TEXT, method TEXT, endpoint TEXT, status INTEGER, code INTEGER,
+        weight_1m INTEGER, orders_10s INTEGER, orders_1d INTEGER, latency_ms REAL,
+        symbol TEXT, side TEXT, order_type TEXT, qty REAL, price REAL, notional REAL,
+        order_id INTEGER, client_order_id TEXT, exec_type TEXT, order_status TEXT,
+        reject_reason TEXT, asset TEXT, free REAL, locked REAL,
+        raw TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX events_ts ON events(ts);
+    CREATE INDEX events_account_key_ts ON events(account, key, ts);
+
+    CREATE TABLE findings (
+        finding_id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        rule_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        key TEXT,
+        severity TEXT NOT NULL,
+        state TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX findings_ts ON findings(ts);
+
+    CREATE TABLE alerts (
+        alert_id TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        created_ts INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        account TEXT NOT NULL,
+        key TEXT,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX alerts_fp ON alerts(fingerprint, created_ts);
+
+    CREATE TABLE deliveries (
+        alert_id TEXT NOT NULL REFERENCES alerts(alert_id),
+        channel TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try_ts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_ts INTEGER,
+        PRIMARY KEY (alert_id, channel)
+    );
+    CREATE INDEX deliveries_state ON deliveries(state, next_try_ts);
+
+    CREATE TABLE silences (
+        silence_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule_id TEXT,
+        account TEXT,
+        key TEXT,
+        created_ts INTEGER NOT NULL,
+        expires_ts INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_ts INTEGER NOT NULL
+    );
+
+    CREATE TABLE key_snapshots (
+        account TEXT NOT NULL,
+        key TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        PRIMARY KEY (account, key, ts)
+    );
+    """,
+    # v2: the alert manager's per-fingerprint state (pending/firing/resolved, last notice), so
+    # dedupe, cooldown, resolved notices and findings waiting in a group survive a restart.
+    """
+    CREATE TABLE alert_state (
+        fingerprint TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_ts INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX alert_state_state ON alert_state(state);
+    """,
+    # v3: a silence can be scoped to one caller address (`keywatch silence add --ip`).
+    """
+    ALTER TABLE silences ADD COLUMN ip TEXT;
+    """,
+    # v4: rows the store refused (an unstorable value), kept with their reason instead of
+    # wedging the batch they came in; `keywatch_events_quarantined` counts them by source.
+    """
+    CREATE TABLE quarantine (
+        event_id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        received_ts INTEGER NOT NULL,
+        quarantined_ts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    """,
+]
+
+INSERT_EVENT = (
+    f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+)
+
+
+def split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
