@@ -40,8 +40,13 @@ from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint
 
 log = logging.getLogger(__name__)
 
+# Hop-by-hop fields (RFC 9110 7.6.1, plus the proxy-auth pair a proxy consumes): they describe
+# one connection, so they never cross the tap in either direction, nor does any field the
+# message's own `Connection:` names (`end_to_end`). `host` is the upstream's, set per request.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                        b"te", b"trailer", b"upgrade", b"proxy-authorization", b"host"})
+                        b"te", b"trailer", b"upgrade", b"proxy-authorization",
+                        b"proxy-authenticate"})
+NOT_FORWARDED = HOP_BY_HOP | {b"host"}
 ORDER_PATHS = frozenset(PLACEMENT_PATHS)  # monitor/orderpaths.py declares every order endpoint
 PEEK_BYTES = 65_536
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD"})
@@ -61,6 +66,19 @@ def check_upstream(url: str) -> str:
     if parts.scheme == "https" or (parts.scheme == "http" and loopback):
         return url.rstrip("/")
     raise ValueError(f"tap upstream {url!r} must be https:// (plain http only on loopback)")
+
+
+def end_to_end(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
+               ) -> list[tuple[bytes, bytes]]:
+    """The fields a proxy forwards: all but `drop` and those the message's `Connection:` names
+    (RFC 9110 7.6.1: `Connection: close, X-Foo` makes X-Foo hop-by-hop for this message)."""
+    headers = list(headers)
+    named: set[bytes] = set()
+    for k, v in headers:
+        if k.lower() == b"connection":
+            named.update(t.strip().lower() for t in v.split(b","))
+    strip = drop | named if named else drop
+    return [(k, v) for k, v in headers if k.lower() not in strip]
 
 
 def fingerprint(api_key: str) -> str:
@@ -135,7 +153,7 @@ class Tap:
             await send({"type": "http.response.body", "body": text})
             self._later(scope, body, ts, started, status, {}, b"", error)
             return
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        headers = end_to_end(scope["headers"], NOT_FORWARDED)
         target = self.base_path + raw_target
         try:
             try:
@@ -161,7 +179,7 @@ class Tap:
             return
         peek = b""
         try:
-            out_headers = [(k, v) for k, v in resp.raw_headers if k.lower() not in HOP_BY_HOP]
+            out_headers = end_to_end(resp.raw_headers, HOP_BY_HOP)
             await send({"type": "http.response.start", "status": resp.status_code,
                         "headers": out_headers})
             # Hold one chunk back so the last goes out with more_body=False: one send (and

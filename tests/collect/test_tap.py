@@ -23,7 +23,7 @@ from binance.error import ClientError
 from binance.spot import Spot
 
 from monitor.clock import SystemClock
-from monitor.collect.tap import Tap, check_upstream, fingerprint
+from monitor.collect.tap import HOP_BY_HOP, Tap, check_upstream, end_to_end, fingerprint
 from monitor.events import Event, Kind
 from monitor.sim import SimulatorThread
 
@@ -307,3 +307,47 @@ def test_connect_and_upgrades_are_refused_before_the_upstream_sees_them() -> Non
     got = sorted((e.method, e.status, json.loads(e.raw)["error"]) for e in events)
     assert got == [("CONNECT", 405, "refused_method"), ("GET", 200, None),
                    ("GET", 400, "refused_upgrade")]
+
+
+def test_hop_by_hop_fields_and_those_connection_names_stop_at_the_tap() -> None:
+    """RFC 9110 7.6.1, both ways: `Connection: keep-alive, X-Bot-Hop` makes X-Bot-Hop this
+    connection's business only, so the upstream must not get it; the upstream's own
+    `Connection: X-Up-Hop` and `Keep-Alive` must not reach the bot. End-to-end fields pass."""
+    heads: list[bytes] = []
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"connection: x-up-hop\r\nkeep-alive: timeout=5\r\nx-up-hop: up-secret\r\n"
+                     b"x-mbx-used-weight-1m: 3\r\ncontent-length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    with raw_origin(echo) as port:
+        tap = Tap(f"http://127.0.0.1:{port}", SystemClock(), lambda evs: 0, keys={},
+                  default_account="main")
+        with TapThread(tap) as base:
+            answer = _raw_exchange(base, b"GET /api/v3/time HTTP/1.1\r\nHost: x\r\n"
+                                         b"Connection: keep-alive, X-Bot-Hop\r\n"
+                                         b"X-Bot-Hop: bot-secret\r\nX-MBX-APIKEY: fake-key\r\n"
+                                         b"TE: trailers\r\nProxy-Authorization: Basic Zm9v\r\n"
+                                         b"\r\n")
+    (head,) = heads
+    sent = {line.split(b":")[0].lower() for line in head.split(b"\r\n")[1:] if line}
+    assert b"x-bot-hop" not in sent and b"bot-secret" not in head
+    assert not sent & {b"connection", b"te", b"proxy-authorization"}
+    assert b"x-mbx-apikey" in sent  # end-to-end: forwarded as it came
+    got = {line.split(b":")[0].lower() for line in answer.split(b"\r\n\r\n")[0].split(b"\r\n")}
+    assert b"x-up-hop" not in got and b"keep-alive" not in got and b"up-secret" not in answer
+    assert b"x-mbx-used-weight-1m" in got
+
+
+@pytest.mark.parametrize(("headers", "kept"), [
+    ([(b"Connection", b"close"), (b"X-A", b"1")], [b"X-A"]),
+    ([(b"Connection", b" X-A ,x-b"), (b"x-a", b"1"), (b"X-B", b"2"), (b"X-C", b"3")], [b"X-C"]),
+    ([(b"connection", b"x-a"), (b"Connection", b"x-b"), (b"X-A", b"1"), (b"X-B", b"2")], []),
+    ([(b"Keep-Alive", b"5"), (b"Transfer-Encoding", b"chunked"), (b"Upgrade", b"h2c")], []),
+])
+def test_end_to_end_drops_the_standard_set_and_every_named_field(
+        headers: list[tuple[bytes, bytes]], kept: list[bytes]) -> None:
+    assert [k for k, _ in end_to_end(headers, HOP_BY_HOP)] == kept
