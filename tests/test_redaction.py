@@ -46,8 +46,12 @@ def secret_names(draw: st.DrawFn) -> str:
     return name.upper() if style == "upper" else name
 
 
+# random like a generated secret (a digit, an upper and a lower case letter), so it can not be
+# a word the alert says anyway ("fingerprint")
 secret_values = st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
-                        min_size=12, max_size=64)
+                        min_size=12, max_size=64).filter(
+    lambda v: any(c.isdigit() for c in v) and any(c.isupper() for c in v)
+    and any(c.islower() for c in v))
 
 
 def _stored(name: str, value: str) -> str:
