@@ -14,9 +14,11 @@ dropped. An order placement (POST /api/v3/order...) answered with an error becom
 
 The tailer survives rotation (the path now names another file: the old one is read to its end
 first) and truncation (the file shrank: start again at 0), keeps a partial last line until its
-newline arrives, and resumes from the cursor `log:<path>` after a restart. Ids are a hash of the
-line, so re-reading a line never duplicates it. Bad lines are counted and reported as one
-`stream_status` event per read, never stored verbatim (a bot may have logged a secret).
+newline arrives (a line that passes MAX_LINE first is one bad line, reported once, and its rest
+is skipped up to its newline, across polls and restarts), and resumes from the cursor
+`log:<path>` after a restart (saved with the lines it covers, in their transaction). Ids are a
+hash of the line, so re-reading a line never duplicates it. Bad lines are counted and reported
+as one `stream_status` event per read, never stored verbatim (a bot may have logged a secret).
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ class LogTailer:
         state = json.loads(saved) if saved else {}
         self.ino: int | None = state.get("ino")
         self.offset: int = int(state.get("offset", 0))
+        # inside a line already reported as too long: skip to its newline, count it no more
+        self.skipping: bool = bool(state.get("skip", False))
+        self._too_long = 0  # overlong partial lines cut off by `_drain` since the last poll
         self._saved = saved
         self.counters = {"lines": 0, "bad_lines": 0, "rotations": 0, "truncations": 0}
         self._fh: BinaryIO | None = None
@@ -202,7 +207,7 @@ class LogTailer:
             return False
         ino = os.fstat(fh.fileno()).st_ino
         if ino != self.ino:  # a new file (or a restart after rotation): read it from the top
-            self.ino, self.offset = ino, 0
+            self.ino, self.offset, self.skipping = ino, 0, False
         self._fh = fh
         return True
 
@@ -216,18 +221,24 @@ class LogTailer:
             # truncated (copytruncate); a same-size rewrite shows only as a new mtime. A rewrite
             # that ends up longer than the old offset cannot be told from an append.
             self.counters["truncations"] += 1
-            self.offset = 0
+            self.offset, self.skipping = 0, False
         self._mtime_ns = st.st_mtime_ns
         self._fh.seek(self.offset)
         data = self._fh.read(self.max_bytes)
         self._eof = len(data) < self.max_bytes  # read to the end: only a partial line is left
+        if self.skipping:  # the rest of an overlong line, however many reads it arrives in
+            nl = data.find(b"\n")
+            self.offset += len(data) if nl < 0 else nl + 1
+            if nl < 0:
+                return []
+            self.skipping = False
+            data = data[nl + 1:]
         end = data.rfind(b"\n")
-        if end < 0:
-            if len(data) >= MAX_LINE:  # a "line" too long to ever finish: skip it as bad
-                self.offset += len(data)
-                return [data]
-            return []
         self.offset += end + 1
+        if len(data) - (end + 1) >= MAX_LINE:  # over the cap before its newline: one bad line
+            self.offset += len(data) - (end + 1)
+            self.skipping = True
+            self._too_long += 1
         return data[: end + 1].splitlines()
 
     def _rotated(self) -> bool:
@@ -255,7 +266,9 @@ class LogTailer:
                 lines += self._drain()
         now = self.clock.now_ms()
         events: list[Event] = []
-        bad: list[str] = []
+        bad: list[str] = ["line too long"] * self._too_long
+        self.counters["lines"] += self._too_long
+        self._too_long = 0
         for raw in lines:
             if not raw.strip():
                 continue
@@ -283,7 +296,10 @@ class LogTailer:
         return events
 
     def cursor(self) -> str:
-        return json.dumps({"ino": self.ino, "offset": self.offset})
+        state: dict[str, Any] = {"ino": self.ino, "offset": self.offset}
+        if self.skipping:
+            state["skip"] = True
+        return json.dumps(state)
 
     def save_cursor(self) -> None:
         self.store.set_cursor(self.cursor_name, self.cursor())

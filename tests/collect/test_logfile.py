@@ -103,3 +103,45 @@ def test_bad_lines_counted_good_lines_still_read(tmp_path: Path, bad: list[str])
     assert t.counters["bad_lines"] + len(good) == t.counters["lines"]
     if t.counters["bad_lines"]:
         assert json.loads(status[0].raw or "{}")["count"] == t.counters["bad_lines"]
+
+
+def _bad_status_count(events: list) -> int:
+    return sum(json.loads(e.raw)["count"] for e in events if e.kind is Kind.STREAM_STATUS)
+
+
+def test_a_1mb_line_in_two_halves_is_one_bad_line_even_across_a_restart(tmp_path: Path) -> None:
+    """Issue 15 item 9: a writer flushing a 1 MB line mid-way used to cost two bad lines (the
+    first half cut off at the cap, then the second half read as a line of its own)."""
+    path = tmp_path / "bot.jsonl"
+    big = line(2, pad="x" * 1_000_000)
+    path.write_text(line(1) + big[:500_000])
+    store = SQLiteStore(tmp_path / "kw.db")
+    t = tailer(tmp_path, store)
+    first = t.poll_once()
+    assert [json.loads(e.raw or "{}")["i"] for e in first if e.kind is Kind.REQUEST] == [1]
+    assert t.counters["bad_lines"] == 1 and _bad_status_count(first) == 1
+    with path.open("a") as fh:
+        fh.write(big[500_000:700_000])
+    assert t.poll_once() == [] and t.counters["bad_lines"] == 1  # still inside the line
+    t.save_cursor()
+    t.close()
+    with path.open("a") as fh:  # the rest arrives after a restart
+        fh.write(big[700_000:] + line(3))
+    t2 = tailer(tmp_path, store)
+    evs = t2.poll_once()
+    assert [json.loads(e.raw or "{}")["i"] for e in evs] == [3]  # no second bad line
+    assert t2.counters["bad_lines"] == 0
+    t2.close()
+
+
+def test_a_line_under_the_cap_in_two_halves_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "bot.jsonl"
+    whole = line(1, pad="y" * 30_000)
+    path.write_text(whole[:20_000])
+    t = tailer(tmp_path)
+    assert t.poll_once() == []
+    with path.open("a") as fh:
+        fh.write(whole[20_000:])
+    [ev] = t.poll_once()
+    assert json.loads(ev.raw or "{}")["i"] == 1 and t.counters["bad_lines"] == 0
+    t.close()
