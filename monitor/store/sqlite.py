@@ -13,6 +13,7 @@ Durability rules that everything else relies on:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -42,6 +43,7 @@ class SQLiteStore(OutboxTables, Store):
         self._conns: list[sqlite3.Connection] = []
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
         self._migrate(self._conn())
 
     # -- connections -----------------------------------------------------------------------
@@ -237,6 +239,27 @@ class SQLiteStore(OutboxTables, Store):
             (account, key),
         ).fetchone()
         return None if row is None else (int(row[0]), json.loads(row[1]))
+
+
+def private_file(path: str) -> None:
+    """Create the database file 0600 (or tighten an existing one) before SQLite opens it.
+
+    The store holds who called what from where; nobody else on the host needs to read it.
+    SQLite gives the -wal and -shm files it creates the database file's permissions, so the
+    one file decides for all three (tightened too if an older Keywatch left them 0644).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def open_store(path: str | Path) -> Store:
