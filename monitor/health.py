@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monitor.collect.serverlimits import HEALTH_LIMITS, server_config
 from monitor.metrics import Metrics
 
 
@@ -39,8 +40,8 @@ class HealthServer:
 
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning",
-                           access_log=False)
+            server_config(app, host, port, HEALTH_LIMITS, lifespan="off", log_level="warning",
+                          access_log=False)
         )
         self.host = host
         self.port = port

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.collect.serverlimits import FD_TARGET, HEALTH_LIMITS, TAP_LIMITS
 from tests.test_deploy import EXEC, UNIT, has_analyze, parse_unit
 
 TAP_UNIT = UNIT.with_name("keywatch-tap.service")
@@ -52,3 +53,12 @@ def test_systemd_accepts_the_tap_unit_and_rates_it_well_hardened(tmp_path: Path)
     m = re.search(r"Overall exposure level for keywatch-tap\.service: ([\d.]+)", proc.stdout)
     assert m is not None, proc.stdout + proc.stderr
     assert float(m.group(1)) <= 2.0
+
+
+def test_both_units_raise_the_open_files_limit_to_what_the_servers_expect() -> None:
+    """systemd's default soft limit of 1024 let ~1,100 idle connections stop the tap and
+    health; both units set LimitNOFILE to the number serverlimits sizes its servers for."""
+    for unit in (UNIT, TAP_UNIT):
+        (value,) = parse_unit(unit.read_text())["Service"]["LimitNOFILE"]
+        assert int(value) == FD_TARGET, unit.name
+    assert FD_TARGET > TAP_LIMITS.limit_concurrency + HEALTH_LIMITS.limit_concurrency

@@ -25,6 +25,7 @@ from monitor.collect.backfill import Backfill
 from monitor.collect.ingest import Ingest
 from monitor.collect.logfile import LogTailer
 from monitor.collect.poller import Poller
+from monitor.collect.serverlimits import TAP_LIMITS, server_config
 from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
@@ -175,9 +176,9 @@ class Collector:
             self._tasks.append(asyncio.create_task(t.run(), name=f"log:{t.path}"))
         if self.tap is not None:
             host, _, port = self.config.sources.tap.listen.rpartition(":")
-            cfg = uvicorn.Config(self.tap, host=host or "127.0.0.1", port=int(port),
-                                 log_level="warning", server_header=False, date_header=False,
-                                 lifespan="off", access_log=False)
+            cfg = server_config(self.tap, host or "127.0.0.1", int(port), TAP_LIMITS,
+                                log_level="warning", server_header=False, date_header=False,
+                                lifespan="off", access_log=False)
             self._tap_server = uvicorn.Server(cfg)
             self._tasks.append(asyncio.create_task(self._tap_server.serve(), name="tap"))
             while not self._tap_server.started:

@@ -133,6 +133,8 @@ class Tap:
         chunks: list[bytes] = []
         while True:
             msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return  # the bot went (or was timed out) before its request was whole
             if msg.get("body"):
                 chunks.append(msg["body"])
             if not msg.get("more_body"):

@@ -64,6 +64,7 @@ async def serve(settings: TapSettings) -> None:
     import uvicorn
 
     from monitor.clock import SystemClock
+    from monitor.collect.serverlimits import TAP_LIMITS, server_config
     from monitor.collect.spool import SpoolWriter
     from monitor.collect.tap import Tap
 
@@ -76,8 +77,9 @@ async def serve(settings: TapSettings) -> None:
               local_address=tc.source_address, default_account=settings.default_account,
               commit=spool.commit)
     host, _, port = tc.listen.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=host or "127.0.0.1", port=int(port), log_level="warning",
+    # fd limit raised, connections capped, keep-alive and request arrival timed (serverlimits)
+    server = uvicorn.Server(server_config(
+        app, host or "127.0.0.1", int(port), TAP_LIMITS, log_level="warning",
         server_header=False, date_header=False, lifespan="off", access_log=False))
     # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down; with the default
     # handlers that would kill the process before the spool is synced and closed below
