@@ -15,7 +15,15 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from monitor import resources
-from monitor.config_checks import SAFE_URL_SCHEMES, SECRET_NAME, is_loopback, local_address
+from monitor.config_checks import (
+    SAFE_URL_SCHEMES,
+    SECRET_NAME,
+    SEVERITIES,
+    digest_unrouted,
+    is_loopback,
+    local_address,
+    unrouted,
+)
 from monitor.config_file import ConfigError, environment, read_toml
 from monitor.config_models import (
     USE_CASE_POLICY,
@@ -36,9 +44,10 @@ from monitor.config_tap import TapSettings, load_tap_settings
 __all__ = [
     "SAFE_URL_SCHEMES", "SECRET_NAME", "USE_CASE_POLICY", "AccountConfig", "AlertsConfig",
     "BinanceConfig", "ChannelConfig", "Config", "ConfigError", "KeyConfig", "LogSource",
+    "SEVERITIES", "channel_tags",
     "SourcesConfig", "TapConfig", "TapMode", "TapSettings", "UseCase", "env_file_warnings",
     "environment", "investigate_command", "is_loopback", "load_config", "load_tap_settings",
-    "local_address", "path_problems",
+    "local_address", "path_problems", "routing_warnings", "unrouted",
 ]
 
 
@@ -104,6 +113,19 @@ def investigate_command(alert_id: str) -> str:
         return cmd
     config, store = _loaded
     return f"{cmd} -c {shlex.quote(str(config))} --db {shlex.quote(str(store))}"
+
+
+def channel_tags(cfg: Config) -> list[frozenset[str]]:
+    """Each TOML channel's tags (an empty set: a catch-all channel)."""
+    return [frozenset(ch.tags) for ch in cfg.alerts.channels]
+
+
+def routing_warnings(tags: list[frozenset[str]], cfg: Config) -> list[str]:
+    """What check-config warns about routing without refusing: a digest nobody receives."""
+    if digest_unrouted(cfg.alerts.routing, tags):
+        return ["alerts.routing: no channel receives the daily digest (warning and info "
+                "findings); tag a channel `digest` to get it"]
+    return []
 
 
 def path_problems(cfg: Config) -> list[str]:
@@ -195,6 +217,9 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
             channels.append(ch.model_copy(update={"resolved_url": SecretStr(val)}))
         else:
             channels.append(ch.model_copy(update={"resolved_url": SecretStr(ch.url or "")}))
+    if cfg.alerts.channels and not cfg.alerts.apprise_config:
+        # an Apprise config file's entries carry their own tags: check-config checks those
+        problems.extend(unrouted(cfg.alerts.routing, channel_tags(cfg)))
     if problems:
         raise ConfigError(path, problems)
     alerts = cfg.alerts.model_copy(update={"channels": channels})

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from monitor import resources
-from monitor.config_checks import SAFE_URL_SCHEMES, is_loopback, local_address
+from monitor.config_checks import SAFE_URL_SCHEMES, is_loopback, local_address, routing_table
 
 
 class UseCase(StrEnum):
@@ -222,15 +222,17 @@ class ChannelConfig(_Model):
 class AlertsConfig(_Model):
     channels: list[ChannelConfig] = Field(default_factory=list)
     apprise_config: str | None = None  # an Apprise YAML/TEXT config file
-    routing: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "critical": ["critical"], "high": ["critical"], "warning": ["digest"], "info": [],
-        }
-    )
+    # severity -> channel tags; a severity left out takes DEFAULT_ROUTING's entry
+    routing: dict[str, list[str]] = Field(default_factory=lambda: routing_table({}))
     repeat_interval_s: float = Field(default=3600, ge=0)
     group_wait_s: float = Field(default=10, ge=0)
     cooldown_s: float = Field(default=300, ge=0)
     digest_hour_utc: int = Field(default=8, ge=0, le=23)
+
+    @field_validator("routing")
+    @classmethod
+    def _routing(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return routing_table(v)
 
 
 class Config(_Model):

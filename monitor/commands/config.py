@@ -7,7 +7,30 @@ from pathlib import Path
 import typer
 
 from monitor import resources
-from monitor.config import ConfigError, env_file_warnings, load_config, path_problems
+from monitor.config import (
+    Config,
+    ConfigError,
+    channel_tags,
+    env_file_warnings,
+    load_config,
+    path_problems,
+    routing_warnings,
+    unrouted,
+)
+
+
+def _routing(cfg: Config) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of alert routing, with an Apprise config file's entries too."""
+    tags = channel_tags(cfg)
+    if not cfg.alerts.apprise_config:
+        return [], routing_warnings(tags, cfg)
+    from monitor.alert.channels import load_channels
+
+    try:
+        tags = [c.tags for c in load_channels(cfg.alerts)]
+    except ValueError as exc:
+        return [str(exc)], []
+    return unrouted(cfg.alerts.routing, tags) if tags else [], routing_warnings(tags, cfg)
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +47,10 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(code=1) from None
-        problems = path_problems(cfg)
+        routing, warnings = _routing(cfg)
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        problems = path_problems(cfg) + routing
         if problems:
             typer.echo(str(ConfigError(config, problems)), err=True)
             raise typer.Exit(code=1)
