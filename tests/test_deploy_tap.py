@@ -27,7 +27,7 @@ def test_tap_unit_runs_the_tap_fails_open_and_keeps_the_services_sandbox() -> No
     assert ts["ExecStart"] == [f"{EXEC} tap --config /etc/keywatch/keywatch.toml"]
     assert ts["Restart"] == ["always"]
     assert tap["Unit"]["StartLimitIntervalSec"] == ["0"]  # never stays failed
-    assert ts["EnvironmentFile"] == ["-/etc/keywatch/.env"]  # a missing .env stops nothing
+    assert "EnvironmentFile" not in ts  # needs no secret (test_the_docs_and_the_units_agree)
     # independent of the service: no ordering or requirement on it
     for dep in ("Requires", "BindsTo", "After", "Wants", "PartOf", "Requisite"):
         assert not any("keywatch.service" in v for v in tap["Unit"].get(dep, []))
@@ -62,3 +62,31 @@ def test_both_units_raise_the_open_files_limit_to_what_the_servers_expect() -> N
         (value,) = parse_unit(unit.read_text())["Service"]["LimitNOFILE"]
         assert int(value) == FD_TARGET, unit.name
     assert FD_TARGET > TAP_LIMITS.limit_concurrency + HEALTH_LIMITS.limit_concurrency
+
+
+ENV_ROW = re.compile(r"^\| `(keywatch[-a-z]*\.service)` \| ([^|]+) \|", re.M)
+
+
+def env_statement(doc: Path) -> dict[str, list[str]]:
+    """The 'who reads .env' table of a doc, as each unit's expected EnvironmentFile= lines."""
+    out = {}
+    for unit, cell in ENV_ROW.findall(doc.read_text()):
+        cell = cell.strip()
+        if cell == "none":
+            out[unit] = []
+        else:
+            m = re.fullmatch(r"`(/[^`]+)` \((required|optional)\)", cell)
+            assert m is not None, f"{doc.name}: {unit}: cannot read {cell!r}"
+            out[unit] = [("" if m.group(2) == "required" else "-") + m.group(1)]
+    return out
+
+
+def test_the_docs_and_the_units_agree_on_who_reads_the_env_file() -> None:
+    """Issue 14: deploy/README.md, README.md and the units say the same about `.env`: the
+    service loads it, the tap (which needs no secret) does not."""
+    root = UNIT.parents[1]
+    units = {u.name: parse_unit(u.read_text())["Service"].get("EnvironmentFile", [])
+             for u in (UNIT, TAP_UNIT)}
+    for doc in (root / "deploy" / "README.md", root / "README.md"):
+        assert env_statement(doc) == units, doc
+    assert units["keywatch-tap.service"] == []  # no secret in the tap's environment

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.clock import SystemClock
 from monitor.collect.logfile import parse_line
@@ -332,3 +334,54 @@ async def test_a_full_disk_costs_records_and_a_dead_binance_a_502_never_the_tap(
                     assert await stop(t) == 0
         assert "write failed" in (full / "tap.log").read_text()
         assert "dropped" in (full / "tap.log").read_text()
+
+
+def readme_tap_series() -> set[str]:
+    readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
+    start = readme.index("### The tap's metrics (`--metrics-port`)")
+    return set(re.findall(r"`(keywatch_[a-z0-9_]+)`", readme[start:readme.index("\n###", start)]))
+
+
+async def test_the_standalone_tap_serves_every_readme_series_with_true_values(tmp_path):
+    """`keywatch tap --metrics-port`: after a bot's calls (orders, a reject, reads, a keyless
+    call) every series the README names is there, per key, with the counts the spool holds."""
+    clock = SystemClock()
+    async with Simulator(clock=clock) as sim:
+        keys = setup_sim(sim)
+        tap_port, metrics_port = free_port(), free_port()
+        cfg = write_config(tmp_path, sim, keys, tap_port, BAD_CHANNEL)
+        tap = start(tmp_path, "tap", "-c", str(cfg), "--metrics-port", str(metrics_port),
+                    log="tap.log")
+        bot = ActorClient(f"http://127.0.0.1:{tap_port}", BOT_IP, *keys["bot"], clock)
+        try:
+            await wait_listening(tap_port, tap, tmp_path, "tap.log")
+            await wait_listening(metrics_port, tap, tmp_path, "tap.log")
+            async with httpx.AsyncClient() as http:
+                before = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+                answers = await bot_calls(bot, "m")
+                text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        finally:
+            await bot.aclose()
+            if tap.poll() is None:
+                assert await stop(tap) == 0, (tmp_path / "tap.log").read_text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    names = {fam.name for fam in text_string_to_metric_families(text)}
+    exported = names | {n + "_total" for n in names}
+    assert readme_tap_series() <= exported, readme_tap_series() - exported
+    # configured keys start at 0, before any call
+    assert 'keywatch_tap_requests_total{account="main",key="bot"} 0.0' in before
+    assert 'keywatch_tap_requests_total{account="main",key="keywatch"} 0.0' in before
+    made = len(answers)
+    keyless = 1  # /api/v3/time in bot_calls carries no API key
+    assert samples[("keywatch_tap_requests_total", (("account", "main"), ("key", "bot")))] \
+        == made - keyless
+    assert samples[("keywatch_tap_requests_total",
+                    (("account", "main"), ("key", "unknown")))] == keyless
+    assert samples[("keywatch_tap_spool_records_total", (("outcome", "written"),))] == made \
+        == len(spool_ids(tmp_path))
+    assert samples[("keywatch_tap_spool_records_total", (("outcome", "dropped"),))] == 0
+    assert samples[("keywatch_tap_upstream_errors_total", ())] == 0
+    assert samples[("keywatch_tap_upstream_latency_seconds_count", ())] == made
+    assert samples[("keywatch_tap_spool_commit_seconds_count", ())] == made
+    assert samples[("keywatch_tap_spool_fsyncs_total", ())] >= 1

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c",
                                     help="TOML config; only its sources.tap section and the "
                                     "keys' names are read."),
+        metrics_port: int = typer.Option(0, "--metrics-port", min=0, max=65535,
+                                         help="Serve Prometheus /metrics on 127.0.0.1:PORT "
+                                         "(0: off)."),
     ) -> None:
         """Run the tap as its own process: forward the bots' calls, spool the records.
 
@@ -37,7 +40,7 @@ def register(app: typer.Typer) -> None:
         refusal. SIGTERM or Ctrl-C stops accepting calls, finishes those in flight and fsyncs
         the spool.
 
-        Example: keywatch tap -c /etc/keywatch/keywatch.toml
+        Example: keywatch tap -c /etc/keywatch/keywatch.toml --metrics-port 9465
         """
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -56,10 +59,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2)
         for w in settings.warnings:
             log.warning("%s: %s", config, w)
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, metrics_port=metrics_port or None))
 
 
-async def serve(settings: TapSettings) -> None:
+async def serve(settings: TapSettings, metrics_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT; then record what was answered and fsync the spool."""
     import uvicorn
 
@@ -67,15 +70,18 @@ async def serve(settings: TapSettings) -> None:
     from monitor.collect.serverlimits import TAP_LIMITS, server_config
     from monitor.collect.spool import SpoolWriter
     from monitor.collect.tap import Tap
+    from monitor.collect.tapmetrics import TapMetrics, metrics_server
 
     tc = settings.tap
     assert tc.spool is not None  # TapConfig requires it in process mode
     spool = SpoolWriter(tc.spool, fsync_interval_s=tc.fsync_interval_s)
     spool.start()
-    # commit: each call's record is written and fdatasync'd before its answer's last byte
     app = Tap(tc.upstream, SystemClock(), spool.offer, keys=settings.keys,
-              local_address=tc.source_address, default_account=settings.default_account,
-              commit=spool.commit)
+              local_address=tc.source_address, default_account=settings.default_account)
+    metrics = TapMetrics(app.counters, spool.counters, settings.keys.values(),
+                         settings.default_account)
+    # commit: each call's record is written and fdatasync'd before its answer's last byte
+    app.commit = metrics.wrap(spool.commit)
     host, _, port = tc.listen.rpartition(":")
     # fd limit raised, connections capped, keep-alive and request arrival timed (serverlimits)
     server = uvicorn.Server(server_config(
@@ -86,12 +92,20 @@ async def serve(settings: TapSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _after_shutdown)
     beat = asyncio.create_task(_heartbeat(app, spool))
-    log.info("tap listening on %s, forwarding to %s, spooling to %s (%d key(s) known)",
-             tc.listen, tc.upstream, tc.spool, len(settings.keys))
+    scrape: asyncio.Task[None] | None = None
+    if metrics_port is not None:
+        exporter = metrics_server(metrics.registry, metrics_port)
+        scrape = asyncio.create_task(exporter.serve(), name="tap-metrics")
+    log.info("tap listening on %s, forwarding to %s, spooling to %s (%d key(s) known)%s",
+             tc.listen, tc.upstream, tc.spool, len(settings.keys),
+             f"; metrics on 127.0.0.1:{metrics_port}/metrics" if metrics_port else "")
     try:
         await server.serve()
     finally:
         beat.cancel()
+        if scrape is not None:
+            exporter.should_exit = True
+            await scrape
         await app.aclose()  # records anything answered but not yet spooled
         spool.close()
         log.info("tap stopped: %s; spool %s", app.counters, spool.counters)
