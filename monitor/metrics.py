@@ -141,6 +141,12 @@ class Metrics:
             "keywatch_ingest_queue_events", "Events waiting in the ingest queue for the store",
             registry=r,
         )
+        self.source_last_progress = Gauge(
+            "keywatch_source_last_progress_timestamp_seconds", "When each active source last "
+            "made progress (poller: a completed round; stream: a frame), by source and account "
+            "(Unix time, the service's clock; 0: none seen yet). /healthz is not ok once this "
+            "is older than the source's stall time", ["source", "account"], registry=r,
+        )
         self._newest_ms: dict[str, int] = {}
 
     # -- zero-initialisation ----------------------------------------------------------------
@@ -175,6 +181,9 @@ class Metrics:
                 self.api_weight_spent.labels(acct.name, pool)
             if src.stream:
                 self.stream_reconnects.labels(acct.name)
+                self.source_last_progress.labels("stream", acct.name)
+            if src.poller:
+                self.source_last_progress.labels("poller", acct.name)
             if src.tap.enabled:
                 for key in acct.keys:
                     self.tap_requests.labels(acct.name, key.label)

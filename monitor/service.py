@@ -32,6 +32,7 @@ from monitor.events import Event
 from monitor.features import MINUTE_MS
 from monitor.findings import Finding
 from monitor.health import HealthServer, build_app
+from monitor.healthchecks import HealthVerdict, HealthWatch
 from monitor.metrics import Metrics
 from monitor.startup import startup_line
 from monitor.store import Store
@@ -120,9 +121,10 @@ class Service:
         self.source: Source | None = None
         self.supervisor = Supervisor(clock, self.metrics)
         self.health: HealthServer | None = None
+        self.watch = HealthWatch(self.metrics)  # progress, store writes, ingest queue
         if health_port is not None:
             self.health = HealthServer(
-                build_app(self.metrics, self.health_report, refresh=self._backlog),
+                build_app(self.metrics, self.health_report, refresh=self._refresh),
                 host=health_host, port=health_port,
             )
 
@@ -341,16 +343,29 @@ class Service:
         self.metrics.outbox_backlog.set(n)
         return n
 
+    def _refresh(self) -> None:
+        """Before a scrape: the outbox backlog and the watched gauges, as of now."""
+        self._backlog()
+        self._checks()
+
+    def _checks(self) -> HealthVerdict:
+        """The collector's progress and ingest state (monitor/healthchecks.py), if it has one."""
+        report = getattr(self.source, "health", None)
+        if report is None:
+            return HealthVerdict(ok=True)
+        return self.watch.check(report(), self.clock.now_ms())
+
     def health_report(self) -> dict[str, Any]:
         now = self.clock.now_ms()
         sources = self.source.counters() if self.source is not None else {}
+        checks = self._checks()
         components = {
             name: {"running": st.running, "restarts": st.restarts, "last_error": st.last_error}
             for name, st in self.supervisor.state.items()
         }
         backlog = self._backlog()
         fresh = self.counters.last_event_ms == 0 or now - self.counters.last_event_ms < 300_000
-        ok = all(c["running"] for c in components.values()) and fresh
+        ok = all(c["running"] for c in components.values()) and fresh and checks.ok
         return {
             "ok": ok,
             "now_ms": now,
@@ -359,6 +374,8 @@ class Service:
             "outbox_backlog": backlog,
             "components": components,
             "sources": sources,
+            "problems": checks.problems,
+            "checks": checks.report,
         }
 
     async def run(self, stop: asyncio.Event | None = None, *, install_signals: bool = False

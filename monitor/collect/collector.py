@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
 from monitor.events import Event
+from monitor.healthchecks import CollectorHealth, IngestState, SourceProgress
 from monitor.metrics import Metrics
 from monitor.store import Store
 
@@ -53,6 +55,8 @@ class Collector:
         self.metrics = metrics if metrics is not None else Metrics()  # a private one: unseen
         self.ingest = Ingest(store, maxsize=queue_size, on_events=on_events,
                              metrics=self.metrics)
+        self._rest_ok: Counter[str] = Counter()  # answered REST calls by account (health)
+        self.stall_slack_s = 30.0  # wall seconds added to each source's stall time
         b = config.binance
         local_host = local_host or b.source_address
         self.local_host = local_host
@@ -140,6 +144,9 @@ class Collector:
     def _rest_emit(self, events: list[Event]) -> int:
         """Usage events of Keywatch's own REST answers: the weight Binance reports, then on."""
         self.metrics.own_usage(events)
+        for ev in events:  # an answered call is the poller's progress (see `health`)
+            if ev.status is not None and ev.status < 400:
+                self._rest_ok[ev.account] += 1
         return self._offer(events)
 
     def _tap_offer(self, events: list[Event]) -> int:
@@ -222,6 +229,22 @@ class Collector:
         if self.tap is not None:
             await self.tap.aclose()
         await self._http.aclose()
+
+    def health(self) -> CollectorHealth:
+        """What `/healthz` watches beyond running tasks (monitor/healthchecks.py): each active
+        source's progress counter with its stall time (clock seconds, derived from its own
+        schedule: three poll intervals, three stream probe periods), and the ingest state. The
+        poller's progress is its account's answered (status < 400) REST calls: rounds that only
+        fail, or hang, are no progress."""
+        slack = self.stall_slack_s * max(1.0, self.clock.speed)  # wall time for round trips
+        sources = [SourceProgress("poller", n, self._rest_ok[n], 3 * p.interval_s + slack)
+                   for n, p in self.pollers.items()]
+        sources += [SourceProgress("stream", n, s.counters["frames"],
+                                   3 * s.probe_after_s + slack)
+                    for n, s in self.streams.items()]
+        ing = self.ingest
+        return CollectorHealth(sources, IngestState(
+            ing.queue.qsize(), ing.queue.max_events, ing.failing_since_ms, ing.last_error))
 
     def counters(self) -> dict[str, Any]:
         ing = self.ingest
