@@ -1,5 +1,6 @@
 """What makes `/healthz` not ok beyond a crashed component: a source that stopped making progress,
-a store that rejects writes, an ingest queue that stays full.
+a store that rejects writes, an ingest queue that stays full; and what it warns about: a WAL
+that a long reader keeps from being checkpointed.
 
 A running task is not a working one: a poller stuck on a body trickled one byte at a time, or a
 stream that is "connected" but delivers nothing, keeps every component `running`. So each
@@ -23,6 +24,7 @@ from monitor.metrics import Metrics
 
 STORE_FAILING_S = 5.0  # a write rejected for longer than this (wall seconds): not ok
 QUEUE_FULL_S = 30.0  # the ingest queue above half its bound for longer than this: not ok
+WAL_WARN_BYTES = 512 << 20  # a WAL past this after a checkpoint: a warning (a reader holds it)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class IngestState:
     queue_max: int
     failing_since_ms: int | None  # wall ms since the store has rejected every write, if it does
     last_error: str | None
+    wal_bytes: int = 0  # the store's WAL after the last checkpoint
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,18 @@ class _Seen:
 class HealthVerdict:
     ok: bool
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth a look, not an outage
     report: dict[str, Any] = field(default_factory=dict)
 
 
 class HealthWatch:
     def __init__(self, metrics: Metrics, *, wall: Callable[[], float] = time.monotonic,
-                 store_failing_s: float = STORE_FAILING_S, queue_full_s: float = QUEUE_FULL_S
-                 ) -> None:
+                 store_failing_s: float = STORE_FAILING_S, queue_full_s: float = QUEUE_FULL_S,
+                 wal_warn_bytes: int = WAL_WARN_BYTES) -> None:
         self.metrics = metrics
         self._wall = wall
         self.store_failing_s, self.queue_full_s = store_failing_s, queue_full_s
+        self.wal_warn_bytes = wal_warn_bytes
         self._seen: dict[tuple[str, str], _Seen] = {}
         self._queue_high_since: float | None = None
 
@@ -106,9 +111,16 @@ class HealthWatch:
             problems.append(f"ingest queue above half full ({ing.queue_events} of "
                             f"{ing.queue_max} events) for {high_s:.0f} s")
         self.metrics.ingest_queue_events.set(ing.queue_events)
-        return HealthVerdict(ok=not problems, problems=problems, report={
+        warnings: list[str] = []
+        if ing.wal_bytes > self.wal_warn_bytes:
+            warnings.append(
+                f"store WAL is {ing.wal_bytes >> 20} MiB after a checkpoint: a reader holds an "
+                "old snapshot (a notebook or sqlite shell with an open transaction?); close it "
+                "and the next checkpoint truncates the WAL")
+        return HealthVerdict(ok=not problems, problems=problems, warnings=warnings, report={
             "sources": sources,
             "store": {"ok": store_ok, "failing_s": round(failing_s, 1),
+                      "wal_bytes": ing.wal_bytes,
                       "last_error": ing.last_error if not store_ok else None},
             "ingest_queue": {"ok": queue_ok, "events": ing.queue_events, "max": ing.queue_max,
                              "above_half_s": round(high_s, 1)},

@@ -141,6 +141,11 @@ class Metrics:
             "keywatch_ingest_queue_events", "Events waiting in the ingest queue for the store",
             registry=r,
         )
+        self.store_wal_bytes = Gauge(
+            "keywatch_store_wal_bytes", "Size of the store's write-ahead log after the last "
+            "checkpoint; it grows while a reader (a notebook's open transaction) holds an old "
+            "snapshot, and /healthz warns past its bound", registry=r,
+        )
         self.source_last_progress = Gauge(
             "keywatch_source_last_progress_timestamp_seconds", "When each active source last "
             "made progress (poller: a completed round; stream: a frame), by source and account "

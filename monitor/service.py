@@ -375,6 +375,7 @@ class Service:
             "components": components,
             "sources": sources,
             "problems": checks.problems,
+            "warnings": checks.warnings,
             "checks": checks.report,
         }
 

@@ -64,3 +64,4 @@ def test_the_new_series_start_at_zero_for_every_configured_source(tmp_path) -> N
         assert get("keywatch_events_out_of_range_total", {"source": source}) == 0
     assert get("keywatch_store_write_errors_total") == 0
     assert get("keywatch_ingest_queue_events") == 0
+    assert get("keywatch_store_wal_bytes") == 0

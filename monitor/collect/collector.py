@@ -244,7 +244,8 @@ class Collector:
                     for n, s in self.streams.items()]
         ing = self.ingest
         return CollectorHealth(sources, IngestState(
-            ing.queue.qsize(), ing.queue.max_events, ing.failing_since_ms, ing.last_error))
+            ing.queue.qsize(), ing.queue.max_events, ing.failing_since_ms, ing.last_error,
+            ing.wal_bytes))
 
     def counters(self) -> dict[str, Any]:
         ing = self.ingest

@@ -11,7 +11,8 @@ The writer drains in batches and writes in a worker thread. The store ignores id
 holds (overlaps between the stream and a backfill cost nothing) and quarantines a row it cannot
 hold (counted by source), so one poisoned value never blocks the batch. Only a store that
 rejects the write as a whole (disk full, read-only) is retried, with backoff, counted, and shown
-as unhealthy (`failing_since_ms`) until a write succeeds again.
+as unhealthy (`failing_since_ms`) until a write succeeds again. Every `checkpoint_s` of writing
+the writer also checkpoints the store's WAL and records its size (`wal_bytes`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Ingest:
         batch: int = 500,
         on_events: Callable[[list[Event]], None] | None = None,
         metrics: Metrics | None = None,
+        checkpoint_s: float = 60.0,
     ) -> None:
         self.store = store
         self.queue = EventQueue(maxsize)
@@ -62,6 +64,9 @@ class Ingest:
         self.out_of_range = 0
         self.failing_since_ms: int | None = None  # the store has rejected writes since then
         self.last_error: str | None = None
+        self.checkpoint_s = checkpoint_s  # wall seconds between WAL checkpoints while writing
+        self.wal_bytes = 0
+        self._last_checkpoint = time.monotonic()
 
     def _count(self, ev: Event) -> None:
         self.received[f"{ev.source.value}/{ev.kind.value}"] += 1
@@ -98,6 +103,21 @@ class Ingest:
             entries = await self.queue.get(self.batch)
             self._depth()
             await self._write_entries(entries)
+            if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
+                await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        """The store's WAL checkpoint (PASSIVE, then TRUNCATE when no reader is in the way),
+        off the loop; its size is a metric and, past a bound, a health warning."""
+        self._last_checkpoint = time.monotonic()
+        try:
+            state = await asyncio.to_thread(self.store.checkpoint)
+        except Exception as exc:  # a failed checkpoint costs disk, not data: try again later
+            log.warning("store checkpoint failed: %s: %s", type(exc).__name__, exc)
+            return
+        self.wal_bytes = state.wal_bytes
+        if self.metrics is not None:
+            self.metrics.store_wal_bytes.set(state.wal_bytes)
 
     async def flush(self) -> None:
         while not self.queue.empty():

@@ -15,6 +15,7 @@ from monitor.store.base import (
     QuarantineRow,
     Silence,
     Store,
+    WalState,
     WriteResult,
 )
 from monitor.store.frames import empty_events_frame, events_frame, events_from_frame
@@ -23,6 +24,6 @@ from monitor.store.sqlite import SQLiteStore, open_store
 
 __all__ = [
     "ACCOUNT_WIDE", "SCHEMA_VERSION", "Delivery", "QuarantineRow", "Quarantined",
-    "SQLiteStore", "Silence", "Store", "WriteResult", "empty_events_frame", "events_frame",
-    "events_from_frame", "open_store",
+    "SQLiteStore", "Silence", "Store", "WalState", "WriteResult", "empty_events_frame",
+    "events_frame", "events_from_frame", "open_store",
 ]

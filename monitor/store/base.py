@@ -82,6 +82,15 @@ class QuarantineRow:
 
 
 @dataclass(frozen=True)
+class WalState:
+    """After a checkpoint: the WAL file's size, and whether a reader kept frames in it."""
+
+    wal_bytes: int = 0
+    busy: bool = False  # a reader's snapshot held back some frames (they stay in the WAL)
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What one `write_events` transaction did: the new events (in input order) and the
     refused ones, quarantined in the same transaction with the cursors that cover them."""
@@ -119,6 +128,11 @@ class Store(ABC):
     @abstractmethod
     def quarantined(self) -> list[QuarantineRow]:
         """Every quarantined row, oldest first."""
+
+    def checkpoint(self) -> WalState:
+        """Fold the write-ahead log back into the database where possible (a store without
+        one has nothing to do)."""
+        return WalState()
 
     @abstractmethod
     def load_events(

@@ -25,11 +25,13 @@ import pandas as pd
 
 from monitor.events import EVENT_COLUMNS, Event, Kind
 from monitor.findings import Finding
-from monitor.store.base import QuarantineRow, Silence, Store, WriteResult
+from monitor.store.base import QuarantineRow, Silence, Store, WalState, WriteResult
 from monitor.store.frames import events_frame, to_ms
 from monitor.store.outbox import OutboxTables
 from monitor.store.rows import Tx, set_cursors, write_events
 from monitor.store.schema import MIGRATIONS, SCHEMA_VERSION, split_sql
+
+WAL_KEEP_BYTES = 64 << 20  # journal_size_limit: what a reset WAL may keep on disk
 
 
 class SQLiteStore(OutboxTables, Store):
@@ -55,6 +57,9 @@ class SQLiteStore(OutboxTables, Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # after a checkpoint resets the WAL, cut the file back to this size (a WAL grown to
+            # gigabytes behind a long reader would otherwise keep its size on disk for good)
+            conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)
@@ -103,6 +108,31 @@ class SQLiteStore(OutboxTables, Store):
         conn = self._conn()
         with Tx(conn):
             return write_events(conn, events, cursors or {}, int(time.time() * 1000))
+
+    def checkpoint(self) -> WalState:
+        """PASSIVE first (never waits, copies what no reader still needs); when that copied
+        everything, TRUNCATE with no busy wait, so the WAL file goes back to zero bytes. A
+        reader holding an old snapshot (a notebook's open transaction) makes both give way:
+        the WAL then grows, which `wal_bytes` shows and health warns about."""
+        if self.path == ":memory:":
+            return WalState()
+        conn = self._conn()
+        busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        truncated = False
+        if not busy and log_frames == done:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                truncated = not busy
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        else:
+            busy = 1
+        try:
+            size = os.path.getsize(self.path + "-wal")
+        except FileNotFoundError:
+            size = 0
+        return WalState(wal_bytes=size, busy=bool(busy), truncated=truncated)
 
     def quarantined(self) -> list[QuarantineRow]:
         rows = self._conn().execute(
