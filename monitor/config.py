@@ -19,6 +19,7 @@ from monitor.config_checks import (
     SAFE_URL_SCHEMES,
     SECRET_NAME,
     SEVERITIES,
+    address_problems,
     digest_unrouted,
     is_loopback,
     local_address,
@@ -217,6 +218,9 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
             channels.append(ch.model_copy(update={"resolved_url": SecretStr(val)}))
         else:
             channels.append(ch.model_copy(update={"resolved_url": SecretStr(ch.url or "")}))
+    problems.extend(address_problems(cfg.sources.tap.listen, {
+        "sources.tap.source_address": cfg.sources.tap.source_address,
+        "binance.source_address": cfg.binance.source_address}))
     if cfg.alerts.channels and not cfg.alerts.apprise_config:
         # an Apprise config file's entries carry their own tags: check-config checks those
         problems.extend(unrouted(cfg.alerts.routing, channel_tags(cfg)))

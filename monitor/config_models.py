@@ -22,7 +22,15 @@ from pydantic import (
 )
 
 from monitor import resources
-from monitor.config_checks import SAFE_URL_SCHEMES, is_loopback, local_address, routing_table
+from monitor.config_checks import (
+    SAFE_URL_SCHEMES,
+    is_loopback,
+    listen_address,
+    local_address,
+    public_address,
+    routing_table,
+    url_host,
+)
 
 
 class UseCase(StrEnum):
@@ -141,6 +149,7 @@ class BinanceConfig(_Model):
             raise ValueError("use https:// / wss:// (plain text is allowed only on loopback)")
         if parts.scheme not in ("http", "https", "ws", "wss"):
             raise ValueError("expected an http(s):// or ws(s):// URL")
+        url_host(v)
         return v.rstrip("/")
 
 
@@ -169,6 +178,11 @@ class TapConfig(_Model):
     @classmethod
     def _address(cls, v: str | None) -> str | None:
         return local_address(v)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        return listen_address(v)
 
     @field_validator("upstream")
     @classmethod
@@ -247,6 +261,11 @@ class Config(_Model):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     accounts: list[AccountConfig]
+
+    @field_validator("egress_ip")
+    @classmethod
+    def _egress(cls, v: str | None) -> str | None:
+        return public_address(v)
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from monitor.config_checks import address_problems
 from monitor.config_file import ConfigError, environment, read_toml
 from monitor.config_models import TapConfig
 
@@ -47,6 +48,9 @@ def load_tap_settings(
         raise ConfigError(path, [
             f"sources.tap{''.join(f'.{p}' for p in e['loc'])}: {e['msg']}"
             for e in exc.errors(include_url=False)]) from None
+    bad = address_problems(tap.listen, {"sources.tap.source_address": tap.source_address})
+    if bad:
+        raise ConfigError(path, bad)
     warnings: list[str] = []
     try:
         environ = environment(path, env, env_file)
