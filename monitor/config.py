@@ -16,7 +16,6 @@ from pydantic import SecretStr, ValidationError
 
 from monitor import resources
 from monitor.config_checks import (
-    SAFE_URL_SCHEMES,
     SECRET_NAME,
     SEVERITIES,
     address_problems,
@@ -40,6 +39,7 @@ from monitor.config_models import (
     TapMode,
     UseCase,
 )
+from monitor.config_secrets import SAFE_URL_SCHEMES
 from monitor.config_tap import TapSettings, load_tap_settings
 
 __all__ = [

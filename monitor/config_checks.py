@@ -13,8 +13,6 @@ import socket
 from urllib.parse import urlsplit
 
 SECRET_NAME = re.compile(r"(secret|api_?key|token|password|passwd)$", re.IGNORECASE)
-# URL schemes that can be written in the TOML because they carry no credential by design.
-SAFE_URL_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos"}
 
 
 def local_address(v: str | None) -> str | None:

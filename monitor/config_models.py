@@ -17,13 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from monitor import resources
 from monitor.config_checks import (
-    SAFE_URL_SCHEMES,
     is_loopback,
     listen_address,
     local_address,
@@ -31,6 +31,7 @@ from monitor.config_checks import (
     routing_table,
     url_host,
 )
+from monitor.config_secrets import env_name, url_credential
 
 
 class UseCase(StrEnum):
@@ -89,6 +90,11 @@ class KeyConfig(_Model):
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", v):
             raise ValueError("use letters, digits, '_', '.' or '-' (at most 64)")
         return v
+
+    @field_validator("api_key_env", "api_secret_env")
+    @classmethod
+    def _env_names(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return env_name(v, "KEYWATCH_MAIN_MONITOR_" + str(info.field_name).upper()[:-4])
 
     @field_validator("ip_whitelist")
     @classmethod
@@ -221,16 +227,23 @@ class ChannelConfig(_Model):
 
     @field_validator("url")
     @classmethod
-    def _url_has_no_secret(cls, v: str | None) -> str | None:
+    def _url_has_no_secret(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return v
-        parts = urlsplit(v)
-        if parts.scheme not in SAFE_URL_SCHEMES or parts.password:
+        found = url_credential(v)
+        if found is not None:
+            var = "KEYWATCH_" + re.sub(r"[^A-Z0-9]+", "_", str(info.data.get("name", "x")).upper()
+                                       ).strip("_") + "_URL"
             raise ValueError(
-                f"a {parts.scheme}:// URL carries a token or password; put it in the environment "
-                "or .env and write `url_env = \"VAR_NAME\"` instead"
+                f"{found}; a URL with a credential belongs in the environment: move the whole "
+                f"URL to .env as `{var}=...` and write `url_env = \"{var}\"` instead of `url`"
             )
         return v
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, v: str | None) -> str | None:
+        return env_name(v, "KEYWATCH_TELEGRAM_URL")
 
 
 class AlertsConfig(_Model):

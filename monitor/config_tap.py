@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from monitor.config_checks import address_problems
 from monitor.config_file import ConfigError, environment, read_toml
 from monitor.config_models import TapConfig
+from monitor.config_secrets import env_name
 
 
 class TapSettings(BaseModel):
@@ -73,6 +74,11 @@ def load_tap_settings(
                 warnings.append(f"accounts[{ai}].keys[{ki}]: no label; not recognised")
                 continue
             var, fp = key.get("api_key_env"), key.get("api_key_sha256")
+            try:
+                env_name(var if isinstance(var, str) else None, "KEYWATCH_MAIN_GRID_API_KEY")
+            except ValueError as exc:  # never echoed: it may be the key itself
+                warnings.append(f"accounts[{ai}].keys[{ki}].api_key_env ({label}): {exc}")
+                var = None
             if isinstance(var, str) and environ.get(var):
                 fp = hashlib.sha256(environ[var].encode()).hexdigest()
             elif isinstance(var, str):

@@ -76,7 +76,7 @@ def test_example_config_is_valid(env):
         (lambda t: t.replace('"KW_TEST_SECRET"', '"KW_MISSING"'),
          "accounts[0].keys[0].api_secret_env: environment variable KW_MISSING is not set"),
         (lambda t: t.replace('url = "json://127.0.0.1:9999/"', 'url = "tgram://123:abc/456"'),
-         "alerts.channels[0].url: Value error, a tgram:// URL carries a token"),
+         "alerts.channels[0].url: Value error, a tgram:// URL carries its service's token"),
         (lambda t: t + "\nsurprise = 1\n", "surprise: Extra inputs are not permitted"),
         (lambda t: t.replace('[[accounts]]', '[[accounts]\n'), "not valid TOML"),
         (lambda t: t.replace('name = "main"\n', ''), "accounts[0].name: Field required"),
