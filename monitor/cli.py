@@ -59,7 +59,15 @@ _register_areas()
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a `KeywatchError` a command does not catch itself (a rules file, a model
+    card, a config) is printed as its lines and exits non-zero, never as a traceback."""
+    from monitor.errors import KeywatchError
+
+    try:
+        app()
+    except KeywatchError as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

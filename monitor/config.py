@@ -9,6 +9,7 @@ line or a traceback shows `'**********'` instead of the value.
 from __future__ import annotations
 
 import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ __all__ = [
     "SEVERITIES", "channel_tags",
     "SourcesConfig", "TapConfig", "TapMode", "TapSettings", "UseCase", "env_file_warnings",
     "environment", "investigate_command", "is_loopback", "load_config", "load_tap_settings",
-    "local_address", "path_problems", "routing_warnings", "unrouted",
+    "local_address", "path_problems", "store_problems", "routing_warnings", "unrouted",
 ]
 
 
@@ -144,6 +145,29 @@ def path_problems(cfg: Config) -> list[str]:
         problems.append(f"model_path: {cfg.model_path!r} is not a file (looked in "
                         f"{model.resolve()}); " + hint.format("model", resources.default_model()))
     return problems
+
+
+def store_problems(cfg: Config) -> list[str]:
+    """The store must open read-write and its folder take new files (SQLite creates the -wal
+    and -shm beside it); found at check-config rather than as a traceback at `run`."""
+    store = Path(cfg.store_path)
+    where = f"store_path: {cfg.store_path!r}"
+    if store.exists() and not store.is_file():
+        return [f"{where} is not a regular file; name a file such as keywatch.db"]
+    folder = store.parent
+    if not folder.is_dir():
+        return [f"{where}: its folder {folder.resolve()} does not exist (or is not a folder); "
+                f"create it (`mkdir -p {shlex.quote(str(folder))}`) or change store_path"]
+    try:
+        if store.exists():
+            with store.open("r+b"):
+                pass
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return [f"{where}: cannot write there ({exc.strerror}); give the user Keywatch runs as "
+                "write access to the file and its folder, or change store_path"]
+    return []
 
 
 def env_file_warnings(config_path: str | Path, env_file: str | Path | None = None) -> list[str]:

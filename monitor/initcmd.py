@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import resources
+from monitor.errors import KeywatchError
 
 TEMPLATE_NAME = resources.TEMPLATE_NAME
 CONFIG_NAME = "keywatch.toml"
@@ -32,7 +33,7 @@ ENV_HEADER = """\
 """
 
 
-class InitError(Exception):
+class InitError(KeywatchError):
     """Nothing was written: the message says why and what to do."""
 
 

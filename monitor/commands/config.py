@@ -15,6 +15,7 @@ from monitor.config import (
     load_config,
     path_problems,
     routing_warnings,
+    store_problems,
     unrouted,
 )
 
@@ -31,6 +32,20 @@ def _routing(cfg: Config) -> tuple[list[str], list[str]]:
     except ValueError as exc:
         return [str(exc)], []
     return unrouted(cfg.alerts.routing, tags) if tags else [], routing_warnings(tags, cfg)
+
+
+def _model_problems(cfg: Config) -> list[str]:
+    """A model whose card is missing, not JSON or for other code: `run` would fall back to
+    rules only, so check-config says so now."""
+    from monitor.detect.forest import ModelMismatch, check_card
+
+    if not Path(cfg.model_path).is_file():
+        return []  # path_problems reports it
+    try:
+        check_card(cfg.model_path)
+    except ModelMismatch as exc:
+        return [f"model_path: {exc}"]
+    return []
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +65,7 @@ def register(app: typer.Typer) -> None:
         routing, warnings = _routing(cfg)
         for warning in warnings:
             typer.echo(f"warning: {warning}", err=True)
-        problems = path_problems(cfg) + routing
+        problems = path_problems(cfg) + store_problems(cfg) + routing + _model_problems(cfg)
         if problems:
             typer.echo(str(ConfigError(config, problems)), err=True)
             raise typer.Exit(code=1)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from monitor.errors import KeywatchError
+
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
@@ -47,8 +49,8 @@ FOREST_FEATURES = ("stream_orders", "accepted_orders", "untapped_orders", "max_o
 COUNT_FEATURES = np.array([f != "max_order_to_usual" for f in FOREST_FEATURES], dtype=float)
 
 
-class ModelMismatch(Exception):
-    """The model card does not describe what this code would feed the model."""
+class ModelMismatch(KeywatchError):
+    """The model card does not describe what this code would feed the model (or is no card)."""
 
 
 def transform(windows: pd.DataFrame, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -264,12 +266,28 @@ class ForestModel:
         return cls(model, float(card["threshold"]), center, scale, card)
 
 
+def check_card(path: str | Path) -> None:
+    """Raise `ModelMismatch` unless the model and its card exist and match this code: what
+    check-config tells before `run` would fall back to rules only."""
+    _checked_card(Path(path))
+
+
 def _checked_card(path: Path) -> dict[str, Any]:
     cpath = card_path(path)
     if not path.is_file() or not cpath.is_file():
         raise ModelMismatch(f"{path}: model or card {cpath.name} missing; rebuild with "
                             "`keywatch train` (or `make model` for the default)")
-    card: dict[str, Any] = json.loads(cpath.read_text())
+    try:
+        card = json.loads(cpath.read_bytes())
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ModelMismatch(f"{cpath}: the model card is not JSON{where}; restore it with the "
+                            "model, or rebuild both with `keywatch train`") from None
+    except OSError as exc:
+        raise ModelMismatch(f"{cpath}: cannot read the model card ({exc.strerror})") from None
+    if not isinstance(card, dict):
+        raise ModelMismatch(f"{cpath}: the model card is JSON but not an object; rebuild it "
+                            "with `keywatch train`")
     problems = []
     if card.get("format") != CARD_FORMAT:
         problems.append(f"card format {card.get('format')} != {CARD_FORMAT}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from monitor.errors import KeywatchError
 from monitor.findings import Severity, Signal
 
 COMMON = {"id", "title", "kind", "severity", "signal", "description", "tags", "action",
@@ -21,12 +22,52 @@ COMMON = {"id", "title", "kind", "severity", "signal", "description", "tags", "a
 REQUIRED = ("id", "title", "kind", "severity", "signal", "description", "action")
 
 
-class RuleError(Exception):
+class RuleError(KeywatchError):
     """Every problem found in a rules directory, each as `file:line: what; fix`."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{len(problems)} rule error(s):\n" + "\n".join(problems))
+        super().__init__(f"{len(problems)} rule error(s):\n" + "\n".join(problems),
+                         where=problems[0].split(":", 1)[0] if problems else "",
+                         problems=problems)
+
+
+# A rule file is at most this big and this deeply nested: the shipped ones are a few KiB and
+# four levels deep; a file past either is a mistake or an attack, refused before it is parsed.
+MAX_RULE_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+
+
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark is not None else 1
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    """The file's YAML tree, refusing what would crash the composer: nesting deeper than
+    MAX_DEPTH (it recurses), text that is not UTF-8. Raises `ValueError` (`line: what; fix`).
+    Aliases are bounded when the tree is expanded (`_node_to_py`)."""
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ValueError("1: not a regular file; rule files are plain *.yaml files")
+    with path.open("rb") as fh:
+        data = fh.read(MAX_RULE_FILE_BYTES + 1)
+    if len(data) > MAX_RULE_FILE_BYTES:
+        raise ValueError(f"1: larger than {MAX_RULE_FILE_BYTES >> 20} MiB; split it into "
+                         "several rule files")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{line}: not UTF-8 text (byte {exc.start}); save the file as "
+                         "UTF-8") from None
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"{_line(event)}: nested more than {MAX_DEPTH} "
+                                 "levels deep; a rule needs a handful")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -57,20 +98,51 @@ class _Doc:
     lists: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def _node_to_py(node: yaml.Node) -> Any:
-    """Compose tree -> python; mappings keep each key's line in `__lines__`."""
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        lines: dict[str, int] = {}
-        for k, v in node.value:
-            key = str(_node_to_py(k))
-            out[key] = _node_to_py(v)
-            lines[key] = k.start_mark.line + 1
-        out["__lines__"] = lines
-        out["__line__"] = node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_node_to_py(v) for v in node.value]
+# Aliases are allowed (the shipped rules name a value once and reuse it), but a few lines of
+# aliases can expand to 10^9 values (billion laughs) or refer to themselves: the expansion
+# is bounded in values and depth, and a cycle is refused.
+MAX_VALUES = 100_000
+MAX_ALIAS_DEPTH = 128
+
+
+@dataclass
+class _Expansion:
+    values: int = 0
+    open: set[int] = field(default_factory=set)  # ids of the collections being expanded
+
+
+def _node_to_py(node: yaml.Node, exp: _Expansion | None = None, depth: int = 0) -> Any:
+    """Compose tree -> python; mappings keep each key's line in `__lines__`. Raises
+    `ValueError` (`line: what; fix`) past MAX_VALUES values, MAX_ALIAS_DEPTH levels or on a
+    cycle."""
+    exp = exp if exp is not None else _Expansion()
+    exp.values += 1
+    line = node.start_mark.line + 1
+    if exp.values > MAX_VALUES:
+        raise ValueError(f"{line}: its YAML aliases expand to more than {MAX_VALUES:,} values "
+                         "(a billion-laughs file?); write the values out")
+    if depth > MAX_ALIAS_DEPTH:
+        raise ValueError(f"{line}: nested more than {MAX_ALIAS_DEPTH} levels deep through YAML "
+                         "aliases; a rule needs a handful")
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in exp.open:
+            raise ValueError(f"{line}: a YAML alias refers to the value it is part of, which "
+                             "would never end; write the value out")
+        exp.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [_node_to_py(v, exp, depth + 1) for v in node.value]
+            out: dict[str, Any] = {}
+            lines: dict[str, int] = {}
+            for k, v in node.value:
+                key = str(_node_to_py(k, exp, depth + 1))
+                out[key] = _node_to_py(v, exp, depth + 1)
+                lines[key] = k.start_mark.line + 1
+            out["__lines__"] = lines
+            out["__line__"] = line
+            return out
+        finally:
+            exp.open.discard(id(node))
     return yaml.constructor.SafeConstructor().construct_object(node)
 
 
@@ -97,7 +169,14 @@ def load_rules(rules_dir: str | Path) -> list[Rule]:
     seen: dict[str, str] = {}
     for path in files:
         try:
-            node = yaml.compose(path.read_text())
+            node = _compose(path)
+            data = _node_to_py(node) if node is not None else None
+        except OSError as exc:
+            problems.append(f"{path}:1: cannot read the file ({exc.strerror})")
+            continue
+        except ValueError as exc:
+            problems.append(f"{path}:{exc}")
+            continue
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark else 1
@@ -106,7 +185,6 @@ def load_rules(rules_dir: str | Path) -> list[Rule]:
             continue
         if node is None:
             continue
-        data = _node_to_py(node)
         if not isinstance(data, dict):
             problems.append(f"{path}:1: expected a mapping with `rules:` (and optional `lists:`)")
             continue
