@@ -52,9 +52,13 @@ def register(app: typer.Typer) -> None:
     @app.command("check-config")
     def check_config(
         config: Path = typer.Option(Path("keywatch.toml"), "--config", "-c", help="TOML config"),
+        online: bool = typer.Option(
+            False, "--online", help="Also ask Binance: one signed read-only call per key whose "
+            "secret is given (ok / refused with Binance's code), and the clock skew."),
     ) -> None:
-        """Validate a config, the environment variables it names, and the rules folder and model
-        it uses; warn about a .env that others can read. Exits 1 on any problem."""
+        """Validate a config, the environment variables it names, the rules folder, model and
+        store it uses; warn about a .env that others can read. --online: verify each key
+        against Binance. Exits 1 on any problem (--online: or any key refused)."""
         for warning in env_file_warnings(config):
             typer.echo(f"warning: {warning}", err=True)
         try:
@@ -74,3 +78,35 @@ def register(app: typer.Typer) -> None:
         for what, value in (("rules", cfg.rules_dir), ("model", cfg.model_path)):
             shipped = " (shipped with Keywatch)" if resources.is_packaged(value) else ""
             typer.echo(f"  {what}: {Path(value).resolve()}{shipped}")
+        if online and not _report_online(cfg):
+            raise typer.Exit(code=1)
+
+
+def _report_online(cfg: Config) -> bool:
+    """Print each account's clock and each key's answer; False if anything was refused."""
+    import asyncio
+
+    import httpx
+
+    from monitor.keycheck import ClockCheck, KeyCheck, check_online
+
+    async def run() -> tuple[list[ClockCheck], list[KeyCheck]]:
+        async with httpx.AsyncClient(timeout=15.0) as client:
+            return await check_online(cfg, client)
+
+    clocks, keys = asyncio.run(run())
+    good = True
+    for c in clocks:
+        if c.problem is not None:
+            typer.echo(f"  clock: {c.problem}", err=True)
+            good = False
+        elif c.warning is not None:
+            typer.echo(f"  warning: clock: {c.warning}", err=True)
+        elif c.offset_ms is not None:
+            typer.echo(f"  clock: account {c.account}: {c.offset_ms:+d} ms from Binance's "
+                       "(within recvWindow)")
+    for k in keys:
+        typer.echo(f"  key {k.account}/{k.label}: {k.status} ({k.detail})",
+                   err=k.status in ("refused", "error"))
+        good = good and k.status not in ("refused", "error")
+    return good
