@@ -99,3 +99,21 @@ async def test_a_skewed_clock_is_a_warning_and_an_impossible_one_refuses(tmp_pat
     assert "rest_url does not answer like Binance, or this host's clock is wrong" in out
     assert "key main/monitor: not checked (Binance's clock could not be trusted" in out
     assert "Traceback" not in out
+
+
+async def test_run_refuses_an_impossible_server_time_in_one_line(tmp_path: Path) -> None:
+    async with Simulator(clock=SystemClock(), seed=5) as sim:
+        env = await keys(sim)
+        cfg = tmp_path / "keywatch.toml"
+        cfg.write_text(CONFIG.format(tmp=tmp_path, rest=sim.rest_url, ws=sim.ws_api_url))
+        sim.control.shift_clock(-sim.control.server_time_ms())  # a server time of 0
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor.cli", "run", "-c", str(cfg),
+            env={**os.environ, **env}, cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 3, text
+    assert "Traceback" not in text and "ValidationError" not in text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("refusing to start: ")]
+    assert "Binance's clock is " in line and "enable NTP" in line

@@ -44,6 +44,12 @@ async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.Asy
                        recv_window=cfg.binance.recv_window_ms, monitor_key=monitor_key)
     try:
         offset = await rest.sync_time()
+        from monitor.keycheck import clock_verdict  # a server time that cannot be Binance's
+
+        clock = clock_verdict(account, SystemClock().now_ms() + offset, offset,
+                              cfg.binance.recv_window_ms)
+        if clock.problem is not None:
+            return None, None, f"not checked: {clock.problem}"
         res = await rest.get("/sapi/v1/account/apiRestrictions", weight=1)
     except KeyRejected as exc:
         return None, None, (f"not checked: Binance refused key {key.label} ({exc}); check "
