@@ -36,6 +36,7 @@ from bench.common import Row
 from bench.world import HOST_IP, KeySpec, SimProcess, monitor_key, write_config
 from monitor.clock import AcceleratedClock, Clock
 from monitor.collect.collector import Collector
+from monitor.collect.ingest import OnEvents
 from monitor.demo.receiver import AlertReceiver
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
@@ -82,7 +83,7 @@ async def _run(n_event: int, n_window: int, minutes: int, say: Callable[[str], N
             engine = DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path)
             stored: dict[str, int] = {}
 
-            def factory(on_events: Callable[[list[Event]], None]) -> Collector:
+            def factory(on_events: OnEvents) -> Collector:
                 def hook(evs: list[Event]) -> None:
                     now = clock.now_ms()
                     for ev in evs:

@@ -28,13 +28,12 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from monitor.clock import AcceleratedClock  # noqa: E402
 from monitor.collect.collector import Collector  # noqa: E402
+from monitor.collect.ingest import OnEvents  # noqa: E402
 from monitor.config import load_config  # noqa: E402
-from monitor.events import Event  # noqa: E402
 from monitor.service import Service, build_engine  # noqa: E402
 from monitor.store import SQLiteStore  # noqa: E402
 
@@ -63,7 +62,7 @@ async def main(args: argparse.Namespace) -> int:
     store = SQLiteStore(cfg.store_path)
     engine = build_engine(cfg)
 
-    def collector(on_events: Callable[[list[Event]], None]) -> Collector:
+    def collector(on_events: OnEvents) -> Collector:
         c = Collector(cfg, store, clock, on_events=on_events, local_host=args.local_host)
         if args.guard_wall_ms is not None:
             # The collector keeps 5 s + 150 ms of wall time clear before each server minute

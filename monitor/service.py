@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from monitor.alert.manager import AlertManager, immediate
 from monitor.alert.notify import Notifier
 from monitor.alert.redact import config_secrets
 from monitor.clock import NETWORK_FLOOR_S, Clock
+from monitor.collect.eventqueue import BatchQueue
 from monitor.config import Config
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
@@ -66,7 +67,7 @@ class Source(Protocol):
     def counters(self) -> dict[str, Any]: ...
 
 
-SourceFactory = Callable[[Callable[[list[Event]], None]], Source]
+SourceFactory = Callable[[Callable[[list[Event]], Awaitable[None] | None]], Source]
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Service:
         metrics: Metrics | None = None,
         health_port: int | None = None,
         health_host: str = "127.0.0.1",
-        queue_size: int = 100_000,
+        queue_size: int = 20_000,  # events waiting for detection
         tick_s: float = 1.0,
         batch_wait_s: float = 0.05,
         lateness_s: float = NETWORK_FLOOR_S,
@@ -111,7 +112,9 @@ class Service:
         # every labelled series the config and the loaded rules name exists from the start, at 0
         self.metrics.prime(cfg, rules=getattr(engine, "rules", {}), channels=self.notifier.channels)
         self.counters = Counters()
-        self.queue: asyncio.Queue[list[Event]] = asyncio.Queue(maxsize=queue_size)
+        # bounded in events, not batches: a full queue makes the store writer wait (see
+        # `_on_events`), and through the ingest queue the sources, instead of holding a burst
+        self.queue = BatchQueue(max_events=queue_size)
         self.tick_s = tick_s
         self.batch_wait_s = batch_wait_s
         self.lateness_s = lateness_s
@@ -129,20 +132,23 @@ class Service:
             )
 
     # -- intake (called by the collector after the store accepted new events) ---------------
-    def _on_events(self, events: list[Event]) -> None:
+    def _on_events(self, events: list[Event]) -> Awaitable[None] | None:
         if not events:
-            return
+            return None
         self.metrics.events_stored(events)
         self.counters.events_in += len(events)
         self.counters.last_event_ms = max(self.counters.last_event_ms, events[-1].received_ts)
         try:
             self.queue.put_nowait(events)
         except asyncio.QueueFull:
-            # Stored already; only live detection misses them. Counted and logged, never silent.
-            self.counters.events_dropped += len(events)
-            self.metrics.queue_dropped("detection", len(events))
-            log.warning("detection queue full: %d events not seen live (they are stored)",
-                        len(events))
+            # detection is behind: the store writer awaits this, so the sources wait for the
+            # writer (backpressure) and nothing piles up in memory or is dropped
+            return self._put_when_room(events)
+        return None
+
+    async def _put_when_room(self, events: list[Event]) -> None:
+        await self.queue.wait_room(len(events))
+        self.queue.put_nowait(events)
 
     # -- components -------------------------------------------------------------------------
     async def _run_source(self, stop: asyncio.Event) -> None:

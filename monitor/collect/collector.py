@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -45,7 +45,7 @@ class Collector:
         store: Store,
         clock: Clock,
         *,
-        on_events: Callable[[list[Event]], None] | None = None,
+        on_events: Callable[[list[Event]], Awaitable[None] | None] | None = None,
         local_host: str | None = None,
         stream_options: dict[str, Any] | None = None,
         queue_size: int = 10_000,

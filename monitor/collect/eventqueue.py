@@ -90,3 +90,59 @@ class EventQueue:
         if out:
             self._changed.set()
         return out
+
+
+class BatchQueue:
+    """The hand-off from the store writer to detection: batches in, batches out, bounded in
+    events. `put_nowait` raises `asyncio.QueueFull` when a batch does not fit (an empty queue
+    takes any batch), and `wait_room` lets the writer wait instead, so a burst of a million
+    log lines backs up to the tailer rather than piling up here (issue 15: 573 MiB when the
+    bound was 100,000 batches). The interface is asyncio.Queue's, for the detector loop."""
+
+    def __init__(self, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError("a batch queue needs room for at least one event")
+        self.max_events = max_events
+        self._batches: deque[list[Event]] = deque()
+        self._n = 0
+        self.peak = 0
+        self._changed = asyncio.Event()
+
+    def events(self) -> int:
+        return self._n
+
+    def qsize(self) -> int:
+        return len(self._batches)
+
+    def empty(self) -> bool:
+        return not self._batches
+
+    def fits(self, n: int) -> bool:
+        return not self._batches or self._n + n <= self.max_events
+
+    def put_nowait(self, batch: list[Event]) -> None:
+        if not self.fits(len(batch)):
+            raise asyncio.QueueFull
+        self._batches.append(batch)
+        self._n += len(batch)
+        self.peak = max(self.peak, self._n)
+        self._changed.set()
+
+    async def wait_room(self, n: int) -> None:
+        while not self.fits(n):
+            self._changed.clear()
+            await self._changed.wait()
+
+    def get_nowait(self) -> list[Event]:
+        if not self._batches:
+            raise asyncio.QueueEmpty
+        batch = self._batches.popleft()
+        self._n -= len(batch)
+        self._changed.set()
+        return batch
+
+    async def get(self) -> list[Event]:
+        while not self._batches:
+            self._changed.clear()
+            await self._changed.wait()
+        return self.get_nowait()

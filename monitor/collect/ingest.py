@@ -18,10 +18,11 @@ the writer also checkpoints the store's WAL and records its size (`wal_bytes`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from monitor.collect.eventqueue import Entry, EventQueue
@@ -30,6 +31,11 @@ from monitor.metrics import Metrics
 from monitor.store import Store, WriteResult
 
 log = logging.getLogger(__name__)
+
+
+# What the store writer hands the new events to (the service's detection intake); it may
+# return an awaitable, which the writer awaits: backpressure when detection is behind.
+OnEvents = Callable[[list[Event]], Awaitable[None] | None]
 
 
 class Put(Protocol):
@@ -46,7 +52,7 @@ class Ingest:
         *,
         maxsize: int = 10_000,
         batch: int = 500,
-        on_events: Callable[[list[Event]], None] | None = None,
+        on_events: OnEvents | None = None,
         metrics: Metrics | None = None,
         checkpoint_s: float = 60.0,
     ) -> None:
@@ -146,7 +152,7 @@ class Ingest:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.failing_since_ms = None
-        self._written(events, res)
+        await self._written(events, res)
 
     def _store_failed(self, exc: Exception, n: int, delay: float) -> None:
         self.write_errors += 1
@@ -158,7 +164,7 @@ class Ingest:
         log.error("store rejected a write of %d event(s) (%s); retrying in %.1f s", n,
                   self.last_error, delay)
 
-    def _written(self, events: list[Event], res: WriteResult) -> None:
+    async def _written(self, events: list[Event], res: WriteResult) -> None:
         fresh = res.new
         self.written += len(fresh)
         self.quarantined += len(res.quarantined)
@@ -176,6 +182,11 @@ class Ingest:
             self.metrics.events_out_of_range_by_source(clamped)
         if self.on_events is not None and fresh:
             try:
-                self.on_events(fresh)  # detection sees each fact once, however often observed
+                # detection sees each fact once, however often observed; a full detection
+                # queue hands back an awaitable: the writer waits, and so, via this queue, do
+                # the sources (backpressure instead of events piling up in memory)
+                waiting = self.on_events(fresh)
+                if inspect.isawaitable(waiting):
+                    await waiting
             except Exception:
                 log.exception("on_events callback failed")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ async def _preflight(cfg: Config, allow_privileged: bool) -> list[str]:
 async def _serve(cfg: Config, health_port: int | None) -> int:
     from monitor.clock import SystemClock
     from monitor.collect.collector import Collector
-    from monitor.events import Event
+    from monitor.collect.ingest import OnEvents
     from monitor.metrics import Metrics
     from monitor.service import Service, build_engine
     from monitor.store import open_store
@@ -143,7 +142,7 @@ async def _serve(cfg: Config, health_port: int | None) -> int:
     engine = build_engine(cfg)
     metrics = Metrics()  # one registry: the collector's hooks feed the service's /metrics
 
-    def collector(on_events: Callable[[list[Event]], None]) -> Collector:
+    def collector(on_events: OnEvents) -> Collector:
         return Collector(cfg, store, clock, on_events=on_events, metrics=metrics)
 
     service = Service(cfg, store, clock, source_factory=collector, engine=engine,

@@ -24,10 +24,10 @@ from typing import Any
 from monitor import resources
 from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
+from monitor.collect.ingest import OnEvents
 from monitor.config import Config, load_config
 from monitor.demo.receiver import AlertReceiver, Received
 from monitor.evaluate.score import EXPECTED
-from monitor.events import Event
 from monitor.findings import Finding
 from monitor.groundtruth import Episode, GroundTruth
 from monitor.service import Service, build_engine
@@ -250,7 +250,7 @@ async def _watch(cfg: Config, cfg_path: Path, clock: AcceleratedClock,
     store = SQLiteStore(cfg.store_path)
     engine = build_engine(cfg)
 
-    def collector(on_events: Callable[[list[Event]], None]) -> Collector:
+    def collector(on_events: OnEvents) -> Collector:
         return Collector(cfg, store, clock, on_events=on_events, local_host=HOST_IP)
 
     service = Service(cfg, store, clock, source_factory=collector, engine=engine)
