@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from monitor.binance.restrictions import KeyConfigPoll, KeyRestrictions
 from monitor.config import USE_CASE_POLICY, Config, KeyConfig
 from monitor.detect.posture import CHECKS, DAY_MS, KeyFacts
 from monitor.detect.rules import Rule
 from monitor.features import FeatureContext
 from monitor.findings import Severity
+from monitor.keyrestrictions import KeyConfigPoll, KeyRestrictions
 
 # A network this wide is no restriction at all ("do not use 0.0.0.0/0", says Binance's
 # key-security checklist).

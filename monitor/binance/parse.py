@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.wirefields import Malformed, opt_dec, req_bool, req_dec, req_int, req_obj, req_str
 
 # Execution types that happen at most once per order, so the id needs no time.
 ONCE_PER_ORDER = frozenset({"NEW", "CANCELED", "EXPIRED", "TRADE_PREVENTION", "PENDING_NEW"})
@@ -38,10 +38,6 @@ TERMINAL_EXEC = {
     "REJECTED": "REJECTED",
     "EXPIRED_IN_MATCH": "TRADE_PREVENTION",
 }
-
-
-class Malformed(ValueError):
-    """A payload that breaks the documented shape; `str()` says which field and why."""
 
 
 @dataclass(frozen=True)
@@ -60,50 +56,6 @@ class Frame:
     events: list[Event] = field(default_factory=list)
     response: dict[str, Any] | None = None
     control: str | None = None  # "terminated" | "shutdown" | "malformed" | None
-
-
-# -- field readers ------------------------------------------------------------------------------
-def req_int(d: dict[str, Any], k: str) -> int:
-    v = d.get(k)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise Malformed(f"{k!r} must be an integer, got {type(v).__name__}")
-    return v
-
-
-def req_str(d: dict[str, Any], k: str) -> str:
-    v = d.get(k)
-    if not isinstance(v, str):
-        raise Malformed(f"{k!r} must be a string, got {type(v).__name__}")
-    return v
-
-
-def req_bool(d: dict[str, Any], k: str) -> bool:
-    v = d.get(k)
-    if not isinstance(v, bool):
-        raise Malformed(f"{k!r} must be a boolean, got {type(v).__name__}")
-    return v
-
-
-def req_dec(d: dict[str, Any], k: str, *, signed: bool = False) -> float:
-    """A decimal sent as a JSON string (Binance sends quantities and prices as strings)."""
-    s = req_str(d, k)
-    try:
-        v = float(s)
-    except ValueError:
-        raise Malformed(f"{k!r} is not a decimal: {s[:20]!r}") from None
-    if not math.isfinite(v) or (v < 0 and not signed):
-        raise Malformed(f"{k!r} out of range: {s[:20]!r}")
-    return v
-
-
-def opt_dec(d: dict[str, Any], k: str) -> float | None:
-    return req_dec(d, k) if d.get(k) is not None else None
-
-
-def req_obj(v: Any, what: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise Malformed(f"{what} must be a JSON object, got {type(v).__name__}")
-    return v
 
 
 def _pos(v: float | None) -> float | None:

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, safely
 from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected, MonitorKeyRejected
-from monitor.binance.restrictions import KeyRestrictions
 from monitor.collect.backfill import Backfill
 from monitor.events import Event, Kind, Source, make_event_id
+from monitor.keyrestrictions import KeyRestrictions
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

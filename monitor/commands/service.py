@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import typer
 
-# PRIVILEGED: the flags a read-only monitor key must not have (the key record's definition)
-from monitor.binance.restrictions import PRIVILEGED
 from monitor.config import Config, ConfigError, KeyConfig, load_config
+
+# PRIVILEGED: the flags a read-only monitor key must not have (the key record's definition)
+from monitor.keyrestrictions import PRIVILEGED
 
 log = logging.getLogger("keywatch.run")
 

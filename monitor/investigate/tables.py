@@ -14,12 +14,12 @@ import pandas as pd
 
 from monitor.alert.redact import Redactor
 from monitor.alert.render import actions_for
-from monitor.binance.restrictions import KeyConfigPoll
 from monitor.config import USE_CASE_POLICY
 from monitor.detect import posture
 from monitor.detect.forest import FOREST_FEATURES
 from monitor.features import ACCOUNT_ROW, MINUTE_MS
 from monitor.investigate.incident import Incident, parse_flags
+from monitor.keyrestrictions import KeyConfigPoll
 
 CODE_NAMES = {-2015: "invalid key/IP/permission", -2014: "bad API-key format",
               -1022: "bad signature", -1021: "timestamp outside recvWindow",

@@ -81,13 +81,15 @@ async def test_connector_bot_trades_at_600x_without_a_timestamp_error() -> None:
 
 @needs_faketime
 async def test_a_client_bot_whose_host_moves_calls_from_the_new_address() -> None:
-    sc = _scenario("connector_dca", "20m", symbol="BTCUSDT", every="1m").model_copy(update={
+    # 40 simulated minutes at 400x: the new host's process has ~4 real seconds after the move
+    # to start Python and the connector and call, enough on a loaded 2-core runner
+    sc = _scenario("connector_dca", "40m", symbol="BTCUSDT", every="1m").model_copy(update={
         "attacks": Scenario.model_validate({
-            "name": "x", "duration": "20m", "accounts": {},
+            "name": "x", "duration": "40m", "accounts": {},
             "attacks": [{"type": "host_ip_changed", "at": "10m", "account": "main",
                          "key": "bot", "bot": "c", "ip": "127.0.0.9"}]}).attacks})
     said: list[str] = []
-    async with Simulator(clock=AcceleratedClock(600), seed=1) as sim:
+    async with Simulator(clock=AcceleratedClock(400), seed=1) as sim:
         truth = await run_scenario(sim, sc, on_progress=said.append)
         log = sim.control.weight_log()
     moved_at = truth.episodes[0].start_ms

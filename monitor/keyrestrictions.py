@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.binance.parse import Malformed, req_bool, req_int, req_obj
+from monitor.wirefields import Malformed, req_bool, req_int, req_obj
 
 ENDPOINT = "/sapi/v1/account/apiRestrictions"
 # Flags that only let a key read: anything else `enable*`/`permits*` moves money or trades.

@@ -1,0 +1,61 @@
+"""Readers for Binance's documented JSON fields, shared by every parser of a Binance answer.
+
+They live outside `monitor.binance` (the network side) because detectors read stored answers
+too (posture reads a key's restrictions back from its `key_config` event) and must not import
+the network layer. Each reader raises `Malformed` naming the field, never returns a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["Malformed", "opt_dec", "req_bool", "req_dec", "req_int", "req_obj", "req_str"]
+
+
+class Malformed(ValueError):
+    """A payload that breaks the documented shape; `str()` says which field and why."""
+
+
+# -- field readers ------------------------------------------------------------------------------
+def req_int(d: dict[str, Any], k: str) -> int:
+    v = d.get(k)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise Malformed(f"{k!r} must be an integer, got {type(v).__name__}")
+    return v
+
+
+def req_str(d: dict[str, Any], k: str) -> str:
+    v = d.get(k)
+    if not isinstance(v, str):
+        raise Malformed(f"{k!r} must be a string, got {type(v).__name__}")
+    return v
+
+
+def req_bool(d: dict[str, Any], k: str) -> bool:
+    v = d.get(k)
+    if not isinstance(v, bool):
+        raise Malformed(f"{k!r} must be a boolean, got {type(v).__name__}")
+    return v
+
+
+def req_dec(d: dict[str, Any], k: str, *, signed: bool = False) -> float:
+    """A decimal sent as a JSON string (Binance sends quantities and prices as strings)."""
+    s = req_str(d, k)
+    try:
+        v = float(s)
+    except ValueError:
+        raise Malformed(f"{k!r} is not a decimal: {s[:20]!r}") from None
+    if not math.isfinite(v) or (v < 0 and not signed):
+        raise Malformed(f"{k!r} out of range: {s[:20]!r}")
+    return v
+
+
+def opt_dec(d: dict[str, Any], k: str) -> float | None:
+    return req_dec(d, k) if d.get(k) is not None else None
+
+
+def req_obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise Malformed(f"{what} must be a JSON object, got {type(v).__name__}")
+    return v
