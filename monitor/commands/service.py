@@ -26,6 +26,19 @@ def _load(config: Path) -> Config:
         raise typer.Exit(code=2) from None
 
 
+def _refuse_unusable_store(config: Path, cfg: Config) -> None:
+    """A store that cannot be written is one line and exit 2, before any network call: the
+    verdict is check-config's (`store_problems`), so the two commands never disagree. Not a
+    skippable start-up check: without its store the service cannot run at all."""
+    from monitor.config import store_problems
+
+    problems = store_problems(cfg)
+    for p in problems:
+        typer.echo(f"refusing to start: {config}: {p}", err=True)
+    if problems:
+        raise typer.Exit(code=2)
+
+
 async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient,
                     *, monitor_key: bool = True
                     ) -> tuple[dict[str, Any] | None, int | None, str]:
@@ -83,6 +96,7 @@ def register(app: typer.Typer) -> None:
         for noisy in ("httpx", "httpcore", "websockets", "uvicorn"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         cfg = _load(config)
+        _refuse_unusable_store(config, cfg)
         if not skip_checks:
             problems = asyncio.run(_preflight(cfg, allow_privileged))
             if problems:
