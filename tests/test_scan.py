@@ -339,23 +339,6 @@ def test_the_scan_imports_only_the_standard_library() -> None:
 
 
 @needs_git
-def test_example_config_pins_a_revision_of_this_repository_that_has_the_hook() -> None:
-    example = yaml.safe_load((ROOT / ".pre-commit-config.example.yaml").read_text())
-    (repo,) = [r for r in example["repos"] if any(h["id"] == "keywatch-scan" for h in r["hooks"])]
-    rev = str(repo["rev"])
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
-    assert subprocess.run(["git", "cat-file", "-e", f"{rev}^{{commit}}"], cwd=ROOT).returncode == 0
-    at_rev = subprocess.run(["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
-    (hook,) = yaml.safe_load(at_rev)
-    assert hook["id"] == "keywatch-scan"
-    script = subprocess.run(["git", "show", f"{rev}:monitor/scan.py"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
-    assert "\ndef main(" in script  # the entry the hook script calls exists at that revision
-
-
-@needs_git
 def test_hook_script_without_site_packages_as_pre_commit_calls_it(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     k = fake_key()
