@@ -10,7 +10,7 @@ FREQTRADE_VERSION := 2026.9
 FT_VENV := .venv-freqtrade
 FT_STAMP := $(FT_VENV)/.installed-$(FREQTRADE_VERSION)
 
-.PHONY: demo test lint bench model clean venv faketime promtool
+.PHONY: demo test test-slow lint bench model clean venv faketime promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ demo: $(STAMP)
 	echo "secrets here), fill both in, then keywatch check-config and keywatch run."; \
 	exit $$rc
 
+# The suite CI runs (under 10 minutes on 2 cores). Whole scenario runs (the demo, a simulated
+# hour through the service) are marked slow and run by `make test-slow` (and `make bench`).
 test: $(STAMP) lint faketime promtool
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP) faketime promtool
+	$(BIN)/python -m pytest -q -m slow
 
 # Real client libraries sign with their host's clock; at an accelerated scenario clock they get
 # the simulator's time from libfaketime (Debian package faketime). Installed here when missing

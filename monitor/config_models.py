@@ -280,6 +280,12 @@ class Config(_Model):
     def _egress(cls, v: str | None) -> str | None:
         return public_address(v)
 
+    def key_map(self) -> dict[str, tuple[str, str]]:
+        """sha256 of each known API key -> (account, label): how the tap and the log readers
+        (live tailer and `keywatch replay`) name the key behind a call without storing it."""
+        return {fp.lower(): (a.name, k.label) for a in self.accounts for k in a.keys
+                if (fp := k.fingerprint())}
+
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:
             if a.name == name:

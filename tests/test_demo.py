@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from monitor.demo.run import run_demo
 
 
+@pytest.mark.slow  # the whole demo, ~95 s on 2 cores: `make test-slow`
 async def test_demo_catches_every_attack_with_all_four_seed_signals(tmp_path):
     received = []
     result = await run_demo(out=tmp_path, say=lambda _m: None, on_alert=received.append)

@@ -6,6 +6,8 @@ runaway bot on the collector's own host (same IP, as on a real shared box) cause
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import contextlib
 from collections import Counter
@@ -44,6 +46,7 @@ async def _storm(sim, clock, key: str, secret: str) -> None:
     await bot.aclose()
 
 
+@pytest.mark.slow  # a simulated hour, ~27 s: `make test-slow`
 async def test_simulated_hour_every_order_fact_exactly_once_within_budget(tmp_path) -> None:
     clock = AcceleratedClock(SPEED)
     async with Simulator(clock=clock, seed=0) as sim:

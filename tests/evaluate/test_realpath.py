@@ -29,6 +29,7 @@ SEED_SIGNALS = {
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow  # a simulated hour through the service, ~35 s: `make test-slow`
 async def test_one_hour_through_the_real_service(tmp_path: Path) -> None:
     forest = ForestModel.load(REPO / "models" / "default.skops")
     report = await run_scenario("one_hour", rules_dir=REPO / "rules", forest=forest,
