@@ -111,6 +111,8 @@ async def test_run_serves_metrics_and_drains_on_sigterm(tmp_path):
                         pass
                     assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                     await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the service never subscribed to the stream in 30 s")
                 await asyncio.sleep(1.0)
                 # a foreign order (no bot's prefix): stream event -> finding -> pending alert
                 placed = []
@@ -121,10 +123,12 @@ async def test_run_serves_metrics_and_drains_on_sigterm(tmp_path):
                         "newClientOrderId": f"evil-{i}"})
                     assert r.status_code == 200, r.text
                     placed.append(r.json()["orderId"])
-                for _ in range(100):
+                for _ in range(300):
                     if rows(db, "SELECT COUNT(*) FROM alerts")[0][0]:
                         break
                     await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("no alert written for the foreign orders in 30 s")
                 metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
                 for name in ("keywatch_events_total", "keywatch_findings_total",
                              "keywatch_outbox_backlog", "keywatch_detection_latency_seconds",
