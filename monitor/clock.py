@@ -11,6 +11,12 @@ import asyncio
 import time
 from typing import Protocol
 
+# Time spans in milliseconds, the unit of every timestamp here (Binance's too): one definition.
+SECOND_MS = 1_000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
 
 class Clock(Protocol):
     def now_ms(self) -> int:

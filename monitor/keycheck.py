@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from monitor.binance.rest import BinanceError, BinanceRest
-from monitor.clock import SystemClock
+from monitor.clock import DAY_MS, SystemClock
 from monitor.config import Config, KeyConfig
 
 # What Binance's refusal codes mean for a key check, and what to do about each.
@@ -34,7 +34,6 @@ CODE_MEANINGS: dict[int, str] = {
 }
 # Binance opened in July 2017; a server time before it, or a day off ours, is not Binance's.
 BINANCE_EPOCH_MS = 1_498_867_200_000
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.clock import DAY_MS
 from monitor.config import USE_CASE_POLICY
 from monitor.features import FeatureContext
 from monitor.keyrestrictions import READ_ONLY_FLAGS, KeyConfigPoll, KeyRestrictions
 
-DAY_MS = 86_400_000
 __all__ = ["CHECKS", "READ_ONLY_FLAGS", "KeyFacts", "PostureState", "evaluate", "evaluate_polls"]
 
 # A check returns None when fine, else (one-sentence problem, evidence)

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from monitor.clock import DAY_MS, MINUTE_MS
 from monitor.config import Config
 from monitor.evaluate.frames import FrameBuilder
 from monitor.groundtruth import AttackType, GroundTruth
 
-DAY_MS = 86_400_000
-MINUTE_MS = 60_000
 START_MS = 1_785_024_000_000  # a UTC midnight
 PRICES = {"BTCUSDT": 65000.0, "ETHUSDT": 3200.0, "BNBUSDT": 600.0, "SOLUSDT": 150.0,
           "XRPUSDT": 0.6}

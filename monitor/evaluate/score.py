@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from monitor.clock import DAY_MS
 from monitor.detect.engine import DetectionEngine
 from monitor.findings import Finding, Signal
 from monitor.groundtruth import AttackType, Episode, GroundTruth
 
-DAY_MS = 86_400_000
 GRACE_MS = 10 * 60_000
 
 # Which signals count as catching an attack type: a finding is judged by what it says, not

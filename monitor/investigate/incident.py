@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from monitor import resources
+from monitor.clock import DAY_MS, MINUTE_MS
 from monitor.config import Config
 from monitor.detect.forest import ForestModel, ModelMismatch
 from monitor.features import (
@@ -32,9 +33,6 @@ from monitor.features import (
 from monitor.findings import Finding
 from monitor.store import SQLiteStore, Store
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 DEFAULT_MODEL = resources.default_model()
 
 
