@@ -6,7 +6,6 @@ Only names of environment variables are fields; the secrets they name are resolv
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from enum import StrEnum
@@ -32,6 +31,7 @@ from monitor.config_checks import (
     url_host,
 )
 from monitor.config_secrets import env_name, url_credential
+from monitor.redaction import key_fingerprint
 
 
 class UseCase(StrEnum):
@@ -110,7 +110,7 @@ class KeyConfig(_Model):
     def fingerprint(self) -> str | None:
         """sha256 hex of the API key: how the tap recognises this key without storing it."""
         if self.api_key is not None:
-            return hashlib.sha256(self.api_key.get_secret_value().encode()).hexdigest()
+            return key_fingerprint(self.api_key.get_secret_value())
         return self.api_key_sha256
 
     def whitelist_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

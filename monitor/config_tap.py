@@ -6,7 +6,6 @@ rules path) can stop the tap: the bots keep reaching Binance whatever else is wr
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from monitor.config_checks import address_problems
 from monitor.config_file import ConfigError, environment, read_toml
 from monitor.config_models import TapConfig
 from monitor.config_secrets import env_name
+from monitor.redaction import key_fingerprint
 
 
 class TapSettings(BaseModel):
@@ -80,7 +80,7 @@ def load_tap_settings(
                 warnings.append(f"accounts[{ai}].keys[{ki}].api_key_env ({label}): {exc}")
                 var = None
             if isinstance(var, str) and environ.get(var):
-                fp = hashlib.sha256(environ[var].encode()).hexdigest()
+                fp = key_fingerprint(environ[var])
             elif isinstance(var, str):
                 warnings.append(f"accounts[{ai}].keys[{ki}] ({label}): environment variable "
                                 f"{var} is not set; the tap records this key's calls as an "

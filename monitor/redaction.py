@@ -18,10 +18,18 @@ it, and so do the alert redactor and the log filter.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 REDACTED = "[redacted]"
+
+
+def key_fingerprint(api_key: str) -> str:
+    """sha256 hex of an API key: how Keywatch names a key (config `api_key_sha256`, the tap's
+    record, the spool) without ever holding the key itself. One definition for all of them."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
 SECRET_WORDS = ("secret", "signature", "private", "passphrase", "password", "passwd", "token",
                 "apikey", "authorization", "credential", "cookie")
 DIGEST_WORDS = ("sha256", "sha512", "sha1", "fingerprint", "digest", "hash")

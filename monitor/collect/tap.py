@@ -23,7 +23,6 @@ the answer: the tap fails open.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import json
 import logging
@@ -37,6 +36,7 @@ from monitor.clock import Clock
 from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
 from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint
+from monitor.redaction import key_fingerprint as fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ def end_to_end(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
             named.update(t.strip().lower() for t in v.split(b","))
     strip = drop | named if named else drop
     return [(k, v) for k, v in headers if k.lower() not in strip]
-
-
-def fingerprint(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 class Tap:
