@@ -65,6 +65,15 @@ def is_placement(method: str | None, path: str | None) -> bool:
     return ep is not None and ep.places
 
 
+def rejected_placement(method: str | None, path: str | None, status: int,
+                       code: int | None) -> bool:
+    """A placement Binance refused: an HTTP error, or a nonzero Binance code in the answer.
+
+    The one reject rule the tap and the log readers apply when they record a call (its event
+    is then kind `reject`, and the features count it as a failed order request)."""
+    return is_placement(method, path) and (status >= 400 or bool(code))
+
+
 def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 

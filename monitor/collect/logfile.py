@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from monitor.clock import Clock
 from monitor.collect.ingest import Put
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.orderpaths import answer_ids, endpoint, is_placement
+from monitor.orderpaths import answer_ids, endpoint, rejected_placement
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,7 @@ def parse_line(line: str, account: str, received_ts: int,
     if label is None and isinstance(fp, str) and keys and fp.lower() in keys:
         acct, label = keys[fp.lower()]
     code = _opt_num(d, "code", int)
-    order = is_placement(method, endpoint)
-    rejected = order and (status >= 400 or bool(code))
+    rejected = rejected_placement(method, endpoint, status, code)
     ident = hashlib.sha256(f"{acct}\n{line.strip()}".encode()).hexdigest()[:24]
     texts = {k: d.get(k) for k in ("ip", "symbol", "side", "client_order_id")}
     for k, v in texts.items():

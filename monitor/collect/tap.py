@@ -35,7 +35,7 @@ from monitor.binance.parse_rest import usage_facts
 from monitor.clock import Clock
 from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint
+from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint, rejected_placement
 from monitor.redaction import key_fingerprint as fingerprint
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ class Tap:
         facts: dict[str, Any] = {}
         if order:
             facts = _order_facts(params, resp_body if isinstance(resp_body, dict) else {})
-        rejected = order and (status >= 400 or code is not None)
+        rejected = rejected_placement(method, path, status, code)
         client = scope.get("client")
         raw: dict[str, Any] = {"params": params, **key_info, "error": error}
         if endpoint(method, path) is not None:
