@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from monitor.binance.rest import BAD_ANSWER_REASONS
 from monitor.events import Event, Kind, Source
 from monitor.findings import Finding, Severity
 
@@ -152,6 +153,11 @@ class Metrics:
             "(Unix time, the service's clock; 0: none seen yet). /healthz is not ok once this "
             "is older than the source's stall time", ["source", "account"], registry=r,
         )
+        self.rest_bad_answers = Counter(
+            "keywatch_rest_bad_answers", "Answers to Keywatch's own REST calls it refused, by "
+            "account and reason (too_large, deadline, undecodable, not_json, wrong_shape)",
+            ["account", "reason"], registry=r,
+        )
         self._newest_ms: dict[str, int] = {}
 
     # -- zero-initialisation ----------------------------------------------------------------
@@ -182,6 +188,8 @@ class Metrics:
             self.alerts_failed.labels(ch)
         for acct in cfg.accounts:
             self.api_weight.labels(acct.name)
+            for reason in BAD_ANSWER_REASONS:
+                self.rest_bad_answers.labels(acct.name, reason)
             for pool in WEIGHT_POOLS:
                 self.api_weight_spent.labels(acct.name, pool)
             if src.stream:
@@ -245,6 +253,10 @@ class Metrics:
             if (ev.source is Source.REST and ev.kind is Kind.USAGE and ev.weight_1m is not None
                     and ev.endpoint is not None and not ev.endpoint.startswith("/sapi/")):
                 self.api_weight.labels(ev.account).set(ev.weight_1m)
+
+    def rest_bad_answer(self, account: str, reason: str) -> None:
+        """An answer `BinanceRest` refused (its `on_bad_answer` hook)."""
+        self.rest_bad_answers.labels(account, reason).inc()
 
     def weight_spent(self, account: str, pool: str, weight: float) -> None:
         self.api_weight_spent.labels(account, pool).inc(weight)

@@ -10,13 +10,21 @@ What it guarantees, whatever the exchange does:
   retried with jittered backoff, anything else raises `UnknownOutcome`;
 - -2014/-2015 on the monitor's own key emits a `monitor_key_rejected` status event and raises
   `MonitorKeyRejected`, so the operator hears the monitor has gone blind;
-- every response becomes a `usage` event (weight and order-count headers).
+- every response becomes a `usage` event (weight and order-count headers);
+- no answer can stick, swell or crash a caller: the body is read streamed and abandoned past
+  `max_body_bytes` (a 512 MiB answer costs at most the cap), the whole exchange has one deadline
+  (`deadline_s`; httpx's timeouts are per read, so a body trickled a byte at a time would reset
+  them forever), and an answer that is not the JSON its path returns (junk gzip, not JSON, JSON
+  nested past the parser's depth, a list where an object belongs) raises `MalformedAnswer`,
+  counted by reason (`on_bad_answer`, the service's metric). Each stays a `BinanceError`, the
+  one family a caller has to catch.
 Secrets never reach a log line, an event or an exception: messages name the path, never the
 query (it carries the signature), and the key shows at most its first 4 characters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -33,13 +41,31 @@ from monitor.binance.budget import UID_WEIGHT_PATHS, Budgets, guard_for, pool_fo
 from monitor.binance.parse import Ctx, status_event
 from monitor.binance.parse_rest import usage_facts, usage_headers_raw
 from monitor.binance.signing import encode_query, key_hint, sign_rest_query
-from monitor.clock import Clock
+from monitor.clock import Clock, network_timeout
 from monitor.events import Event, Kind, Source, make_event_id, raw_json
 
 log = logging.getLogger(__name__)
 
 KEY_REJECTED_CODES = frozenset({-2014, -2015})
 BACKOFF_CAP_S = 60.0
+MAX_BODY_BYTES = 16 << 20  # the largest answer Keywatch reads (decoded); Binance's are < 1 MiB
+DEADLINE_S = 30.0  # clock seconds for one whole exchange: connect, head and body
+INT64_MAX = 2 ** 63 - 1
+# The JSON type each path Keywatch calls answers with (binance-wire.md); a 2xx of another type
+# is a MalformedAnswer. A path not listed is not checked (its caller reads it defensively).
+ANSWER_SHAPES: dict[str, tuple[type, ...]] = {
+    "/api/v3/time": (dict,),
+    "/api/v3/account": (dict,),
+    "/api/v3/rateLimit/order": (list,),
+    "/api/v3/allOrders": (list,),
+    "/api/v3/myTrades": (list,),
+    "/api/v3/ticker/price": (list, dict),  # `symbols`: a list; `symbol`: one object
+    "/sapi/v1/account/apiRestrictions": (dict,),
+    "/sapi/v1/account/apiTradingStatus": (dict,),
+    "/sapi/v1/capital/withdraw/history": (list,),
+}
+# Why an answer could not be used: the `reason` label of keywatch_rest_bad_answers_total.
+BAD_ANSWER_REASONS = ("too_large", "deadline", "undecodable", "not_json", "wrong_shape")
 
 
 class BinanceError(Exception):
@@ -77,6 +103,16 @@ class UnknownOutcome(BinanceError):
     """5xx or a lost connection on a call we may not repeat: it may or may not have happened."""
 
 
+class MalformedAnswer(BinanceError):
+    """An answer Keywatch will not use: `reason` is one of `BAD_ANSWER_REASONS` (too large,
+    past the deadline, undecodable content encoding, not JSON or too deep, the wrong JSON type
+    for its path)."""
+
+    def __init__(self, method: str, path: str, status: int | None, reason: str, msg: str):
+        super().__init__(method, path, status, None, f"{reason}: {msg}")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class RestResult:
     status: int
@@ -112,6 +148,8 @@ class BinanceRest:
         max_retries: int = 4,
         rng: random.Random | None = None,
         monitor_key: bool = True,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        deadline_s: float = DEADLINE_S,
     ) -> None:
         logfilter.install()
         # False for another key the user let Keywatch read its posture with: a refusal of that
@@ -131,6 +169,9 @@ class BinanceRest:
         # (pool, weight) for each charge to the budget: the service's metrics (set by the
         # collector, like `budgets`)
         self.on_spend: Callable[[str, float], None] | None = None
+        # reason (BAD_ANSWER_REASONS) for each answer refused: the service's metric
+        self.on_bad_answer: Callable[[str], None] | None = None
+        self.max_body_bytes, self.deadline_s = max_body_bytes, deadline_s
         self.max_retries = max_retries
         self._rng = rng or random.Random()
         self.offset_ms = 0
@@ -138,7 +179,7 @@ class BinanceRest:
         self._banned_until_ms = 0
         self.retired = ""  # why Keywatch stopped using this key ("" while it is in use)
         self.counters: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0,
-                                         "resyncs": 0, "key_rejected": 0}
+                                         "resyncs": 0, "key_rejected": 0, "bad_answers": 0}
 
     # -- time ------------------------------------------------------------------------------
     def server_now(self) -> int:
@@ -149,8 +190,10 @@ class BinanceRest:
         res = await self.request("GET", "/api/v3/time", signed=False, weight=1)
         t0, t1 = res.sent_ms, self.clock.now_ms()
         server = res.body.get("serverTime") if isinstance(res.body, dict) else None
-        if isinstance(server, bool) or not isinstance(server, int):
-            raise BinanceError("GET", "/api/v3/time", res.status, None, "no serverTime")
+        if isinstance(server, bool) or not isinstance(server, int) or not 0 <= server <= INT64_MAX:
+            self._bad_answer("wrong_shape")
+            raise MalformedAnswer("GET", "/api/v3/time", res.status, "wrong_shape",
+                                  "no serverTime in int64")
         self.offset_ms = server - (t0 + t1) // 2
         self.synced = True
         self.counters["resyncs"] += 1
@@ -202,19 +245,33 @@ class BinanceRest:
             started, sent_ms = self.clock.monotonic(), self.clock.now_ms()
             self.counters["requests"] += 1
             try:
-                resp = await self._client.request(
-                    method, f"{url}?{query}" if query else url, headers=headers
-                )
-                content = await resp.aread()
-            except httpx.TransportError as exc:
+                async with asyncio.timeout(network_timeout(self.clock, self.deadline_s)):
+                    resp, content = await self._exchange(
+                        method, f"{url}?{query}" if query else url, headers, path)
+            except (httpx.TransportError, TimeoutError) as exc:
+                if not isinstance(exc, httpx.TransportError):  # our deadline, not httpx's
+                    self._bad_answer("deadline")
                 if idempotent and attempt < self.max_retries:
                     attempt = await self._retry(attempt, f"{type(exc).__name__} on {path}")
                     continue
                 raise UnknownOutcome(method, path, None, None, type(exc).__name__) from None
+            except httpx.DecodingError as exc:  # junk under Content-Encoding: gzip and the like
+                self._bad_answer("undecodable")
+                raise MalformedAnswer(method, path, None, "undecodable",
+                                      type(exc).__name__) from None
             latency = (self.clock.monotonic() - started) * 1000
             body, code, msg = _decode(content)
-            self._record_usage(method, path, resp, code, latency)
             status = resp.status_code
+            if status < 400 and code is None:  # a success: its body must be what `path` answers
+                if body is _UNREADABLE:
+                    self._bad_answer("not_json")
+                    raise MalformedAnswer(method, path, status, "not_json", msg)
+                shape = ANSWER_SHAPES.get(path)
+                if shape is not None and not isinstance(body, shape):
+                    self._bad_answer("wrong_shape")
+                    raise MalformedAnswer(method, path, status, "wrong_shape",
+                                          f"a JSON {type(body).__name__}")
+            self._record_usage(method, path, resp, code, latency)
             if status in (429, 418):
                 retry_after = _retry_after_s(resp.headers)
                 until = self.server_now() + int(retry_after * 1000)
@@ -249,6 +306,30 @@ class BinanceRest:
                     raise MonitorKeyRejected(method, path, status, code, msg)
                 raise BinanceError(method, path, status, code, msg)
             return RestResult(status, resp.headers, body, self.server_now(), latency, sent_ms)
+
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], path: str
+                        ) -> tuple[httpx.Response, bytes]:
+        """Send and read the answer streamed, never more than `max_body_bytes` (decoded): a
+        larger answer is abandoned (the connection closed) and raised as `MalformedAnswer`."""
+        cap = self.max_body_bytes
+        async with self._client.stream(method, url, headers=headers) as resp:
+            declared = resp.headers.get("content-length", "")
+            buf = bytearray()
+            if not (declared.isdigit() and int(declared) > cap):
+                async for chunk in resp.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > cap:
+                        break
+            if len(buf) > cap or (declared.isdigit() and int(declared) > cap):
+                self._bad_answer("too_large")
+                raise MalformedAnswer(method, path, resp.status_code, "too_large",
+                                      f"answer past {cap} bytes, abandoned")
+            return resp, bytes(buf)
+
+    def _bad_answer(self, reason: str) -> None:
+        self.counters["bad_answers"] += 1
+        if self.on_bad_answer is not None:
+            self.on_bad_answer(reason)
 
     def _query(self, params: Mapping[str, object] | None, signed: bool) -> str:
         items = [(k, v) for k, v in (params or {}).items() if v is not None]
@@ -292,12 +373,15 @@ class BinanceRest:
         )])
 
 
+_UNREADABLE = object()  # `_decode`'s body for an answer that is not JSON (or too deep to parse)
+
+
 def _decode(content: bytes) -> tuple[Any, int | None, str]:
     """JSON body and, for an error body, its code and message. Never raises."""
     try:
         body = json.loads(content)
-    except ValueError:
-        return None, None, f"unreadable body ({len(content)} bytes)"
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        return _UNREADABLE, None, f"unreadable body ({len(content)} bytes)"
     if isinstance(body, dict) and isinstance(body.get("code"), int) and "msg" in body:
         code = body["code"]
         if code != 0 and not isinstance(code, bool):

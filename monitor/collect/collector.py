@@ -90,6 +90,7 @@ class Collector:
             )
             rest.budgets = self.budgets  # one budget per host IP, shared by every account
             rest.on_spend = self._spend_hook(acct.name)
+            rest.on_bad_answer = self._bad_answer_hook(acct.name)
             self.rests[acct.name] = rest
             bf = Backfill(rest, store, self.ingest.put, symbols=acct.symbols)
             self.backfills[acct.name] = bf
@@ -133,6 +134,7 @@ class Collector:
                            monitor_key=False)
         rest.budgets = self.budgets
         rest.on_spend = self._spend_hook(account)
+        rest.on_bad_answer = self._bad_answer_hook(account)
         return rest
 
     # -- metrics, where the facts happen ----------------------------------------------------
@@ -171,6 +173,9 @@ class Collector:
 
     def _spend_hook(self, account: str) -> Callable[[str, float], None]:
         return lambda pool, weight: self.metrics.weight_spent(account, pool, weight)
+
+    def _bad_answer_hook(self, account: str) -> Callable[[str], None]:
+        return lambda reason: self.metrics.rest_bad_answer(account, reason)
 
     async def start(self) -> None:
         """Start every source in the background (returns once the tap is listening)."""

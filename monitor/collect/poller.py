@@ -12,6 +12,12 @@ than overspend. Each answer's headers already become `usage` events inside `Bina
 The host's address is shared with the tapped bots: a step whose pool this minute has no room
 for (their flood spent it, as the tap's weight headers show) runs after the others and waits
 only for that pool's next minute.
+
+Nothing one poll meets stops the poller: a step that raises anything is logged and counted and
+the round goes on; a round that raises is counted and the next waits a jittered backoff; the
+poller's own store reads and writes (key snapshots, the withdrawal cursor) run off the event
+loop and are retried while the store is locked. `stop()` ends a round mid-wait (a retry's
+backoff, a ban's pause) instead of letting the collector wait it out.
 """
 
 from __future__ import annotations
@@ -19,11 +25,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
+import sqlite3
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from monitor.binance import parse_rest
+from monitor.binance.logfilter import scrub
 from monitor.binance.parse import Ctx, safely
-from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected, MonitorKeyRejected
+from monitor.binance.rest import (
+    BinanceError,
+    BinanceRest,
+    KeyRejected,
+    MonitorKeyRejected,
+    backoff_s,
+)
 from monitor.collect.backfill import Backfill
 from monitor.events import Event, Kind, Source, make_event_id
 from monitor.keyrestrictions import KeyRestrictions
@@ -37,6 +53,8 @@ STEP_POOLS = {"key_config": ("sapi_ip", 1), "trading_status": ("sapi_ip", 1),
               "withdrawals": ("sapi_uid", 18000), "_backfill": ("api", 20),
               "prices": ("api", 4)}
 PRICE_SYMBOLS_MAX = 100
+STORE_ATTEMPTS = 6  # tries of one store call while the store is locked (~6 s of backoff)
+T = TypeVar("T")
 
 
 def _price_event(row: object, ctx: Ctx, ts: int) -> list[Event]:
@@ -76,12 +94,16 @@ class Poller:
         self.posture = posture or []
         self.rounds = 0
         self.counters = {"rounds": 0, "errors": 0, "key_changes": 0, "malformed": 0,
-                         "posture_refused": 0, "deferred": 0}
+                         "posture_refused": 0, "deferred": 0, "unexpected": 0,
+                         "failed_rounds": 0, "store_retries": 0}
         self._posture_paused: dict[str, int] = {}  # key label -> retry after (ms)
         self.posture_retry_ms = posture_retry_ms
         self._stop = asyncio.Event()
         # the monitor key's restrictions at this run's first poll (what the preflight accepted)
         self._monitor_at_start: KeyRestrictions | None = None
+        self._rng = random.Random()
+        self._task: asyncio.Task[None] | None = None  # run()'s task, while a round is going
+        self.store_backoff_s = 0.2  # wall seconds before the first store retry (doubles)
 
     def _ctx(self) -> Ctx:
         return Ctx(account=self.account, key=self.key, received_ts=self.rest.clock.now_ms())
@@ -109,6 +131,8 @@ class Poller:
             except BinanceError as exc:
                 self.counters["errors"] += 1
                 log.warning("%s: poll step %s failed: %s", self.account, step.__name__, exc)
+            except Exception as exc:  # a bug or a hostile answer: counted, never fatal
+                self._unexpected(f"poll step {step.__name__}", exc)
         for rest in self.posture:
             label = rest.key_label or ""
             if self.rest.clock.now_ms() < self._posture_paused.get(label, 0):
@@ -127,8 +151,33 @@ class Poller:
             except BinanceError as exc:
                 self.counters["errors"] += 1
                 log.warning("%s: key %s posture poll failed: %s", self.account, label, exc)
+            except Exception as exc:
+                self._unexpected(f"key {label} posture poll", exc)
         self.rounds += 1
         self.counters["rounds"] += 1
+
+    def _unexpected(self, what: str, exc: Exception) -> None:
+        self.counters["errors"] += 1
+        self.counters["unexpected"] += 1
+        log.error("%s: %s failed unexpectedly: %s: %s", self.account, what,
+                  type(exc).__name__, scrub(str(exc))[:300])
+
+    async def _store(self, fn: Callable[..., T], *args: object) -> T:
+        """One store call in a worker thread (a locked store blocks for its busy timeout, and
+        the loop must not), retried with backoff while SQLite says the store is locked or
+        busy; the last failure is raised to the step (counted there)."""
+        delay = self.store_backoff_s
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except sqlite3.OperationalError as exc:
+                if attempt == STORE_ATTEMPTS - 1:
+                    raise
+                self.counters["store_retries"] += 1
+                log.warning("%s: store busy (%s); retrying in %.1f s", self.account, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     def _ready_first(self, steps: list[Callable[[], Awaitable[None]]]
                      ) -> list[Callable[[], Awaitable[None]]]:
@@ -166,7 +215,7 @@ class Poller:
                                     parse_rest.key_restrictions, res.body))
             return
         label = rest.key_label or ""
-        prev = self.store.last_key_snapshot(self.account, label)
+        prev = await self._store(self.store.last_key_snapshot, self.account, label)
         retired_for: tuple[str, ...] = ()
         if rest is self.rest:  # the monitor key: rights gained since start retire it
             start = self._monitor_at_start = self._monitor_at_start or rec
@@ -177,7 +226,8 @@ class Poller:
         if ev is not None:
             self.counters["key_changes"] += prev is not None
             await self._emit([ev])
-            self.store.save_key_snapshot(self.account, label, res.ts, rec.to_dict())
+            await self._store(self.store.save_key_snapshot, self.account, label, res.ts,
+                              rec.to_dict())
         if retired_for:
             why = (f"the monitor key {label} of account {self.account} gained "
                    f"{', '.join(retired_for)} while Keywatch was running; a read-only monitor "
@@ -220,7 +270,7 @@ class Poller:
 
     async def withdrawals(self) -> None:
         cursor_name = f"withdrawals:{self.account}"
-        since = self.store.get_cursor(cursor_name)
+        since = await self._store(self.store.get_cursor, cursor_name)
         now = self.rest.server_now()
         start = int(since) if since else now - 90 * 86_400_000 + 60_000
         res = await self.rest.get("/sapi/v1/capital/withdraw/history",
@@ -233,22 +283,46 @@ class Poller:
                              row, ctx)
         await self._emit(events)
         # Re-read the last day each time: a withdrawal's status changes after it is applied.
-        self.store.set_cursor(cursor_name, str(max(start, now - 86_400_000)))
+        await self._store(self.store.set_cursor, cursor_name, str(max(start, now - 86_400_000)))
 
     async def _backfill(self) -> None:
         assert self.backfill is not None
         await self.backfill.run()
 
     async def run(self) -> None:
+        """Poll every `interval_s` until `stop()`; a round that raises is counted, then the
+        next waits at least a jittered backoff (growing while rounds keep failing)."""
+        failures = 0
+        clock = self.rest.clock
         while not self._stop.is_set():
-            started = self.rest.clock.monotonic()
-            await self.poll_once()
-            left = self.interval_s - (self.rest.clock.monotonic() - started)
+            started = clock.monotonic()
+            self._task = asyncio.current_task()
+            try:
+                await self.poll_once()
+                failures = 0
+            except asyncio.CancelledError:
+                if self._stop.is_set() and self._task is not None:
+                    self._task.uncancel()  # stop() ended the round: a normal end
+                    return
+                raise
+            except Exception as exc:
+                failures += 1
+                self.counters["failed_rounds"] += 1
+                self._unexpected("poll round", exc)
+            finally:
+                self._task = None
+            left = self.interval_s - (clock.monotonic() - started)
+            if failures:
+                left = max(left, backoff_s(failures, self._rng, base=1.0))
             if left > 0:
                 try:
-                    await asyncio.wait_for(self._stop.wait(), left / self.rest.clock.speed)
+                    await asyncio.wait_for(self._stop.wait(), left / clock.speed)
                 except TimeoutError:
                     pass
 
     async def stop(self) -> None:
+        """End the loop now: a round in progress (waiting out a retry's backoff, a ban or the
+        budget) is cancelled, so the collector never waits for it."""
         self._stop.set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()

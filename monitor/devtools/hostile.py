@@ -71,6 +71,7 @@ class RestFault(StrEnum):
     RATE_429 = "429"           # 429 -1003 with Retry-After
     BAN_418 = "418"            # 418 -1003 with Retry-After
     DROP = "drop"              # the TCP connection cut before any answer
+    RAW = "raw"                # exactly the status, headers and body given to `inject_raw`
 
 
 class WsFault(StrEnum):
@@ -95,6 +96,7 @@ class Injection:
     fault: RestFault
     path: str | None = None  # None: the next REST call, whatever its path
     times: int = 1
+    raw: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # RestFault.RAW's answer
 
 
 @dataclass
@@ -136,28 +138,38 @@ class HostileUpstream:
         """Answer the next `times` REST calls to `path` (any path if None) with `fault`."""
         self.injections.append(Injection(fault, path, times))
 
-    def _choose(self, path: str) -> RestFault:
+    def inject_raw(self, body: bytes, status: int = 200,
+                   headers: list[tuple[bytes, bytes]] | None = None,
+                   path: str | None = None) -> None:
+        """Answer the next REST call (to `path`) with exactly this (property tests)."""
+        self.injections.append(Injection(RestFault.RAW, path, 1, (status, body, headers or [])))
+
+    def _choose(self, path: str) -> Injection:
         for inj in self.injections:
             if inj.path is None or inj.path == path:
                 inj.times -= 1
                 if inj.times <= 0:
                     self.injections.remove(inj)
-                return inj.fault
+                return inj
         roll = self.rng.random()
         for fault, p in self.rest_mix.items():
             if roll < p:
-                return fault
+                return Injection(fault)
             roll -= p
-        return RestFault.VALID
+        return Injection(RestFault.VALID)
 
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "http":
-            fault = self._choose(scope["path"])
-            self.rest_sent[fault] += 1
-            await _REST_ANSWERS[fault](self, scope, receive, send)
+            inj = self._choose(scope["path"])
+            self.rest_sent[inj.fault] += 1
+            if inj.raw is not None:
+                status, body, headers = inj.raw
+                await _answer(send, status, body, headers)
+            else:
+                await _REST_ANSWERS[inj.fault](self, scope, receive, send)
 
     async def _valid(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._rest(scope, receive, send)
@@ -410,4 +422,5 @@ _REST_ANSWERS: dict[RestFault, Answer] = {
             until=up.sim.exchange.now_ms() + 1000 * up.retry_after_s)}).encode(),
         [(b"retry-after", str(up.retry_after_s).encode())]),
     RestFault.DROP: HostileUpstream._drop,
+    RestFault.RAW: HostileUpstream._valid,  # only inject_raw gives a RAW answer its content
 }
