@@ -13,6 +13,8 @@ from rich.table import Table
 
 from monitor.demo.receiver import Received
 
+ON_FREE = " on 127.0.0.1 (0, the default: a free port)."
+
 SEED_SIGNALS = {
     "call_rate_spike": "call-rate spike",
     "unknown_ip": "unfamiliar IP",
@@ -30,14 +32,37 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(7, help="Scenario seed (same seed, same day)."),
         out: Path = typer.Option(Path("runs"), help="Where the run directory goes."),
         log_level: str = typer.Option("ERROR", help="Log level of the service's own log lines."),
+        sim_port: str = typer.Option(
+            "0", metavar="PORT", help=f"Simulator REST and WebSocket API{ON_FREE}"),
+        stream_port: str = typer.Option(
+            "0", metavar="PORT", help=f"Simulator market-data streams{ON_FREE}"),
+        tap_port: str = typer.Option(
+            "0", metavar="PORT", help=f"The tap the bots call through{ON_FREE}"),
+        health_port: str = typer.Option(
+            "0", metavar="PORT", help=f"The service's /healthz and /metrics{ON_FREE}"),
+        receiver_port: str = typer.Option(
+            "0", metavar="PORT", help=f"The webhook the alerts are delivered to{ON_FREE}"),
     ) -> None:
         """Run the simulator with a scripted day, the real service against it, and real alerts.
 
         Exits 0 when every injected attack was caught by an alert that names it, 1 otherwise.
 
-        Example: keywatch demo --speed 2880
+        Every server it starts listens on 127.0.0.1, each on a free port unless given one;
+        the start-up lines print where.
+
+        Example: keywatch demo --tap-port 8765 --health-port 9464
         """
         import sys
+
+        from monitor.demo.ports import DemoPorts, PortError
+
+        try:
+            ports = DemoPorts.parse(sim=sim_port, stream=stream_port, tap=tap_port,
+                                    health=health_port, receiver=receiver_port)
+            ports.check_free()
+        except PortError as exc:
+            typer.echo(f"keywatch demo: {exc}", err=True)
+            raise typer.Exit(code=2) from None
 
         from monitor.demo.run import run_demo
 
@@ -54,12 +79,16 @@ def register(app: typer.Typer) -> None:
         progress = Progress(TextColumn("simulated day"), BarColumn(), TextColumn(
             "{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console, transient=True)
         task = progress.add_task("day", total=1.0)
-        with progress:
-            result = asyncio.run(run_demo(
-                scenario=scenario, speed=speed, seed=seed, out=out,
-                say=lambda m: console.print(f"[dim]{m}[/]"), on_alert=on_alert,
-                on_tick=lambda frac: progress.update(task, completed=frac),
-            ))
+        try:
+            with progress:
+                result = asyncio.run(run_demo(
+                    scenario=scenario, speed=speed, seed=seed, out=out,
+                    say=lambda m: console.print(f"[dim]{m}[/]"), on_alert=on_alert,
+                    on_tick=lambda frac: progress.update(task, completed=frac), ports=ports,
+                ))
+        except KeyboardInterrupt:
+            console.print("demo stopped (Ctrl-C): the simulator and the service are shut down")
+            raise typer.Exit(code=130) from None
 
         table = Table(title="Injected attacks and the alerts that caught them")
         for col in ("attack", "key", "from", "alert", "rule", "signal", "delay (sim)",

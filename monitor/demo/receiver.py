@@ -52,7 +52,7 @@ class AlertReceiver:
     _server: asyncio.AbstractServer | None = None
 
     async def start(self) -> AlertReceiver:
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)  # 0: free
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

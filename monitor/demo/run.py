@@ -26,10 +26,12 @@ from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
 from monitor.collect.ingest import OnEvents
 from monitor.config import Config, load_config
+from monitor.demo.ports import HOST, DemoPorts
 from monitor.demo.receiver import AlertReceiver, Received
 from monitor.evaluate.score import EXPECTED
 from monitor.findings import Finding
 from monitor.groundtruth import Episode, GroundTruth
+from monitor.metrics import Metrics
 from monitor.service import Service, build_engine
 from monitor.sim import load_scenario
 from monitor.sim.scenario import Scenario
@@ -75,7 +77,7 @@ def _use_case(permissions: list[str]) -> str:
 
 def write_config(run_dir: Path, urls: tuple[str, str], sc: Scenario, receiver_url: str,
                  keys: dict[tuple[str, str], tuple[str, str]], monitor: tuple[str, str],
-                 speed: float) -> Path:
+                 speed: float, tap_port: int = 0) -> Path:
     """A real TOML config and a 0600 `.env`, loaded through the same path a user's would be."""
     env: dict[str, str] = {}
     lines = [
@@ -92,7 +94,7 @@ def write_config(run_dir: Path, urls: tuple[str, str], sc: Scenario, receiver_ur
         "poll_interval_s = 60",
         "[sources.tap]",
         "enabled = true",
-        'listen = "127.0.0.1:0"',
+        f'listen = "{HOST}:{tap_port}"',
         f'upstream = "{urls[0]}"',
         f'account = "{next(iter(sc.accounts))}"',
         "[alerts]",
@@ -180,8 +182,11 @@ async def run_demo(
     *, scenario: str = "demo", speed: float = 120.0, seed: int = 7,
     out: Path = Path("runs"), say: Callable[[str], None] = print,
     on_alert: Callable[[Received], None] | None = None,
-    on_tick: Callable[[float], None] | None = None,
+    on_tick: Callable[[float], None] | None = None, ports: DemoPorts | None = None,
 ) -> DemoResult:
+    """`ports`: where each server listens (DemoPorts(): every port free, chosen at start)."""
+    ports = ports or DemoPorts()
+    ports.check_free()
     sc = load_scenario(scenario)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = (out / f"demo-{stamp}").resolve()
@@ -193,19 +198,24 @@ async def run_demo(
         sys.executable, "-m", "monitor.demo.world", "--scenario", scenario, "--speed",
         str(speed), "--seed", str(seed), "--start-ms", str(start_ms), "--anchor", repr(anchor),
         "--out", str(run_dir), "--key", f"{account}/keywatch/{HOST_IP}",
+        "--port", str(ports.sim), "--stream-port", str(ports.stream),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
-    receiver = AlertReceiver(clock, on_alert=on_alert)
+    receiver = AlertReceiver(clock, on_alert=on_alert, host=HOST, port=ports.receiver)
     await receiver.start()
     try:
         ready = (await _message(world))["ready"]
         keys = {tuple(k.split("/", 1)): tuple(v) for k, v in ready["keys"].items()}
         monitor = keys.pop((account, "keywatch"))
         urls = (ready["rest_url"], ready["ws_api_url"])
-        cfg_path = write_config(run_dir, urls, sc, receiver.url, keys, monitor, speed)
+        cfg_path = write_config(run_dir, urls, sc, receiver.url, keys, monitor, speed,
+                                tap_port=ports.tap)
         cfg = load_config(cfg_path)
-        say(f"simulator on {urls[0]} ({speed:g}x, own process); run directory {run_dir}")
-        result = await _watch(cfg, cfg_path, clock, world, sc, run_dir, say, on_tick)
+        say(f"simulator on {urls[0]} (REST and WebSocket API), market streams on "
+            f"{ready['stream_url']} ({speed:g}x, own process); run directory {run_dir}")
+        say(f"alert webhook on http://{HOST}:{receiver.port}/ (Apprise {receiver.url})")
+        result = await _watch(cfg, cfg_path, clock, world, sc, run_dir, say, on_tick,
+                              health_port=ports.health)
         result.received = list(receiver.received)
         store = SQLiteStore(cfg.store_path)
         result.catches = judge(result.truth, result.received, store)
@@ -245,24 +255,31 @@ async def _send(world: asyncio.subprocess.Process, obj: dict[str, Any]) -> None:
 
 async def _watch(cfg: Config, cfg_path: Path, clock: AcceleratedClock,
                  world: asyncio.subprocess.Process, sc: Scenario, run_dir: Path,
-                 say: Callable[[str], None], on_tick: Callable[[float], None] | None
-                 ) -> DemoResult:
+                 say: Callable[[str], None], on_tick: Callable[[float], None] | None,
+                 *, health_port: int = 0) -> DemoResult:
     store = SQLiteStore(cfg.store_path)
     engine = build_engine(cfg)
+    metrics = Metrics()  # one registry, as `keywatch run` has: the collector feeds /metrics
 
     def collector(on_events: OnEvents) -> Collector:
-        return Collector(cfg, store, clock, on_events=on_events, local_host=HOST_IP)
+        return Collector(cfg, store, clock, on_events=on_events, local_host=HOST_IP,
+                         metrics=metrics)
 
-    service = Service(cfg, store, clock, source_factory=collector, engine=engine)
+    service = Service(cfg, store, clock, source_factory=collector, engine=engine,
+                      metrics=metrics, health_port=health_port, health_host=HOST)
     stop = asyncio.Event()
     svc = asyncio.create_task(service.run(stop))
-    while service.source is None or getattr(service.source, "tap_url", None) is None:
+    health = service.health
+    assert health is not None
+    while (service.source is None or getattr(service.source, "tap_url", None) is None
+           or not health.port or not await _accepts(HOST, health.port)):
         if svc.done():
             svc.result()
-            raise RuntimeError("the service stopped before its tap was listening")
+            raise RuntimeError("the service stopped before its tap and health were listening")
         await asyncio.sleep(0.02)
     tap_url = service.source.tap_url  # type: ignore[attr-defined]
-    say(f"service up: tap {tap_url}, stream {cfg.binance.ws_api_url}")
+    say(f"service up: tap {tap_url}, health and metrics on http://{HOST}:{health.port} "
+        f"(/healthz, /metrics), account stream {cfg.binance.ws_api_url}")
     start = clock.now_ms()
     ticker = asyncio.create_task(_progress(clock, start, sc.duration, on_tick))
     try:
@@ -283,6 +300,18 @@ async def _watch(cfg: Config, cfg_path: Path, clock: AcceleratedClock,
     store.close()
     return DemoResult(run_dir=run_dir, db_path=Path(cfg.store_path), config_path=cfg_path,
                       truth=truth, catches=[], received=[])
+
+
+async def _accepts(host: str, port: int) -> bool:
+    """True once something accepts a connection on host:port (the health server is up)."""
+    try:
+        _reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 async def _progress(clock: AcceleratedClock, start: int, duration_s: float,

@@ -62,9 +62,9 @@ class Simulator:
     """A Binance look-alike on 127.0.0.1; see monitor/sim/__init__.py for the contract."""
 
     def __init__(self, clock: Clock | None = None, host: str = "127.0.0.1", port: int = 0,
-                 seed: int = 0, control_port: int | None = None) -> None:
+                 seed: int = 0, control_port: int | None = None, stream_port: int = 0) -> None:
         self.clock: Clock = clock or SystemClock()
-        self.host, self.port, self.seed = host, port, seed
+        self.host, self.port, self.seed, self.stream_port = host, port, seed, stream_port
         self._control_port = control_port
         self.exchange = Exchange(self.clock, seed)
         self.control = Control(self.exchange)
@@ -94,7 +94,7 @@ class Simulator:
         self.rest_url = f"http://{self.host}:{self.port}"
         self.ws_api_url = f"ws://{self.host}:{self.port}/ws-api/v3"
         self.exchange.hub.abort = lambda conn: self._abort(main[0], conn)
-        pub = await _serve(stream_app(self.streams), self.host, 0, speed)
+        pub = await _serve(stream_app(self.streams), self.host, self.stream_port, speed)
         self._servers.append(pub)
         self.stream_url = f"ws://{self.host}:{_bound_port(pub[0])}"
         self._pump = asyncio.create_task(self.streams.pump())
