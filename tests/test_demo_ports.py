@@ -159,7 +159,7 @@ def test_the_demo_listens_on_the_ports_it_is_given(tmp_path: Path) -> None:
             assert proc.poll() is None, (lines, err.read())
             assert time.monotonic() < deadline, lines
             time.sleep(0.05)
-        startup = "".join(lines)
+        startup = " ".join("".join(lines).split())  # rich wraps long lines
         for name, where in [("sim", "simulator on http://127.0.0.1:{}"),
                             ("stream", "market streams on ws://127.0.0.1:{}"),
                             ("receiver", "alert webhook on http://127.0.0.1:{}/"),
