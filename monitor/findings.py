@@ -100,7 +100,7 @@ class Finding(BaseModel):
 # the same incident until it resolves. The engine's cooldown and the alert manager's
 # repeat_interval hold back only the same incident; a new one always gets through.
 INCIDENT_FIELDS: dict[Signal, tuple[str, ...]] = {
-    Signal.FOREIGN_ORDER: ("order_id", "client_order_id"),
+    Signal.FOREIGN_ORDER: ("ip", "order_id", "client_order_id"),  # ip: alert/evidence.py
     Signal.OVERSIZED_REJECT: ("order_id", "client_order_id"),
     Signal.WITHDRAWAL: ("event_id",),  # one withdraw-history fact (its id and status)
     Signal.UNKNOWN_IP: ("ip",),

@@ -22,9 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from monitor.alert.manager import AlertManager, immediate
-from monitor.alert.notify import Notifier
-from monitor.alert.redact import config_secrets
+from monitor.alert.manager import immediate
 from monitor.clock import NETWORK_FLOOR_S, Clock
 from monitor.collect.eventqueue import BatchQueue
 from monitor.config import Config
@@ -35,26 +33,13 @@ from monitor.findings import Finding
 from monitor.health import HealthServer, build_app
 from monitor.healthchecks import HealthVerdict, HealthWatch
 from monitor.metrics import Metrics
+from monitor.pipeline import build_alerting
+from monitor.pipeline import build_engine as build_engine  # where callers have imported it
 from monitor.startup import startup_line
 from monitor.store import Store
 from monitor.supervisor import Supervisor
 
 log = logging.getLogger("keywatch.service")
-
-
-def build_engine(cfg: Config) -> DetectionEngine:
-    """Rules plus the configured model; a missing or mismatched model means rules only, loudly.
-
-    A model card that does not match this code or this scikit-learn is refused by the loader
-    (scoring garbage would be worse); the service keeps watching with its rules meanwhile.
-    """
-    from monitor.detect.forest import ModelMismatch
-
-    try:
-        return DetectionEngine.from_config(cfg, cfg.rules_dir, cfg.model_path, isolated=True)
-    except ModelMismatch as exc:
-        log.warning("IsolationForest disabled, running rules only: %s", exc)
-        return DetectionEngine.from_config(cfg, cfg.rules_dir, None)
 
 
 class Source(Protocol):
@@ -104,11 +89,8 @@ class Service:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.engine = engine
-        secrets = config_secrets(cfg)
-        self.manager = AlertManager(store, clock, cfg.alerts, secrets=secrets,
-                                    on_silenced=self.metrics.finding_silenced)
-        self.notifier = Notifier(store, clock, cfg.alerts, secrets=secrets,
-                                 on_attempt=self.metrics.delivery)
+        # the alert context shows the engine's seen addresses beside a new one
+        self.manager, self.notifier = build_alerting(cfg, store, clock, self.metrics, engine)
         # every labelled series the config and the loaded rules name exists from the start, at 0
         self.metrics.prime(cfg, rules=getattr(engine, "rules", {}), channels=self.notifier.channels)
         self.counters = Counters()

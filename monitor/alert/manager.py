@@ -1,10 +1,11 @@
 """Findings in, alerts out: dedupe, grouping, cooldown, silences, resolved notices, digest.
 
 Plain synchronous logic over the store and an injected clock, so replay, the live service and
-the tests share it. `submit` runs its stages top to bottom: scrub secrets, persist, keep the
-paging ones, drop silenced ones (logged, counted, `on_silenced`), fold into per-fingerprint
-state. Per fingerprint (rule, account, key, the rule's grouping fields) a record in the store
-walks through
+the tests share it. `submit` runs its stages top to bottom: add what the stored events say
+(`evidence.py`: the codes behind a failure count, the address an unexplained order came from),
+scrub secrets, persist, keep the paging ones, drop silenced ones (logged, counted,
+`on_silenced`), fold into per-fingerprint state. Per fingerprint (rule, account, key, the
+rule's grouping fields) a record in the store walks through
 
     (none) --finding--> pending --flush after group_wait--> firing --resolved--> pending(resolved)
                                                              |  |                      |
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.alert.channels import Channel, digest_channels, load_channels, severity_channels
+from monitor.alert.evidence import with_store_evidence
 from monitor.alert.redact import Redactor
 from monitor.alert.render import (
     AlertItem,
@@ -78,7 +80,7 @@ class AlertManager:
         # each finding a silence kept from alerting (the service's metrics)
         self.on_silenced = on_silenced or (lambda _f: None)
         # per (account, key): declared whitelist and known addresses, shown beside a new one
-        # (render.key_contexts(cfg.accounts, engine.fstate.seen["ip"]) in the service)
+        # (render.key_contexts(cfg.accounts, engine.seen_ips()): monitor/pipeline.py)
         self.key_context = key_context or (lambda: {})
         # every pending record is in the cache, so a restart resumes waiting groups
         self._states: dict[str, dict[str, Any]] = {
@@ -91,7 +93,7 @@ class AlertManager:
         if not findings:
             return
         now = self.clock.now_ms()
-        findings = [self._scrub(f) for f in findings]
+        findings = [self._scrub(with_store_evidence(self.store, f)) for f in findings]
         self.store.insert_findings(findings)
         self.counters["findings"] += len(findings)
         paging = [f for f in findings if immediate(f)]

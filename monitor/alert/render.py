@@ -22,6 +22,7 @@ from typing import Any
 
 from monitor.alert.redact import Redactor
 from monitor.config import AccountConfig
+from monitor.errorcodes import CODES, code_name
 from monitor.findings import Finding, Severity, Signal
 
 # Binance's emergency actions, most urgent first. The first one asks the triage question before
@@ -93,13 +94,7 @@ _TOPICS = {
 }
 
 # Binance codes a title may name, and what each means for the person reading it.
-CODE_TITLES = {
-    -1022: "Calls with a bad signature (-1022): a wrong secret, maybe your own bot after a "
-           "secret change",
-    -2015: "Calls refused: invalid key, IP not whitelisted or permission missing (-2015)",
-    -2014: "Calls refused: malformed API key (-2014)",
-    -1021: "Calls refused: timestamp outside recvWindow (-1021, a clock problem)",
-}
+CODE_TITLES = {c: e.title for c, e in CODES.items() if e.title}  # monitor/errorcodes.py
 AUTH_UNKNOWN = ("Burst of refused calls (bad key -2014, bad signature -1022, or IP/permission "
                 "-2015)")
 _CODE_IN_TITLE = re.compile(r"-(?:10|20)\d\d\b")
@@ -161,9 +156,15 @@ def key_contexts(
     known: dict[tuple[str, str], set[str]] = {}
     for account, key, ip in seen_ips:
         known.setdefault((account, key), set()).add(ip)
-    return {(a.name, k.label): KeyContext(tuple(k.ip_whitelist),
+    return {(a.name, k.label): KeyContext(tuple(_host(n) for n in k.ip_whitelist),
                                           tuple(sorted(known.get((a.name, k.label), ()))))
             for a in accounts for k in a.keys}
+
+
+def _host(network: str) -> str:
+    """'10.0.0.5/32' -> '10.0.0.5': a one-address network reads as the address."""
+    addr, _, bits = network.partition("/")
+    return addr if bits in ("32", "128") and (bits == "32") == ("." in addr) else network
 
 
 # Evidence fields that are the detector's bookkeeping, not something a person acts on.
@@ -177,7 +178,7 @@ LABELS = {
     "window_end_ms": "minute until", "expires_ms": "trading permission lapses",
     "baseline": "usual level", "fail_auth": "refused calls (key, signature, IP or permission)",
     "exec_type": "execution", "source": "seen on", "whitelist": "declared whitelist",
-    "known_ips": "addresses seen before",
+    "known_ips": "addresses seen before", "codes": "answers",
 }
 # Feature names a detector's summary may use ("fail_auth reached 7"), in words.
 METRIC_LABELS = {
@@ -228,6 +229,8 @@ def _value(name: str, v: Any, red: Redactor) -> str:
         shown = [_value(name, x, red) for x in list(v)[:10]]
         more = f" (+{len(v) - 10} more)" if len(v) > 10 else ""
         return (", ".join(shown) + more) or "none"
+    if name == "codes" and isinstance(v, dict):  # {code: count}: "-1022 bad signature x7"
+        return ", ".join(f"{code_name(int(c))} x{n}" for c, n in v.items())
     if isinstance(v, dict):  # e.g. drift's {flag: [old, new]}: "flag old -> new; ..."
         parts = [f"{k} {_value('', x, red)}" for k, x in sorted(red.data(v).items())
                  if k not in HIDDEN]
@@ -280,15 +283,26 @@ def codes_seen(f: Finding) -> list[int]:
 
 
 def title_for(f: Finding) -> str:
-    """The finding's title, unless it names codes the evidence contradicts or cannot confirm:
-    a burst of -1022 answers is a bad signature, not the -2015/-2014 the rule's title says."""
+    """The title for the codes really seen, for a finding that counts refused calls (a failure
+    count in its evidence, or a title naming codes): a burst of -1022 answers is a bad
+    signature, not the -2015/-2014 a probe gets. A finding about something else that merely
+    carries its call's code (a new caller refused -2015) keeps its own title. An unexplained
+    order with a caller address names the key's unexpected address (a moved bot, or a thief
+    through the tap)."""
+    if f.signal is Signal.FOREIGN_ORDER and f.evidence.get("ip") and f.key:
+        verb = "cancelled" if f.evidence.get("exec_type") == "CANCELED" else "placed"
+        return (f"Order {verb} with key {f.key} from {f.evidence['ip']}, an address it is not "
+                "expected at (a moved bot, or someone else holding the key)")
+    counts = any(k.startswith("fail_") for k in f.evidence) or "codes" in f.evidence
+    if not counts and not _CODE_IN_TITLE.search(f.title):
+        return f.title
     codes = [c for c in codes_seen(f) if c in CODE_TITLES]
     if codes and len(codes) == 1:
         return CODE_TITLES[codes[0]]
     if codes:
         return "Calls refused (" + ", ".join(map(str, codes)) + "): " + "; ".join(
             CODE_TITLES[c].split(": ", 1)[-1] for c in codes)
-    if _CODE_IN_TITLE.search(f.title) and "fail_auth" in f.evidence:
+    if "fail_auth" in f.evidence:
         return AUTH_UNKNOWN  # the count mixes -2014, -2015 and -1022: claim none of them
     return f.title
 
@@ -338,7 +352,9 @@ def _headline(item: AlertItem, red: Redactor) -> str:
         since = ""
     title, summary = title_for(f), _METRIC_WORD.sub(lambda m: METRIC_LABELS[m[0]], f.summary)
     if f.summary.startswith(f.title):  # "Order placed by no registered bot on ...": say it once
-        return red.text(f"{prefix}{summary}{since}")
+        if title == f.title:
+            return red.text(f"{prefix}{summary}{since}")
+        summary = summary[len(f.title):].strip()  # retitled: the rest says where and when
     return red.text(f"{prefix}{title}{since}: {summary}")
 
 

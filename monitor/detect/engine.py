@@ -119,6 +119,14 @@ class DetectionEngine:
         self.key_history: dict[tuple[str, str], dict[str, deque[Any]]] = {}
         self.history = pd.DataFrame()
         self.last_windows = pd.DataFrame()  # the windows the last tick/replay closed
+        self._seen_ips: frozenset[tuple[str, str, str]] = frozenset()
+
+    def seen_ips(self) -> frozenset[tuple[str, str, str]]:
+        """(account, key, ip) of every address a key was seen calling from, as of the last
+        batch. The feature state's own set grows inside `process` on the detection thread; this
+        is an immutable copy swapped in after each batch, so the alert renderer can read it
+        from the event loop without a lock."""
+        return self._seen_ips
 
     # live ---------------------------------------------------------------------------------
     # The live path runs the same definitions as replay in plain Python, one event at a time
@@ -342,6 +350,9 @@ class DetectionEngine:
         return {**c, "rule": FOREST_PERSISTENT_RULE, "evidence": ev, "summary": summary}
 
     def _finalise(self, cands: list[dict[str, Any]]) -> list[Finding]:
+        seen = self.fstate.seen["ip"]
+        if len(seen) != len(self._seen_ips):  # it only grows (`reset` starts both afresh)
+            self._seen_ips = frozenset(seen)
         cands.sort(key=lambda c: (c["ts"], c["rule"].id, str(c["anchor"])))
         expanded: list[dict[str, Any]] = []
         for c in cands:

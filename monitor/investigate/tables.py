@@ -17,14 +17,10 @@ from monitor.alert.render import actions_for
 from monitor.config import USE_CASE_POLICY
 from monitor.detect import posture
 from monitor.detect.forest import FOREST_FEATURES
+from monitor.errorcodes import code_name
 from monitor.features import ACCOUNT_ROW, MINUTE_MS
 from monitor.investigate.incident import Incident, parse_flags
 from monitor.keyrestrictions import KeyConfigPoll
-
-CODE_NAMES = {-2015: "invalid key/IP/permission", -2014: "bad API-key format",
-              -1022: "bad signature", -1021: "timestamp outside recvWindow",
-              -1003: "too much weight", -1015: "too many orders",
-              -2010: "order rejected (balance)", -1013: "filter failure"}
 
 
 def _utc(ms: Any) -> pd.Series | pd.Timestamp:
@@ -105,7 +101,7 @@ def failure_codes(inc: Incident) -> pd.DataFrame:
     r = inc.events[inc.events["tapped"] & inc.key_mask() & inc.events["fclass"].ne("ok")]
     if r.empty:
         return pd.DataFrame(index=_minutes(inc))
-    label = [f"{int(c)} {CODE_NAMES.get(int(c), '')}".strip() if c == c
+    label = [code_name(int(c)) if c == c
              else f"HTTP {int(s) if s == s else '?'}" for c, s in zip(r["code"], r["status"],
                                                                       strict=True)]
     df = pd.crosstab(_utc(r["minute"]), pd.Series(label, index=r.index))

@@ -316,7 +316,7 @@ def test_the_manager_shows_the_configured_whitelist_beside_a_new_address(tmp_pat
     mgr.submit([_event_finding("unknown_ip.new_caller", wkey="grid-bot", ip="127.66.0.9")])
     mgr.flush(T0 + 600_000, final=True)
     (alert,) = store.load_alerts()
-    assert "declared whitelist: 127.66.0.1/32" in alert["body"]
+    assert "declared whitelist: 127.66.0.1\n" in alert["body"]  # a /32 reads as the address
     assert "addresses seen before: 127.66.0.1" in alert["body"]
     assert "seen before: 127.66.0.1, 127.66.0.9" not in alert["body"]
     store.close()
