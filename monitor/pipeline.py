@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from monitor.alert.manager import AlertManager
 from monitor.alert.notify import Notifier
 from monitor.alert.redact import config_secrets
-from monitor.alert.render import KeyContext, key_contexts
+from monitor.alert.wording import KeyContext, key_contexts
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.detect.engine import DetectionEngine

@@ -40,12 +40,12 @@ from monitor.alert.evidence import with_store_evidence
 from monitor.alert.redact import Redactor
 from monitor.alert.render import (
     AlertItem,
-    KeyContext,
     fingerprint,
     make_alert_id,
     render_alert,
     render_digest,
 )
+from monitor.alert.wording import KeyContext
 from monitor.clock import Clock
 from monitor.config import AlertsConfig
 from monitor.findings import Finding, Severity, incident_id

@@ -12,7 +12,7 @@ import pytest
 
 from monitor.alert.evidence import with_store_evidence
 from monitor.alert.redact import Redactor
-from monitor.alert.render import AlertItem, fingerprint, render_alert, title_for
+from monitor.alert.render import AlertItem, KeyContext, fingerprint, render_alert, title_for
 from monitor.binance.parse import Ctx, user_event
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
@@ -92,6 +92,15 @@ def test_orders_a_moved_bot_placed_fold_by_its_address(store):
         f"ip={MOVED}", "order_id=99"}
     assert "ip" not in foreign[99].evidence
     assert f"from {MOVED}, an address it is not expected at" in title_for(foreign[10])
+    # shown beside what the key declares and where it was seen, as a new caller is
+    ctx = {("main", "grid"): KeyContext((HOME,), (HOME, MOVED))}
+    moved_text, pump_text = (render_alert("kw-2", "main", [AlertItem(fingerprint(f), "new", f,
+                                                                      1, t, t)],
+                                          Redactor(), ctx).text
+                             for f in (foreign[12], foreign[99]))
+    assert f"declared whitelist: {HOME}\n" in moved_text
+    assert f"addresses seen before: {HOME}\n" in moved_text
+    assert "declared whitelist" not in pump_text  # no address to compare
 
 
 def test_a_cancel_is_not_given_the_address_that_placed_the_order(store):
