@@ -6,16 +6,22 @@ reader task routes each frame: responses resolve the waiting request, everything
 into events and handed to `on_frame`. The connection also remembers when it last heard
 anything, which is what the collector's data-liveness watchdog looks at: protocol pings are
 answered by the library and prove nothing about the data path.
+
+Bounded: a frame is at most `MAX_FRAME_BYTES` (a larger one closes the socket, 1009), and
+`on_frame` may return an awaitable that the reader awaits before reading on, so a consumer whose
+queue is full stops the reading; websockets then holds at most `MAX_QUEUE` frames and stops
+reading the TCP socket, and a flood waits in the server's send buffer instead of our memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 CONNECT_WEIGHT = 2
 METHOD_WEIGHT = {"time": 1, "userDataStream.subscribe.signature": 2, "session.status": 2}
 MAX_FRAME_BYTES = 1 << 20
+MAX_QUEUE = 16  # frames websockets buffers before it stops reading the socket
 
 
 class StreamClosed(Exception):
@@ -50,7 +57,7 @@ class UserDataSocket:
         *,
         server_now: Callable[[], int],
         ctx: Callable[[], Ctx],
-        on_frame: Callable[[Frame], None],
+        on_frame: Callable[[Frame], Awaitable[None] | None],
         recv_window: int = 5000,
         local_host: str | None = None,
         request_timeout_s: float = 10.0,
@@ -81,7 +88,7 @@ class UserDataSocket:
         timeout = network_timeout(self.clock, self.request_timeout_s)
         self._ws = await connect(
             self.url, ping_interval=None, open_timeout=max(timeout, 1.0),
-            close_timeout=1.0, max_size=MAX_FRAME_BYTES, **kwargs,
+            close_timeout=1.0, max_size=MAX_FRAME_BYTES, max_queue=MAX_QUEUE, **kwargs,
         )
         self.opened_mono = self.last_frame_mono = self.clock.monotonic()
         self._reader = asyncio.create_task(self._read())
@@ -113,6 +120,11 @@ class UserDataSocket:
             raise StreamClosed(type(exc).__name__) from None
         finally:
             self._pending.pop(req_id, None)
+            # The reader fails every pending future when the socket ends; if the send failed
+            # first, nobody awaits this one: retrieve its exception, or asyncio reports
+            # "Future exception was never retrieved" on every reconnect (issue 15 item 9).
+            if fut.done() and not fut.cancelled():
+                fut.exception()
         status = resp.get("status")
         if status == 200:
             return resp.get("result")
@@ -141,11 +153,16 @@ class UserDataSocket:
                         self.close_reason = "key_revoked"
                         break
                     continue
-                self._on_frame(frame)
+                handed = self._on_frame(frame)
+                if inspect.isawaitable(handed):
+                    await handed  # backpressure: no more reading until the consumer has room
             if self.close_reason is None:
                 self.close_reason = "closed_by_server"
         except ConnectionClosed:
             self.close_reason = self.close_reason or "dropped"
+        except Exception as exc:  # a consumer's bug must end this socket, not leave it deaf
+            log.error("user-data reader failed: %s", type(exc).__name__)
+            self.close_reason = self.close_reason or "reader_failed"
         finally:
             for fut in self._pending.values():
                 if not fut.done():

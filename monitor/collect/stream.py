@@ -7,6 +7,10 @@ and record a `stream_status` event with the gap and what was backfilled. Before 
 reaches the server's 24-hour limit a new one is opened and subscribed *first*; the old one is
 closed after, so the overlap is covered twice and the store keeps each fact once.
 
+Bounded: the socket's reader hands each frame's events straight to the ingest queue and reads
+no further until they fit (the queue is bounded in events), so a flood of 35k frames/s waits in
+websockets' small frame queue and the TCP buffers, not in a list here (issue 15: 1.9 GB).
+
 Watchdog: pings prove only that the socket is up. After `probe_after_s` without any frame a
 cheap `time` request (weight 1) is sent; no frame at all within `dead_after_s` more means the
 data path is dead, whatever the pings say.
@@ -58,7 +62,7 @@ class StreamSource:
         self.probe_after_s, self.dead_after_s, self.max_age_s = (
             probe_after_s, dead_after_s, max_age_s)
         self._rng = rng or random.Random()
-        self._pending: list[Event] = []
+        self._putting = 0  # frames waiting for room in the ingest queue (backpressure)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
@@ -76,23 +80,24 @@ class StreamSource:
     def _ctx(self) -> Ctx:
         return Ctx(account=self.account, received_ts=self.clock.now_ms())
 
-    def _on_frame(self, frame: Frame) -> None:
-        """Called by the socket's reader (sync): buffer events for the pump task."""
+    async def _on_frame(self, frame: Frame) -> None:
+        """Called by the socket's reader, which reads on once this returns: the frame's events
+        are queued (waiting for room: backpressure to the socket), a control wakes the pump."""
         self.counters["frames"] += 1
         if frame.control == "malformed":
             self.counters["malformed"] += 1
         for ev in frame.events:
             if ev.symbol:
                 self.backfill.learn(ev.symbol)
-        self._pending.extend(frame.events)
+        if frame.events:
+            self._putting += 1
+            try:
+                await self.put(frame.events)
+            finally:
+                self._putting -= 1
         if frame.control in ("terminated", "shutdown"):
             self._last_control = frame.control
         self._wake.set()
-
-    async def _flush(self) -> None:
-        events, self._pending = self._pending, []
-        if events:
-            await self.put(events)
 
     async def _status(self, status: str, **details: object) -> None:
         now = self.rest.server_now()
@@ -164,18 +169,15 @@ class StreamSource:
             self._reconnecting()
             log.info("%s: user-data stream ended (%s); reconnecting", self.account, reason)
             await sock.close(reason)
-            await self._flush()
             await self._sleep(backoff_s(0, self._rng, base=0.5))
-        await self._flush()
 
     async def _pump(self, sock: UserDataSocket) -> str:
-        """Move frames to the queue until the socket ends; return why it ended."""
+        """Watch the socket (the reader queues its frames) until it ends; return why."""
         probe: asyncio.Task[None] | None = None
         self._probe_sent: float | None = None
         try:
             while True:
                 self._wake.clear()
-                await self._flush()
                 control, self._last_control = self._last_control, None
                 if self._stop.is_set():
                     return "stopped"
@@ -187,6 +189,9 @@ class StreamSource:
                 if sock.age_s() >= self.max_age_s:
                     sock = await self._rollover(sock)
                     continue
+                if self._putting:  # frames are arriving faster than the store takes them:
+                    await self._idle()  # the data path is alive; we are behind
+                    continue
                 sent = self._probe_sent
                 if (sent is not None and sent > sock.last_frame_mono
                         and self.clock.monotonic() - sent
@@ -196,14 +201,21 @@ class StreamSource:
                     return "stale"
                 if sock.idle_s() >= self.probe_after_s and (probe is None or probe.done()):
                     probe = asyncio.create_task(self._probe(sock))
-                wait = min(self.probe_after_s / 4, 5.0) / self.clock.speed
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
-                    pass
+                await self._idle()
         finally:
             if probe is not None:
                 probe.cancel()
+                await asyncio.gather(probe, return_exceptions=True)
+
+    async def _idle(self) -> None:
+        """Wait for a wake-up or a quarter probe period (at most 5 s of clock time)."""
+        if self._putting:
+            self._probe_sent = None  # a probe unanswered while we were behind proves nothing
+        wait = min(self.probe_after_s / 4, 5.0) / self.clock.speed
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait)
+        except TimeoutError:
+            pass
 
     async def _probe(self, sock: UserDataSocket) -> None:
         """Ask for the server time on the socket; the watchdog times the answer."""

@@ -132,6 +132,9 @@ class HostileUpstream:
         self._task: asyncio.Task[None] | None = None
         self._next_order = FACT_ORDER_ID0
         self._subscribed = asyncio.Event()
+        # while True, requests arriving on the WS API go unanswered (a server gone deaf with
+        # the socket still up: the client's pending request waits, its watchdog decides)
+        self.ws_ignore_requests = False
 
     # -- choosing --------------------------------------------------------------------------
     def inject(self, fault: RestFault, path: str | None = None, times: int = 1) -> None:
@@ -260,13 +263,19 @@ class HostileUpstream:
                         conn.sub_id = sub
                         self._subscribed.set()
 
+        async def deaf_receive() -> Message:
+            while True:
+                msg = await receive()
+                if not (self.ws_ignore_requests and msg["type"] == "websocket.receive"):
+                    return msg
+
         conn.send = locked_send
         self._ws_conns.append(conn)
         try:
             if scope["path"] != WS_PATH:
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await ws_api(WebSocket(scope, receive, locked_send), self.sim.exchange)
+            await ws_api(WebSocket(scope, deaf_receive, locked_send), self.sim.exchange)
         finally:
             self._ws_conns.remove(conn)
             if not any(c.sub_id is not None for c in self._ws_conns):

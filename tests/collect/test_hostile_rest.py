@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -287,3 +288,62 @@ def test_any_answer_raises_only_the_binance_error_family(upstream: _Upstream, bo
 
     asyncio.run(call())
 
+
+
+# -- the poller's own store calls under a real write lock; stop() mid-wait ----------------------
+def _poller_collector(sim: Simulator, up: HostileUpstream, store: SQLiteStore, clock,  # type: ignore[no-untyped-def]
+                      key: str, secret: str) -> Collector:
+    cfg = collector_config(sim, key, secret, poll_interval_s=0.5 * clock.speed)
+    cfg = cfg.model_copy(update={
+        "binance": cfg.binance.model_copy(update={"rest_url": up.rest_url,
+                                                  "weight_budget_pct": 25.0}),
+        "sources": cfg.sources.model_copy(update={"stream": False})})
+    return Collector(cfg, store, clock, local_host=COLLECTOR_IP)
+
+
+async def test_a_locked_store_does_not_stop_the_poller(tmp_path: Path) -> None:
+    clock = AcceleratedClock(SPEED)
+    async with Simulator(clock=clock) as sim, HostileUpstream(sim) as up:
+        c = sim.control
+        c.create_account("main", {"USDT": 10})
+        key, secret = c.create_key("main", "monitor", permissions={"enableReading": True},
+                                   ip_whitelist=[COLLECTOR_IP])
+        store = SQLiteStore(tmp_path / "kw.db", busy_timeout_ms=50)
+        col = _poller_collector(sim, up, store, clock, key, secret)
+        poller = col.pollers["main"]
+        locker = sqlite3.connect(tmp_path / "kw.db", isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # a real second writer holds the lock
+        await col.start()
+        try:
+            await _until(lambda: poller.counters.get("store_retries", 0) >= 2, 8.0)
+            locker.execute("COMMIT")
+            assert await _until(lambda: store.last_key_snapshot("main", "monitor") is not None,
+                                8.0)
+            rounds = poller.counters["rounds"]
+            assert await _until(lambda: poller.counters["rounds"] > rounds, 8.0)
+            assert not any(t.done() for t in col._tasks)  # nothing crashed
+            assert poller.counters["store_retries"] >= 2
+        finally:
+            locker.close()
+            await col.stop()
+            store.close()
+
+
+async def test_stop_does_not_wait_out_a_ban(tmp_path: Path) -> None:
+    clock = AcceleratedClock(1.0)
+    async with Simulator(clock=clock) as sim, HostileUpstream(sim, retry_after_s=60) as up:
+        c = sim.control
+        c.create_account("main", {"USDT": 10})
+        key, secret = c.create_key("main", "monitor", permissions={"enableReading": True},
+                                   ip_whitelist=[COLLECTOR_IP])
+        store = SQLiteStore(tmp_path / "kw.db")
+        col = _poller_collector(sim, up, store, clock, key, secret)
+        up.rest_mix = {RestFault.BAN_418: 1.0}  # every call: banned for a minute
+        await col.start()
+        assert await _until(lambda: up.rest_sent[RestFault.BAN_418] >= 1, 15.0)
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await col.stop()
+        took = time.monotonic() - started
+        store.close()
+        assert took < 1.5, took  # was the collector's 5 s grace, then a cancel
