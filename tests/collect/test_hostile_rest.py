@@ -151,7 +151,7 @@ async def test_a_trickled_body_hits_the_deadline_in_bounded_time() -> None:
             with pytest.raises(UnknownOutcome):
                 await rest.get("/api/v3/time", weight=1, signed=False)
             took = time.monotonic() - started
-            assert took < 2.5, took
+            assert took < 4.0, took  # the deadline (1 s) plus at most a budget window; not 14 s
             assert bad == ["deadline"]
             # the next call is answered normally
             assert (await rest.get("/api/v3/time", weight=1, signed=False)).status == 200
