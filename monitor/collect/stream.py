@@ -63,6 +63,7 @@ class StreamSource:
             probe_after_s, dead_after_s, max_age_s)
         self._rng = rng or random.Random()
         self._putting = 0  # frames waiting for room in the ingest queue (backpressure)
+        self._connecting: asyncio.Task[None] | None = None  # run()'s task while in _open()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
@@ -137,7 +138,16 @@ class StreamSource:
         gap_from: int | None = None
         while not self._stop.is_set():
             try:
-                sock = await self._open()
+                self._connecting = asyncio.current_task()
+                try:
+                    sock = await self._open()
+                finally:
+                    self._connecting = None
+            except asyncio.CancelledError:
+                if self._stop.is_set() and (task := asyncio.current_task()) is not None:
+                    task.uncancel()  # stop() ended a connect waiting on a deaf server
+                    break
+                raise
             except MonitorKeyRejected as exc:
                 await self._status("monitor_key_rejected", where="subscribe", code=exc.code)
                 await self._sleep(backoff_s(attempt, self._rng, base=5.0))
@@ -291,8 +301,12 @@ class StreamSource:
             pass
 
     async def stop(self) -> None:
+        """End the loop now; a connect in progress (a handshake, a subscribe the server does
+        not answer, the clock sync's retries) is cancelled rather than waited out."""
         self._stop.set()
         self._wake.set()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
         if self._backfill_task is not None:
             self._backfill_task.cancel()
             await asyncio.gather(self._backfill_task, return_exceptions=True)

@@ -188,3 +188,20 @@ async def test_a_request_sent_while_the_socket_closes_leaves_nothing_unretrieved
         loop.set_exception_handler(previous)
     texts = [str(ctx.get("message")) for ctx in reported]
     assert not any("never retrieved" in t for t in texts), texts
+
+
+async def test_stop_does_not_wait_for_a_subscribe_the_server_never_answers(
+        tmp_path: Path) -> None:
+    clock = AcceleratedClock(1.0)  # the subscribe waits 10 s for its answer
+    async with Simulator(clock=clock) as sim, HostileUpstream(sim) as up:
+        store = SQLiteStore(tmp_path / "kw.db")
+        col = _collector(sim, up, store, clock)
+        up.ws_ignore_requests = True
+        await col.start()
+        assert await _until(lambda: bool(up._ws_conns), 5.0)  # connected, subscribe unanswered
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await col.stop()
+        took = time.monotonic() - started
+        store.close()
+        assert took < 1.5, took  # was the collector's 5 s grace, then a cancel
