@@ -38,9 +38,10 @@ def build_engine(cfg: Config) -> DetectionEngine:
 def key_context_of(cfg: Config, engine: object
                    ) -> Callable[[], dict[tuple[str, str], KeyContext]]:
     """Per (account, key): the declared whitelist and the addresses the engine has seen the key
-    call from (its thread-safe snapshot, `DetectionEngine.seen_ips`), read at render time."""
-    seen: Callable[[], Iterable[tuple[str, str, str]]] = getattr(engine, "seen_ips", tuple)
-    return lambda: key_contexts(cfg.accounts, seen())
+    call from (its thread-safe snapshot, `DetectionEngine.seen_ips`), read at render time; an
+    engine without one (a test's stand-in) gives the whitelist alone."""
+    seen: Callable[[], Iterable[tuple[str, str, str]]] | None = getattr(engine, "seen_ips", None)
+    return lambda: key_contexts(cfg.accounts, seen() if seen is not None else None)
 
 
 def build_alerting(cfg: Config, store: Store, clock: Clock, metrics: Metrics, engine: object

@@ -36,20 +36,26 @@ TAPPED_KINDS = ("request", "reject")
 # side finds the record without reading a busy key's whole history per finding
 RECORD_SPAN_MS = 60_000
 EXEC_ACTION = {"NEW": NEW, "CANCELED": CANCEL}
+_Ask = tuple[int, str, str | None, int | None, str | None]  # finding index, action, symbol, ids
 
 
-def with_store_evidence(store: Store, f: Finding) -> Finding:
-    """`f` with `codes` and/or the caller `ip` added from the stored events, when they apply."""
-    add: dict[str, Any] = {}
-    codes = failure_codes(store, f)
-    if codes:
-        add["codes"] = codes
-    caller = order_caller(store, f)
-    if caller:
-        add["ip"] = caller
-    if not add:
-        return f
-    return f.model_copy(update={"evidence": {**f.evidence, **add}})
+def with_store_evidence(store: Store, findings: list[Finding]) -> list[Finding]:
+    """The findings with `codes` and/or the caller `ip` added from the stored events.
+
+    Unexplained orders come in bursts (a moved bot, a runaway), so their records are read once
+    per batch and suspect key, not once per order.
+    """
+    callers = order_callers(store, findings)
+    out = []
+    for i, f in enumerate(findings):
+        add: dict[str, Any] = {}
+        codes = failure_codes(store, f)
+        if codes:
+            add["codes"] = codes
+        if i in callers:
+            add["ip"] = callers[i]
+        out.append(f.model_copy(update={"evidence": {**f.evidence, **add}}) if add else f)
+    return out
 
 
 def failure_codes(store: Store, f: Finding) -> dict[str, int]:
@@ -68,31 +74,50 @@ def failure_codes(store: Store, f: Finding) -> dict[str, int]:
     return {str(c): n for c, n in sorted(seen.items(), key=lambda cn: (-cn[1], cn[0]))}
 
 
-def order_caller(store: Store, f: Finding) -> str | None:
-    """The caller address of the record that names this unexplained order's suspect key."""
-    ev = f.evidence
-    action = EXEC_ACTION.get(str(ev.get("exec_type")))
-    suspect = ev.get("placed_by") or f.key
-    if f.signal is not Signal.FOREIGN_ORDER or ev.get("ip") or action is None or not suspect:
-        return None
-    oid, cid = _int(ev.get("order_id")), ev.get("client_order_id") or None
-    if oid is None and cid is None:
-        return None
-    rows = _tapped(store.load_events(f.ts - RECORD_SPAN_MS, f.ts + RECORD_SPAN_MS,
-                                     account=f.account, key=str(suspect), kinds=["request"]))
-    found = None
-    for r in rows.itertuples(index=False):
-        method, path, sym, o_id, c_id, raw, ip, status, code = (
-            None if pd.isna(v) else v for v in (r.method, r.endpoint, r.symbol, r.order_id,
-                                                 r.client_order_id, r.raw, r.ip, r.status,
-                                                 r.code))
-        if not isinstance(ip, str) or code is not None or (status is not None and status >= 400):
-            continue  # a refused call placed nothing
-        ids = record_ids(method, path, sym, o_id, c_id, raw)
-        if any(a == action and ((oid is not None and o == oid) or (cid and c == cid))
-               for a, _s, o, c in ids):
-            found = ip  # the latest such record
-    return found
+def order_callers(store: Store, findings: list[Finding]) -> dict[int, str]:
+    """Index in `findings` -> the caller address of the record that names that unexplained
+    order's (or cancel's) suspect key, for those a record names."""
+    wanted: dict[tuple[str, str], list[_Ask]] = {}
+    for i, f in enumerate(findings):
+        ev = f.evidence
+        action = EXEC_ACTION.get(str(ev.get("exec_type")))
+        suspect = ev.get("placed_by") or f.key
+        oid, cid = _int(ev.get("order_id")), ev.get("client_order_id") or None
+        if (f.signal is Signal.FOREIGN_ORDER and not ev.get("ip") and action is not None
+                and suspect and (oid is not None or cid is not None)):
+            sym = ev.get("symbol") if isinstance(ev.get("symbol"), str) else None
+            wanted.setdefault((f.account, str(suspect)), []).append((i, action, sym, oid, cid))
+    out: dict[int, str] = {}
+    for (account, key), asks in wanted.items():
+        ts = [findings[i].ts for i, *_ in asks]
+        rows = _tapped(store.load_events(min(ts) - RECORD_SPAN_MS, max(ts) + RECORD_SPAN_MS,
+                                         account=account, key=key, kinds=["request"]))
+        oids = {o for *_, o, _ in asks if o is not None}
+        cids = {c for *_, c in asks if c is not None}
+        rows = rows[rows["ip"].notna() & rows["code"].isna() & ~(rows["status"] >= 400)
+                    .fillna(False).astype(bool)  # a refused call placed nothing
+                    & (rows["order_id"].isin(oids) | rows["client_order_id"].isin(cids)
+                       | rows["raw"].str.contains('"ids"', regex=False).fillna(False)
+                       .astype(bool))]
+        # keyed as provenance matches: an order id within its symbol (a record without one,
+        # e.g. a log line, matches any), a client order id alone
+        by_id: dict[tuple[object, ...], str] = {}
+        for r in rows.itertuples(index=False):  # in time order: the latest record wins
+            method, path, sym, o_id, c_id, raw = (
+                None if pd.isna(v) else v
+                for v in (r.method, r.endpoint, r.symbol, r.order_id, r.client_order_id, r.raw))
+            for a, s, o, c in record_ids(method, path, sym, o_id, c_id, raw):
+                if o is not None:
+                    by_id[(a, "o", s, o)] = str(r.ip)
+                if c:
+                    by_id[(a, "c", c)] = str(r.ip)
+        for i, action, sym, oid, cid in asks:
+            ip = (by_id.get((action, "o", sym, oid)) or by_id.get((action, "o", None, oid))
+                  if oid is not None else None)
+            ip = ip or (by_id.get((action, "c", cid)) if cid else None)
+            if ip:
+                out[i] = ip
+    return out
 
 
 def _tapped(df: pd.DataFrame) -> pd.DataFrame:

@@ -93,7 +93,7 @@ class AlertManager:
         if not findings:
             return
         now = self.clock.now_ms()
-        findings = [self._scrub(with_store_evidence(self.store, f)) for f in findings]
+        findings = [self._scrub(f) for f in with_store_evidence(self.store, findings)]
         self.store.insert_findings(findings)
         self.counters["findings"] += len(findings)
         paging = [f for f in findings if immediate(f)]

@@ -40,15 +40,17 @@ class KeyContext:
 
 
 def key_contexts(
-    accounts: Iterable[AccountConfig], seen_ips: Iterable[tuple[str, str, str]] = ()
+    accounts: Iterable[AccountConfig], seen_ips: Iterable[tuple[str, str, str]] | None = ()
 ) -> dict[tuple[str, str], KeyContext]:
     """Per (account, key label): the declared whitelist from the config and the addresses the
-    key was seen calling from (the detector's (account, key, ip) history), sorted."""
+    key was seen calling from (the detector's (account, key, ip) history), sorted; None: no
+    history to tell (the known addresses are then not claimed to be none)."""
     known: dict[tuple[str, str], set[str]] = {}
-    for account, key, ip in seen_ips:
+    for account, key, ip in seen_ips or ():
         known.setdefault((account, key), set()).add(ip)
-    return {(a.name, k.label): KeyContext(tuple(_host(n) for n in k.ip_whitelist),
-                                          tuple(sorted(known.get((a.name, k.label), ()))))
+    return {(a.name, k.label): KeyContext(
+                tuple(_host(n) for n in k.ip_whitelist),
+                None if seen_ips is None else tuple(sorted(known.get((a.name, k.label), ()))))
             for a in accounts for k in a.keys}
 
 

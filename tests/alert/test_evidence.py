@@ -35,7 +35,7 @@ def _detect(store: SQLiteStore, events: list[Event], until: int) -> list[Finding
     """As the service: events stored first, then detection; windows closed at `until`."""
     store.insert_events(events)
     engine = DetectionEngine.from_config(make_config(whitelist=[HOME]), rules_dir=RULES)
-    return [with_store_evidence(store, f) for f in engine.process(events) + engine.tick(until)]
+    return with_store_evidence(store, engine.process(events) + engine.tick(until))
 
 
 def _report(oid: int, cid: str, ts: int, x: str = "NEW") -> list[Event]:
