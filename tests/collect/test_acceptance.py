@@ -6,11 +6,11 @@ runaway bot on the collector's own host (same IP, as on a real shared box) cause
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 import contextlib
 from collections import Counter
+
+import pytest
 
 from monitor.binance.parse import order_fact_id
 from monitor.clock import AcceleratedClock
