@@ -110,3 +110,12 @@ def test_a_cancel_is_not_given_the_address_that_placed_the_order(store):
     (f,) = [f for f in _detect(store, events, t + 3 * MIN) if f.rule_id == "foreign.cancel"]
     assert "ip" not in f.evidence  # the placement's record says nothing about the cancel
     assert incident_id(f.signal, f.evidence) == "order_id=7"
+
+
+def test_a_new_caller_refused_by_binance_keeps_its_own_title(store):
+    t = T0 + 5 * MIN
+    calls = [ev(ts=t, ip=HOME), ev(ts=t + 1, ip=MOVED, status=401, code=-2015)]
+    (f,) = [f for f in _detect(store, calls, t + 2 * MIN)
+            if f.rule_id == "unknown_ip.new_caller"]
+    assert f.evidence["code"] == -2015  # the call's own answer, not a count of refusals
+    assert title_for(f) == "Key called from an unfamiliar IP address"

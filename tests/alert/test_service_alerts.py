@@ -6,7 +6,8 @@ receiver. Bots are real HTTP clients bound to their own loopback address, callin
 tap. The clock runs 30x so the provenance grace, the group wait and a minute's close take
 fractions of a second.
 
-- A bot whose host moved places orders from an address its key does not declare: the new
+- A bot whose host moved (as the simulator's `host_ip_changed` does: the same client, bound to
+  a new address) places orders from an address its key does not declare: the new
   caller is shown beside the declared whitelist and the addresses the key was seen from, and
   its orders are ONE delivered incident with their count, not an alert per order; a pump on
   the same account straight at Binance afterwards is a new incident and is delivered.
