@@ -18,20 +18,8 @@ import httpx
 from monitor.binance.rest import BinanceError, BinanceRest
 from monitor.clock import DAY_MS, SystemClock
 from monitor.config import Config, KeyConfig
+from monitor.errorcodes import CODES
 
-# What Binance's refusal codes mean for a key check, and what to do about each.
-CODE_MEANINGS: dict[int, str] = {
-    -1022: "signature not valid: the secret is not this key's (rotated, or a typo in the "
-           ".env); copy the secret shown when the key was created",
-    -2014: "API-key format invalid: the key in the environment is not a Binance key; check "
-           "the .env line",
-    -2015: "invalid API key, this host's address not on its IP whitelist, or no permission for "
-           "this call; check that the key exists and its whitelist has this host",
-    -2008: "invalid API key ID: the key was deleted; create a new one",
-    -1021: "timestamp outside recvWindow: this host's clock is off; enable NTP "
-           "(`timedatectl set-ntp true`)",
-    -1002: "not authorized for this request: the key lacks the permission it needs",
-}
 # Binance opened in July 2017; a server time before it, or a day off ours, is not Binance's.
 BINANCE_EPOCH_MS = 1_498_867_200_000
 
@@ -113,7 +101,8 @@ async def check_key(cfg: Config, account: str, key: KeyConfig, client: httpx.Asy
         if exc.code is None and exc.status is not None and exc.status < 500:
             return KeyCheck(account, key.label, "refused", f"HTTP {exc.status}", None)
         if exc.code is not None:
-            meaning = CODE_MEANINGS.get(exc.code, "see Binance's error code list")
+            known = CODES.get(exc.code)
+            meaning = known.check if known and known.check else "see Binance's error code list"
             return KeyCheck(account, key.label, "refused", f"code {exc.code}: {meaning}",
                             exc.code)
         return KeyCheck(account, key.label, "error", str(exc))
