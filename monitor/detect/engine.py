@@ -36,7 +36,7 @@ from monitor.features import (
     enrich,
     normalise,
 )
-from monitor.features_live import LiveFeatures
+from monitor.features.live import LiveFeatures
 from monitor.findings import Finding, Severity, Signal, finding_id, incident_id
 
 FOREST_RULE = Rule(
@@ -130,7 +130,7 @@ class DetectionEngine:
 
     # live ---------------------------------------------------------------------------------
     # The live path runs the same definitions as replay in plain Python, one event at a time
-    # (monitor/features_live.py): a pandas frame per small batch costs milliseconds of fixed
+    # (monitor/features/live.py): a pandas frame per small batch costs milliseconds of fixed
     # overhead. tests/detect/test_live_replay.py proves both give identical windows and findings.
     def process(self, events: list[Event]) -> list[Finding]:
         """Enrich a batch (in time order), count it into its windows, fire event rules and

@@ -16,12 +16,8 @@ import numpy as np
 import pandas as pd
 
 from monitor.events import EVENT_COLUMNS
-from monitor.features import FEATURES, NEW_VALUE_FIELDS
+from monitor.features import DERIVED_FIELDS, FEATURES, NEW_VALUE_FIELDS
 
-DERIVED_FIELDS = ("fclass", "notional_to_free", "notional_to_usual", "usual_notional",
-                  "free_value", "foreign", "ip_whitelisted", "trading_ratio", "trading_locked",
-                  "tapped", "is_order_req", "accepted_order", "wkey", "foreign_cancel",
-                  "placed_by", "provenance", "ref_price")
 EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "raw") + DERIVED_FIELDS
 OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "exists")
 SCOPES = ("key", "account", "any")

@@ -27,7 +27,7 @@ for in-flight records), then calls them foreign; replay sees the whole frame and
 same rule. A record is used for at most `LOOKBACK_MS` (10 min) after it was made.
 
 One class serves both paths (one definition): replay runs it over the frame's rows in order
-(`features.enrich`), live over events as they come (`features_live`, the engine); the order of
+(`features.attribution`), live over events as they come (`features.live`, the engine); the order of
 every state change is the same, so live == replay.
 """
 

@@ -1,0 +1,173 @@
+"""Whose window an event counts in: the provenance step of enrichment, both forms.
+
+Tap/log requests carry the key label; stream/REST order events carry the monitor's label (the
+stream is per account), so they are re-attributed by provenance first (the tap or log record of
+the call that placed or cancelled them: `provenance`), by the registered clientOrderId prefixes
+of untapped bots second. Orders nothing explains are "foreign" (cancels: "foreign_cancel") and
+land on the account-level row (key ""); `placed_by` names the suspect key. A report waiting for
+its record (its grace, `provenance_grace_ms`) is enriched once decided: replay places a report
+explained by a later record right after that record, where live enriches it, so both see the
+same state order. One state machine (`provenance.Provenance`) decides in both paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from monitor.features.base import ACCOUNT_ROW, Fact, FeatureContext, FeatureState, Row
+from monitor.features.provenance import Held, Provenance, Verdict
+from monitor.framecodes import combine, isin_codes, joined, text_codes
+from monitor.orderpaths import endpoint
+
+_COLS = ("account", "key", "source", "ts", "ip", "method", "endpoint", "status", "code",
+         "symbol", "order_id", "client_order_id", "raw", "kind", "exec_type")
+
+
+def _text(v: Any) -> Any:
+    return v if isinstance(v, str) else None
+
+
+class Attribution:
+    facts: ClassVar[tuple[Fact, ...]] = (
+        Fact("wkey", "the window key: the key that placed it (tapped label or provenance), "
+                     "or '' (the account row)", public=True),
+        Fact("ak", "account and window key joined (the per-key state's index)"),
+        Fact("foreign", "a NEW order report no registered bot placed", public=True),
+        Fact("foreign_cancel", "a CANCELED report no registered bot asked for", public=True),
+        Fact("placed_by", "the key that placed the order (when foreign: the suspect)",
+             public=True),
+        Fact("provenance", "what told whose it is: tap | log | prefix | owner | ''",
+             public=True),
+    )
+
+    def __init__(self, ctx: FeatureContext, state: FeatureState) -> None:
+        self.ctx, self.state = ctx, state
+
+    def row(self, r: Row, verdict: Verdict | None) -> None:
+        wkey = ACCOUNT_ROW
+        if r["tapped"] and r["key"] is not None:
+            wkey = r["key"]
+        if verdict is not None:
+            wkey = verdict.wkey
+        r["wkey"] = wkey
+        r["ak"] = f"{r['account']}\x1f{wkey}"
+        order_evt = r["source"] in ("stream", "rest") and r["kind"] == "order"
+        r["foreign"] = r["is_new_order"] and verdict is not None and verdict.foreign
+        r["foreign_cancel"] = order_evt and verdict is not None and verdict.foreign_cancel
+        r["placed_by"] = verdict.placed_by if verdict is not None else wkey
+        r["provenance"] = verdict.how if verdict is not None else ""
+
+    def replay(self, df: pd.DataFrame) -> pd.DataFrame:
+        df, pv = self._verdicts(df)
+        cats, wcodes = np.unique(pv["wkey"].astype(str), return_inverse=True)  # sorted
+        df["wkey"] = pd.Categorical.from_codes(
+            wcodes.reshape(-1), validate=False,
+            categories=pd.Index(cats.astype(object), dtype=object))
+        df["ak"] = joined(df, ["account", "wkey"])  # categorical: lookups per key, not per row
+        order_evt = isin_codes(df["source"], ("stream", "rest")) & isin_codes(df["kind"],
+                                                                             ("order",))
+        df["foreign"] = df["is_new_order"].to_numpy() & pv["foreign"]
+        df["foreign_cancel"] = order_evt & pv["foreign_cancel"]
+        df["placed_by"] = pv["placed_by"]
+        df["provenance"] = pv["how"]
+        return df
+
+    def _verdicts(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """Each row's window key and origin verdict, in event order.
+
+        Only stream/REST order and fill reports and the tapped rows that can change what the
+        state machine decides take part (a Python pass over those few rows; everything else
+        keeps its label): calls to an endpoint that acts on orders, and each (account, key,
+        address)'s first call (it marks the key tapped and the address known; later calls of
+        the same triple change nothing). The frame is taken as complete: reports still waiting
+        at its end are decided foreign. A report a later record explains moves to just after
+        that record (where live enriches it); all else keeps its place.
+        """
+        n = len(df)
+        exchange = isin_codes(df["source"], ("stream", "rest")) & isin_codes(df["kind"],
+                                                                            ("order", "fill"))
+        tapped = df["tapped"].to_numpy()
+        keyed = tapped & df["key"].notna().to_numpy()
+        keys = df["key"].to_numpy()
+        wkey = np.where(keyed, keys, ACCOUNT_ROW).astype(object)
+        placed_by = wkey.copy()
+        how = np.full(n, "", dtype=object)
+        foreign = np.zeros(n, dtype=bool)
+        fcancel = np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(exchange | (keyed & (_acts_on_orders(df) | _first_calls(df, keyed))))
+        major = np.arange(n)
+        minor = np.zeros(n, dtype=np.int64)
+        moved = 0
+        if len(rows):
+            pst = self.state.provenance
+            prov = Provenance(self.ctx, pst)
+            cols = {c: df[c].to_numpy()[rows].tolist() for c in _COLS}
+            is_tap = tapped[rows].tolist()
+
+            def put(i: int, v: Verdict) -> None:
+                wkey[i], placed_by[i], how[i] = v.wkey, v.placed_by, v.how
+                foreign[i], fcancel[i] = v.foreign, v.foreign_cancel
+
+            for j, i in enumerate(rows.tolist()):
+                ts = int(cols["ts"][j])
+                if pst.dues and pst.dues[0][0] < ts:
+                    for h, v in prov.expire(ts):
+                        put(h.seq, v)
+                a = cols["account"][j]
+                if is_tap[j]:
+                    for h, v in prov.record(
+                            a, _text(cols["key"][j]), cols["source"][j], ts,
+                            _text(cols["ip"][j]), _text(cols["method"][j]),
+                            _text(cols["endpoint"][j]), cols["status"][j], cols["code"][j],
+                            _text(cols["symbol"][j]), cols["order_id"][j],
+                            _text(cols["client_order_id"][j]), _text(cols["raw"][j])):
+                        put(h.seq, v)
+                        moved += 1
+                        major[h.seq], minor[h.seq] = i, moved
+                    continue
+                got = prov.arrive(i, a, ts, cols["kind"][j], _text(cols["exec_type"][j]),
+                                  _text(cols["symbol"][j]), cols["order_id"][j],
+                                  _text(cols["client_order_id"][j]))
+                if not isinstance(got, Held):
+                    put(i, got)
+            for h, v in prov.expire(2**62):
+                put(h.seq, v)
+        pv = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
+              "foreign_cancel": fcancel}
+        if moved:
+            perm = np.lexsort((minor, major))
+            df = df.iloc[perm].reset_index(drop=True)
+            pv = {k: v[perm] for k, v in pv.items()}
+        return df, pv
+
+
+def _acts_on_orders(df: pd.DataFrame) -> np.ndarray:
+    """Rows calling an endpoint that places or cancels orders (one lookup per distinct pair)."""
+    mc, mu = text_codes(df["method"])
+    ec, eu = text_codes(df["endpoint"])
+    codes, uniq = pd.factorize(combine((mc, mu), (ec, eu)))
+    first = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())
+    acts = []
+    for i in first.tolist():
+        m, p = mu[mc[i]] if mc[i] >= 0 else None, eu[ec[i]] if ec[i] >= 0 else None
+        ep = endpoint(_text(m), _text(p))
+        acts.append(ep is not None and bool(ep.actions))
+    return np.asarray(np.array(acts + [False], dtype=bool)[codes], dtype=bool)
+
+
+def _first_calls(df: pd.DataFrame, keyed: np.ndarray) -> np.ndarray:
+    """Keyed tapped rows that are the frame's first of their (account, key, address)."""
+    out = np.zeros(len(df), dtype=bool)
+    rows = np.flatnonzero(keyed)
+    if len(rows):
+        combo = combine(*(_codes(df, c, rows) for c in ("account", "key", "ip")))
+        out[rows[~pd.Series(combo).duplicated().to_numpy()]] = True
+    return out
+
+
+def _codes(df: pd.DataFrame, col: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c, u = text_codes(df[col])
+    return c[rows], u

@@ -1,0 +1,223 @@
+"""How a window feature folds its rows: each reducer has a vectorised and an incremental form.
+
+A window feature is declared once in `catalog` as `Window(name, reducer)`. The reducer knows
+both ways to compute it: `replay` over a whole enriched frame at once (one group index `inv`
+of `ng` windows; bincount sums, fmax maxima), and `live_*` as Python source for the generated
+per-row accumulator (`live.WindowAccumulator`) plus its value when the window closes. The
+counts are whole numbers and sums run in event order in both forms, so the floats are equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.features.expr import Expr
+from monitor.framecodes import text_codes
+
+
+@dataclass(frozen=True)
+class Group:
+    """The windows of a frame: each row's window number `inv` (0..ng-1)."""
+
+    frame: pd.DataFrame
+    inv: np.ndarray
+    ng: int
+
+
+class Reducer:
+    mask: Expr | None = None
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        raise NotImplementedError
+
+    def live_init(self) -> Any:
+        """The open window's starting value (for reducers that fold rows)."""
+        return 0.0
+
+    def live_step(self, name: str, m: str | None) -> list[str]:
+        """Source lines folding row `r` into `w[name]` (`m`: the mask's variable, or None)."""
+        return []
+
+    def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
+                   ) -> float | None:
+        return w[name]  # type: ignore[no-any-return]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Earlier features this one is computed from (none for row reducers)."""
+        return ()
+
+
+def _guard(m: str | None, body: list[str]) -> list[str]:
+    if m is None:
+        return body
+    return [f"if {m}:", *("    " + b for b in body)]
+
+
+@dataclass(frozen=True)
+class Count(Reducer):
+    """Rows matching the mask."""
+
+    mask: Expr
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        return np.bincount(g.inv, weights=masks[self.mask].astype(float), minlength=g.ng)
+
+    def live_step(self, name: str, m: str | None) -> list[str]:
+        return _guard(m, [f"w[{name!r}] += 1.0"])
+
+
+@dataclass(frozen=True)
+class Sum(Reducer):
+    """Sum of a numeric column (never NaN) over the rows matching the mask (all: None)."""
+
+    col: str
+    mask: Expr | None = None
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        x = g.frame[self.col].to_numpy(dtype=float)
+        if self.mask is not None:
+            x = np.where(masks[self.mask], x, 0.0)
+        return np.bincount(g.inv, weights=x, minlength=g.ng)
+
+    def live_step(self, name: str, m: str | None) -> list[str]:
+        return _guard(m, [f"w[{name!r}] += r[{self.col!r}]"])
+
+
+@dataclass(frozen=True)
+class Max(Reducer):
+    """Largest value of a numeric column over the rows matching the mask, NaN skipped."""
+
+    col: str
+    mask: Expr | None = None
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        x = g.frame[self.col].to_numpy(dtype=float)
+        ok = ~np.isnan(x) if self.mask is None else masks[self.mask] & ~np.isnan(x)
+        res = np.full(g.ng, np.nan)
+        np.fmax.at(res, g.inv[ok], x[ok])
+        return res
+
+    def live_init(self) -> Any:
+        return None
+
+    def live_step(self, name: str, m: str | None) -> list[str]:
+        return _guard(m, [f"v = r[{self.col!r}]",
+                          f"if v == v and (w[{name!r}] is None or v > w[{name!r}]):",
+                          f"    w[{name!r}] = v"])
+
+
+@dataclass(frozen=True)
+class Distinct(Reducer):
+    """Number of distinct values of a text column over the rows matching the mask."""
+
+    col: str
+    mask: Expr
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        vc, vu = text_codes(g.frame[self.col])
+        rows = np.flatnonzero(masks[self.mask] & (vc >= 0))
+        pairs = pd.unique(g.inv[rows] * (len(vu) + 1) + vc[rows])
+        return np.bincount(pairs // (len(vu) + 1), minlength=g.ng).astype(float)
+
+    def live_init(self) -> Any:
+        return set()
+
+    def live_step(self, name: str, m: str | None) -> list[str]:
+        return _guard(m, [f"v = r[{self.col!r}]", "if v is not None:",
+                          f"    w[{name!r}].add(v)"])
+
+    def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
+                   ) -> float | None:
+        return float(len(w[name]))
+
+
+@dataclass(frozen=True)
+class Excess(Reducer):
+    """`a - b` of two earlier features, never below 0 (orders the tap did not see)."""
+
+    a: str
+    b: str
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.a, self.b)
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        return np.maximum(done[self.a] - done[self.b], 0.0)
+
+    def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
+                   ) -> float | None:
+        a, b = done[self.a], done[self.b]
+        assert a is not None and b is not None  # counts, never None
+        return max(a - b, 0.0)
+
+
+@dataclass(frozen=True)
+class Ratio(Reducer):
+    """`num / den` of two earlier features; no value (0) when `den` is 0."""
+
+    num: str
+    den: str
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.num, self.den)
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        den = np.where(done[self.den] > 0, done[self.den], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return done[self.num] / den  # type: ignore[no-any-return]
+
+    def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
+                   ) -> float | None:
+        num, den = done[self.num], done[self.den]
+        assert num is not None and den is not None
+        return num / den if den > 0 else None
+
+
+@dataclass(frozen=True)
+class Rolling(Reducer):
+    """Sum of an earlier feature over the key's last `minutes` windows (this one included).
+
+    It needs windows before this batch, so `aggregate` and the live accumulator leave it 0 and
+    the context step fills it (`replay.add_context`; live: the engine's per-key history)."""
+
+    col: str
+    minutes: int
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.col,)
+
+    def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
+               ) -> np.ndarray:
+        return np.zeros(g.ng)
+
+    def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
+                   ) -> float | None:
+        return 0.0
+
+
+def clean(v: np.ndarray) -> np.ndarray:
+    """The last step of every window feature: +inf -> 1e9, NaN (no value) -> 0."""
+    return np.nan_to_num(np.where(v == np.inf, 1e9, v), nan=0.0, posinf=1e9, neginf=-np.inf)
+
+
+def clean_one(v: float | None) -> float:
+    """`clean` for one value (None: no value)."""
+    if v is None or v != v:
+        return 0.0
+    return 1e9 if v == np.inf else float(v)
