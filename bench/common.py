@@ -33,6 +33,15 @@ class Row:
         return self.value / self.baseline  # type: ignore[operator]
 
 
+class FigureFailed(Exception):
+    """A figure that is a verdict as well as a number (the hostile soak) and failed it: its
+    rows are still reported, and `bench.run` exits non-zero."""
+
+    def __init__(self, rows: list[Row], reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.rows, self.reasons = rows, reasons
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -45,11 +54,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def write(rows: list[Row], path: Path = RESULTS) -> None:
+def write(rows: list[Row], path: Path = RESULTS, *, merge: bool = False) -> None:
+    """Write `rows` to results.json; `merge` (a run of some figures only) keeps the other
+    figures' last results, each with its own date, instead of dropping them."""
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     payload = [
         {**asdict(r), "ratio": r.ratio, "machine": machine(), "date": when} for r in rows
     ]
+    if merge and path.exists():
+        new = {r.figure for r in rows}
+        payload = [old for old in json.loads(path.read_text()) if old["figure"] not in new
+                   ] + payload
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 

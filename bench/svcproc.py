@@ -5,7 +5,7 @@ detection engine with the shipped rules and model, `Service` + `Collector` with 
 tap, user-data stream and poller, alerts through Apprise) but on an AcceleratedClock sharing the
 caller's start and anchor, and without the start-up checks. One JSON object per line:
 
-  child -> parent  {"ready": {"pid", "tap_url"}}
+  child -> parent  {"ready": {"pid", "tap_url", "health_port"}}  (health_port: --health-port)
   parent -> child  any line, or EOF: stop (drain, flush, close the store)
   child -> parent  {"done": {"service": {...}, "collector": {...}, "tracemalloc": [...]}}
 
@@ -34,6 +34,7 @@ from monitor.clock import AcceleratedClock  # noqa: E402
 from monitor.collect.collector import Collector  # noqa: E402
 from monitor.collect.ingest import OnEvents  # noqa: E402
 from monitor.config import load_config  # noqa: E402
+from monitor.metrics import Metrics  # noqa: E402
 from monitor.service import Service, build_engine  # noqa: E402
 from monitor.store import SQLiteStore  # noqa: E402
 
@@ -61,9 +62,12 @@ async def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     store = SQLiteStore(cfg.store_path)
     engine = build_engine(cfg)
+    metrics = Metrics()  # one registry, as `keywatch run` builds it: the collector's hooks
+    # (out-of-range, quarantine, ingest queue) feed the service's /metrics
 
     def collector(on_events: OnEvents) -> Collector:
-        c = Collector(cfg, store, clock, on_events=on_events, local_host=args.local_host)
+        c = Collector(cfg, store, clock, on_events=on_events, local_host=args.local_host,
+                      metrics=metrics)
         if args.guard_wall_ms is not None:
             # The collector keeps 5 s + 150 ms of wall time clear before each server minute
             # ends; above 333x that is a whole minute and it would never spend. Every REST
@@ -72,7 +76,8 @@ async def main(args: argparse.Namespace) -> int:
                 pool.guard_ms = 5_000 + int(args.guard_wall_ms * clock.speed)
         return c
 
-    service = Service(cfg, store, clock, source_factory=collector, engine=engine)
+    service = Service(cfg, store, clock, source_factory=collector, engine=engine,
+                      metrics=metrics, health_port=args.health_port)
     stop = asyncio.Event()
     svc = asyncio.create_task(service.run(stop))
     while service.source is None or getattr(service.source, "tap_url", None) is None:
@@ -80,7 +85,10 @@ async def main(args: argparse.Namespace) -> int:
             svc.result()
             raise RuntimeError("the service stopped before its tap was listening")
         await asyncio.sleep(0.02)
-    _say({"ready": {"pid": os.getpid(), "tap_url": service.source.tap_url}})  # type: ignore
+    while service.health is not None and not service.health.port:
+        await asyncio.sleep(0.02)
+    _say({"ready": {"pid": os.getpid(), "tap_url": service.source.tap_url,  # type: ignore
+                    "health_port": service.health.port if service.health else None}})
     await asyncio.to_thread(sys.stdin.readline)
     stop.set()
     await asyncio.wait_for(svc, 120)
@@ -101,6 +109,8 @@ if __name__ == "__main__":
     p.add_argument("--anchor", type=float, required=True)
     p.add_argument("--local-host", default="127.0.0.2")
     p.add_argument("--tracemalloc", type=int, default=0)
+    p.add_argument("--health-port", type=int, default=None,
+                   help="serve /healthz and /metrics (0: a free port, named in 'ready')")
     p.add_argument("--guard-wall-ms", type=float, default=None,
                    help="override the weight budget's end-of-minute guard (wall ms)")
     raise SystemExit(asyncio.run(main(p.parse_args())))
