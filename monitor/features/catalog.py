@@ -82,8 +82,8 @@ class RowFacts:
     facts: ClassVar[tuple[Fact, ...]] = ROW_FACTS
 
     def __init__(self, ctx: FeatureContext, state: FeatureState) -> None:
-        self._row = compile_rows([(f.name, f.expr) for f in ROW_FACTS if f.expr is not None],
-                                 "row_facts")
+        self.row = compile_rows(  # type: ignore[method-assign,assignment]
+            [(f.name, f.expr) for f in ROW_FACTS if f.expr is not None], "row_facts")
 
     def replay(self, df: pd.DataFrame) -> pd.DataFrame:
         for f in ROW_FACTS:
@@ -92,7 +92,8 @@ class RowFacts:
         return df
 
     def row(self, r: Row, verdict: Verdict | None) -> None:
-        self._row(r)
+        """Replaced per instance by the function compiled from `ROW_FACTS`."""
+        raise NotImplementedError
 
 
 ENRICH: tuple[type[Step], ...] = (RowFacts, Attribution, Whitelist, FirstSeen, PriceOrders,

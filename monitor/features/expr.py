@@ -218,16 +218,17 @@ class Classify(Expr):
                 **self.when.names()}
 
 
-def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row], None]:
-    """`r[name] = expr` for each pair in order, as one generated function over a row dict."""
+def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, Any], None]:
+    """`r[name] = expr` for each pair in order, as one generated function over a row dict
+    (its second argument, a step's `verdict`, is unused)."""
     ns: dict[str, Any] = {}
-    lines = [f"def {name}(r):"]
+    lines = [f"def {name}(r, _verdict=None):"]
     for col, e in assign:
         ns.update(e.names())
         lines.append(f"    r[{col!r}] = {e.src()}")
     if len(lines) == 1:
         lines.append("    pass")
     exec("\n".join(lines), ns)  # noqa: S102 - source built from the declarations above
-    fn: Callable[[Row], None] = ns[name]
+    fn: Callable[[Row, Any], None] = ns[name]
     fn.__doc__ = "\n".join(lines)  # what runs, readable with help()
     return fn

@@ -67,6 +67,7 @@ class LiveFeatures:
         self.ctx, self.state = ctx, state
         self.prov = Provenance(ctx, state.provenance)
         self.steps = [step(ctx, state) for step in ENRICH]
+        self._rows = tuple(s.row for s in self.steps)  # bound once: this runs per event
         self._seq = 0
         self.open: dict[WindowKey, dict[str, Any]] = {}
 
@@ -79,7 +80,7 @@ class LiveFeatures:
         record explains yet is held (nothing out) until a record explains it or `expire`.
         """
         seq, self._seq = self._seq, self._seq + 1
-        source, kind = ev.source.value, ev.kind.value
+        source, kind = ev.source._value_, ev.kind._value_
         if source in ("tap", "log") and kind in ("request", "reject") and ev.key is not None:
             r = self.enrich_one(ev)
             hits = self.prov.record(
@@ -103,8 +104,8 @@ class LiveFeatures:
         """One event -> the row `replay.enrich` would produce for it (as a dict);
         `verdict`: the provenance of a stream/REST report (`feed` supplies it)."""
         r = to_row(ev)
-        for step in self.steps:
-            step.row(r, verdict)
+        for row in self._rows:
+            row(r, verdict)
         return r
 
     # windows ------------------------------------------------------------------------------
