@@ -350,7 +350,7 @@ def _pairs(data: bytes) -> Iterable[tuple[str, str]]:
 def _json(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # an answer nested past the parser is no JSON
         return None
 
 
