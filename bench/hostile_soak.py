@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.common import FigureFailed, Row
-from bench.hostile_traffic import HostileBot, LogBot, Tally, TradingBot
+from bench.hostile_traffic import UPGRADES, HostileBot, LogBot, Tally, TradingBot
 from bench.soak import _end, _line, _send, emitted_ids
 from bench.soakverdict import BadCheck, FactCheck, SoakResult, judge
 from bench.soakwatch import RssSampler, TapProbe, Timeline, scrape, total
@@ -106,7 +107,7 @@ async def _every(stop: asyncio.Event, period_s: float, step: Callable[[int], Any
 
 
 async def _hostile(world: _World, tap: HostileBot, logs: LogBot, tally: Tally,
-                   stop: asyncio.Event, burst: int, tl: Timeline) -> None:
+                   stop: asyncio.Event, burst: int, flood: int, tl: Timeline) -> None:
     async def rest(i: int) -> None:
         fault, path = REST_FAULTS[0 if i == 0 else 1 + (i - 1) % (len(REST_FAULTS) - 1)]
         tl.mark(f"rest:{fault}")
@@ -128,7 +129,7 @@ async def _hostile(world: _World, tap: HostileBot, logs: LogBot, tally: Tally,
 
     async def frames(i: int) -> None:
         async with tl.span("ws:flood"):  # a flood of real facts, full speed
-            await world(op="frames", fault="valid", n=3_000)
+            await world(op="frames", fault="valid", n=flood)
         await asyncio.sleep(2)
         tl.mark("ws:malformed")
         await world(op="frames", fault="malformed", n=6)
@@ -161,20 +162,24 @@ def _stored(db: Path) -> dict[str, Any]:
     facts = df[(df["source"] == "stream") & df["exec_type"].notna()]
     tap = df[df["source"] == "tap"]
     errors = tap["raw"].fillna("{}").map(lambda r: json.loads(r).get("error"))
+    # refused upgrades by endpoint (the hostile bot asks for each upgrade on its own path)
+    upgrades = tap.loc[errors == "refused_upgrade", "endpoint"].map(
+        lambda e: f"refused_upgrade {e}")
     log = df[df["source"] == "log"]
     status = log[log["kind"] == "stream_status"]["raw"].map(json.loads)
     return {
         "facts": set(facts[~nulled.loc[facts.index]]["event_id"]),
         "facts_nulled": int(nulled.loc[facts.index].sum()),
         "tap_by_key": tap["key"].fillna("unknown").value_counts().to_dict(),
-        "tap_errors": errors.fillna("none").value_counts().to_dict(),
+        "tap_errors": {**errors.fillna("none").value_counts().to_dict(),
+                       **upgrades.value_counts().to_dict()},
         "log_ids": set(log[log["kind"] != "stream_status"]["event_id"]),
         "log_bad": int(sum(s.get("count", 0) for s in status if s.get("status") == "bad_lines")),
     }
 
 
-async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int,
-               say: Callable[[str], None]) -> tuple[SoakResult, dict[str, Any]]:
+async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int, flood: int,
+               keep: str | None, say: Callable[[str], None]) -> tuple[SoakResult, dict[str, Any]]:
     clock = AcceleratedClock(1.0)
     start_ms, anchor = clock.anchor
     base = ["--speed", "1", "--start-ms", str(start_ms), "--anchor", repr(anchor)]
@@ -230,7 +235,7 @@ async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int,
             tl.mark("phase:hostile")
             say(f"hostile soak: hostile {hostile_s:g} s")
             attack = asyncio.create_task(_hostile(world, hostile, logs, tally, stop_hostile,
-                                                  burst, tl))
+                                                  burst, flood, tl))
             await asyncio.sleep(hostile_s)
             stop_hostile.set()
             await attack
@@ -248,6 +253,9 @@ async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int,
             done = (await _line(svc, "service"))["done"]
             await _end(svc)
             stored = _stored(run_dir / "keywatch.db")
+            errlog.flush()
+            if keep:  # the store, the config and the service's log, to look into a failure
+                shutil.copytree(run_dir, keep, dirs_exist_ok=True)
         except BaseException:
             errlog.flush()
             sys.stderr.write((run_dir / "service.stderr").read_text()[-3000:])
@@ -263,7 +271,7 @@ async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int,
     return _result(tally, probe, rss, logs.ids, metrics, report, done, stored), {
         "report": report, "done": done, "stored": stored, "tally": tally,
         "alerts": len(receiver.received), "metrics": metrics, "rss": rss, "timeline": tl,
-        "statuses": dict(hostile.statuses)}
+        "statuses": dict(hostile.statuses), "bot": dict(bot.statuses)}
 
 
 def _result(tally: Tally, probe: TapProbe, rss: RssSampler, log_ids: list[str],
@@ -302,8 +310,10 @@ def _result(tally: Tally, probe: TapProbe, rss: RssSampler, log_ids: list[str],
     bad = [
         BadCheck("CONNECT through the tap", t["CONNECT through the tap"],
                  int(errs.get("refused_method", 0)), "stored records error=refused_method"),
-        BadCheck("Upgrade (h2c, websocket) through the tap", t["Upgrade through the tap"],
-                 int(errs.get("refused_upgrade", 0)), "stored records error=refused_upgrade"),
+        *(BadCheck(f"Upgrade: {proto} through the tap", t[f"Upgrade: {proto} through the tap"],
+                   int(errs.get(f"refused_upgrade {path}", 0)),
+                   f"stored records error=refused_upgrade on {path}")
+          for proto, path in UPGRADES.items()),
         BadCheck("trickled heads", t["trickled head"], t["trickled head closed by the tap"],
                  "closed by the tap within its deadline"),
         BadCheck("unfinished bodies", t["unfinished body"],
@@ -332,8 +342,9 @@ def _result(tally: Tally, probe: TapProbe, rss: RssSampler, log_ids: list[str],
 
 
 def run(clean_s: float = 20.0, hostile_s: float = 60.0, after_s: float = 10.0,
-        burst: int = 20_000, say: Callable[[str], None] = print) -> list[Row]:
-    r, x = asyncio.run(_run(clean_s, hostile_s, after_s, burst, say))
+        burst: int = 20_000, flood: int = 3_000, keep: str | None = None,
+        say: Callable[[str], None] = print) -> list[Row]:
+    r, x = asyncio.run(_run(clean_s, hostile_s, after_s, burst, flood, keep, say))
     failures = judge(r)
     clean, hostile = r.p99("clean"), r.p99("hostile")
     rep, col = x["report"], x["done"]["collector"]
@@ -348,11 +359,13 @@ def run(clean_s: float = 20.0, hostile_s: float = 60.0, after_s: float = 10.0,
     gap_at, gap = r.longest_gap()
     peak_at, peak = x["rss"].peak()
     note = (f"clean {clean_s:g} s, hostile {hostile_s:g} s, after {after_s:g} s at clock speed "
-            f"1; {len(r.probes):,} tap probes ({r.unanswered()} unanswered, longest gap "
+            f"1, floods of {flood:,} frames, a {burst:,}-line log burst; {len(r.probes):,} tap "
+            f"probes ({r.unanswered()} unanswered, longest gap "
             f"{gap:.2f} s at {gap_at:.1f} s after {tl.before(gap_at)}); RSS sampled "
             f"{len(r.rss_mib)} times from /proc, largest {peak:.0f} MiB at {peak_at:.1f} s after "
             f"{tl.before(peak_at)}, VmHWM {r.rss_hwm_mib:.0f} MiB; tap raw answers "
-            f"{x['statuses']}; valid facts stored/sent: {facts}; bad inputs "
+            f"{x['statuses']}; the bot's answers {x['bot']}; valid facts stored/sent: {facts}; "
+            f"bad inputs "
             f"counted/sent: {bad}; REST answers to the service by fault {rep['svc_rest']}; "
             f"tap upstream answers {rep['tap_rest']}; frames {rep['ws']}; "
             f"{x['stored']['facts_nulled']} stream facts stored with an int64-nulled field; "
@@ -385,10 +398,12 @@ if __name__ == "__main__":
     p.add_argument("--clean-s", type=float, default=20.0)
     p.add_argument("--hostile-s", type=float, default=60.0)
     p.add_argument("--after-s", type=float, default=10.0)
-    p.add_argument("--burst", type=int, default=20_000)
+    p.add_argument("--burst", type=int, default=20_000, help="log lines in one write")
+    p.add_argument("--flood", type=int, default=3_000, help="valid frames per flood")
+    p.add_argument("--keep", default=None, help="copy the run's folder (store, log) here")
     a = p.parse_args()
     try:
-        rows = run(a.clean_s, a.hostile_s, a.after_s, a.burst)
+        rows = run(a.clean_s, a.hostile_s, a.after_s, a.burst, a.flood, a.keep)
     except FigureFailed as exc:
         show(exc.rows)
         print(exc.rows[0].note)

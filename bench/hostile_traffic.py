@@ -25,6 +25,8 @@ from monitor.sim.client import ActorClient
 
 HEAD_DEADLINE_S = 10.0  # the tap's request-arrival deadline (serverlimits.TAP_LIMITS)
 BIG = 2**64 + 7
+# each upgrade asked for on its own path, so its stored record (endpoint) says which it was
+UPGRADES = {"h2c": "/api/v3/time", "websocket": "/api/v3/ping"}
 
 
 @dataclass
@@ -35,15 +37,17 @@ class Tally:
 
 
 class TradingBot:
-    """Places a far-from-the-market LIMIT order through the tap and cancels it by its client
-    id, every `every_s`: two executionReports (NEW, CANCELED) on the service's stream and two
-    tap records (key `bot`) per round. Cancelling by client id keeps working when the tap's
-    upstream answers the placement with every integer inflated past int64."""
+    """Places a below-the-market LIMIT order (0.01 BTC at 20,000: inside the price filters)
+    through the tap and cancels it by its client id, every `every_s`: two executionReports
+    (NEW, CANCELED) on the service's stream and two tap records (key `bot`) per round.
+    Cancelling by client id keeps working when the tap's upstream answers the placement with
+    every integer inflated past int64."""
 
     def __init__(self, tap_url: str, key: str, secret: str, clock: Clock, tally: Tally,
                  every_s: float = 0.5) -> None:
         self.client = ActorClient(tap_url, HOST_IP, key, secret, clock)
         self.tally, self.every_s = tally, every_s
+        self.statuses: Counter[str] = Counter()  # "POST 200", "DELETE 400 -2011", ...
 
     async def run(self, stop: asyncio.Event) -> None:
         n = 0
@@ -53,13 +57,15 @@ class TradingBot:
                 cid = f"bot-{n}"
                 calls: tuple[tuple[str, dict[str, object]], ...] = (
                         ("POST", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                                  "timeInForce": "GTC", "quantity": "0.001", "price": "1000",
+                                  "timeInForce": "GTC", "quantity": "0.01", "price": "20000",
                                   "newClientOrderId": cid}),
                         ("DELETE", {"symbol": "BTCUSDT", "origClientOrderId": cid}))
                 for method, params in calls:
                     try:
-                        await self.client.signed(method, "/api/v3/order", params)
+                        r = await self.client.signed(method, "/api/v3/order", params)
                         self.tally.answered["bot"] += 1
+                        code = r.json().get("code", "") if r.status_code >= 400 else ""
+                        self.statuses[f"{method} {r.status_code} {code}".strip()] += 1
                     except httpx.HTTPError:
                         self.tally.bad["bot call failed"] += 1
                 await asyncio.sleep(self.every_s)
@@ -148,15 +154,15 @@ class HostileBot:
         status = await _raw(self.tap_url, self._head("CONNECT", "example.com:443", "\r\n"))
         self.tally.answered["hostile"] += status != 0
         self.tally.bad["CONNECT through the tap"] += 1
-        for proto in ("h2c", "websocket"):
+        for proto, path in UPGRADES.items():
             status = await _raw(self.tap_url, self._head(
-                "GET", "/api/v3/time", f"Connection: Upgrade\r\nUpgrade: {proto}\r\n"
+                "GET", path, f"Connection: Upgrade\r\nUpgrade: {proto}\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
                 "\r\n\r\n"))
             # a websocket upgrade the tap's server may answer itself (403, unrecorded): the
             # bad-input check below says so, the record count does not count it twice
             self.tally.answered["hostile"] += status != 0 and proto == "h2c"
-            self.tally.bad["Upgrade through the tap"] += 1
+            self.tally.bad[f"Upgrade: {proto} through the tap"] += 1
             self.statuses[f"Upgrade: {proto} -> {status}"] += 1
 
     async def hop_by_hop(self) -> None:
