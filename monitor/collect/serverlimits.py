@@ -134,8 +134,13 @@ def request_timeout_protocol(seconds: float) -> type[RequestTimeoutH11]:
 def server_config(app: Any, host: str, port: int, limits: ServerLimits,
                   **options: Any) -> uvicorn.Config:
     """A uvicorn config with `limits` applied, after raising the open-files limit: the one way
-    Keywatch builds a server. `options` are passed on (log_level, lifespan, headers...)."""
+    Keywatch builds a server. `options` are passed on (log_level, lifespan, headers...).
+
+    No server of Keywatch speaks WebSocket, so uvicorn's WebSocket support is off (`ws="none"`):
+    with it on, an `Upgrade: websocket` request never reached the tap as an HTTP request (uvicorn
+    answered 500 itself), so it was neither refused in the tap's words nor recorded."""
     raise_fd_limit()
+    options.setdefault("ws", "none")
     return uvicorn.Config(
         app, host=host, port=port, http=request_timeout_protocol(limits.request_timeout_s),
         limit_concurrency=limits.limit_concurrency,

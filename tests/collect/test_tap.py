@@ -23,6 +23,7 @@ from binance.error import ClientError
 from binance.spot import Spot
 
 from monitor.clock import SystemClock
+from monitor.collect.serverlimits import TAP_LIMITS, server_config
 from monitor.collect.tap import HOP_BY_HOP, Tap, check_upstream, end_to_end, fingerprint
 from monitor.events import Event, Kind
 from monitor.sim import SimulatorThread
@@ -34,8 +35,9 @@ VOLATILE_HEADERS = {"date", "x-mbx-used-weight", "x-mbx-used-weight-1m", "x-mbx-
 class TapThread:
     def __init__(self, tap: Tap) -> None:
         self.tap = tap
-        self.server = uvicorn.Server(uvicorn.Config(
-            tap, host="127.0.0.1", port=0, log_level="warning", server_header=False,
+        # the production server config (limits, head timeout, no WebSocket upgrades)
+        self.server = uvicorn.Server(server_config(
+            tap, "127.0.0.1", 0, TAP_LIMITS, log_level="warning", server_header=False,
             date_header=False, lifespan="off"))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
                                        daemon=True)
@@ -294,19 +296,25 @@ def test_connect_and_upgrades_are_refused_before_the_upstream_sees_them() -> Non
                                           b"Host: api.binance.com:443\r\n\r\n")
             upgrade = _raw_exchange(base, b"GET /api/v3/time HTTP/1.1\r\nHost: x\r\n"
                                           b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            websocket = _raw_exchange(base, b"GET /ws-api/v3 HTTP/1.1\r\nHost: x\r\n"
+                                            b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                                            b"Sec-WebSocket-Version: 13\r\n"
+                                            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
             with httpx.Client(base_url=base, timeout=10) as bot:
                 assert bot.get("/api/v3/time").status_code == 200  # the tap is alive
             deadline = time.monotonic() + 5
-            while len(events) < 3 and time.monotonic() < deadline:
+            while len(events) < 4 and time.monotonic() < deadline:
                 time.sleep(0.02)
     assert connect.startswith(b"HTTP/1.1 405 ")
     assert b"\r\nallow: GET, HEAD, POST, PUT, DELETE\r\n" in connect
     assert b"tap: CONNECT is not forwarded" in connect
     assert upgrade.startswith(b"HTTP/1.1 400 ") and b"upgrades are not forwarded" in upgrade
+    # uvicorn used to answer a WebSocket upgrade 500 itself, before the tap saw it
+    assert websocket.startswith(b"HTTP/1.1 400 ") and b"upgrades are not forwarded" in websocket
     assert seen == [b"GET /api/v3/time HTTP/1.1"]  # only the plain call reached the upstream
     got = sorted((e.method, e.status, json.loads(e.raw)["error"]) for e in events)
     assert got == [("CONNECT", 405, "refused_method"), ("GET", 200, None),
-                   ("GET", 400, "refused_upgrade")]
+                   ("GET", 400, "refused_upgrade"), ("GET", 400, "refused_upgrade")]
 
 
 def test_hop_by_hop_fields_and_those_connection_names_stop_at_the_tap() -> None:
