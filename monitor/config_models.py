@@ -172,7 +172,8 @@ class TapConfig(_Model):
     upstream: str = "https://api.binance.com"
     account: str | None = None
     # "process": `keywatch tap` forwards and spools its records to `spool` (JSON lines);
-    # `keywatch run` ingests the spool and serves no tap itself
+    # `keywatch run` ingests the spool and serves no tap itself. "inprocess": the tap inside
+    # `keywatch run` spools too (default: beside the store, `<store_path>.tap-spool.jsonl`)
     mode: TapMode = TapMode.INPROCESS
     spool: str | None = None
     fsync_interval_s: float = Field(default=0.2, gt=0, le=60)

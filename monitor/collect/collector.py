@@ -27,6 +27,7 @@ from monitor.collect.ingest import Ingest
 from monitor.collect.logfile import LogTailer
 from monitor.collect.poller import Poller
 from monitor.collect.serverlimits import TAP_LIMITS, server_config
+from monitor.collect.spool import SpoolWriter, inprocess_spool
 from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
@@ -70,6 +71,8 @@ class Collector:
         self.backfills: dict[str, Backfill] = {}
         self.tailers: list[LogTailer] = []
         self.tap: Tap | None = None
+        self.tap_spool: SpoolWriter | None = None
+        self._tap_tailer: LogTailer | None = None
         self._tap_server: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         keys = {}
@@ -121,10 +124,21 @@ class Collector:
                 src.tap.spool, src.tap.account or config.accounts[0].name, clock,
                 self._spool_put, store, keys=keys, spool=True))
         elif src.tap.enabled:
-            # the tap forwards from this host's own address, as the bots would have
+            # the tap forwards from this host's own address, as the bots would have. Its
+            # records go through a spool too (see `_tap_commit`): written before each answer's
+            # last byte, ingested by a spool tailer that waits for the store, so neither a full
+            # ingest queue nor a kill -9 of the service loses a call a bot got an answer for
+            account = src.tap.account or config.accounts[0].name
+            # beside the store in use (its file, else the configured path)
+            store_file = str(getattr(store, "path", config.store_path))
+            self.tap_spool = SpoolWriter(src.tap.spool or inprocess_spool(store_file),
+                                         fsync_interval_s=src.tap.fsync_interval_s)
             self.tap = Tap(src.tap.upstream, clock, self._tap_offer, keys=keys,
                            local_address=src.tap.source_address or local_host,
-                           default_account=src.tap.account or config.accounts[0].name)
+                           default_account=account, commit=self._tap_commit)
+            self._tap_tailer = LogTailer(self.tap_spool.path, account, clock,
+                                         self._own_spool_put, store, keys=keys, spool=True)
+            self.tailers.append(self._tap_tailer)
 
     def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr
                   ) -> BinanceRest:
@@ -152,11 +166,32 @@ class Collector:
         return self._offer(events)
 
     def _tap_offer(self, events: list[Event]) -> int:
-        """The tap's records, one per forwarded request: counted by key even if dropped.
-        Their weight headers tell the budget what the bots spent of this address's minute."""
+        """Unused by the in-process tap since it commits to its spool (`_tap_commit`); kept as
+        the Tap's fallback recorder, which counts, observes and queues like the other sources."""
         self.metrics.tap_recorded(events)
         self.budgets.shared.observe(events)
         return self._offer(events)
+
+    async def _tap_commit(self, events: list[Event]) -> int:
+        """The in-process tap's record of a call, before the answer's last byte: appended to
+        the spool with one write(2) (in the page cache, so a kill -9 of the service cannot lose
+        it; the spool's thread fsyncs every `fsync_interval_s`), then the spool tailer is woken
+        to ingest it at once. The weight headers reach the budget now, not at ingest: the
+        poller spaces its calls by what the bots spent on this address a moment ago."""
+        self.budgets.shared.observe(events)
+        assert self.tap_spool is not None  # set whenever the tap is in-process
+        dropped = self.tap_spool.offer(events)
+        if self._tap_tailer is not None:
+            self._tap_tailer.wake()
+        return dropped
+
+    async def _own_spool_put(self, events: list[Event],
+                             cursors: Mapping[str, str] | None = None) -> None:
+        """The in-process tap's spool, ingested: as `_spool_put`, its weight already observed."""
+        self.metrics.tap_recorded(events)
+        for ev in events:
+            self.ingest._count(ev)
+        await self.ingest.write(events, cursors)
 
     async def _spool_put(self, events: list[Event],
                          cursors: Mapping[str, str] | None = None) -> None:
@@ -180,6 +215,8 @@ class Collector:
     async def start(self) -> None:
         """Start every source in the background (returns once the tap is listening)."""
         self._tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+        if self.tap_spool is not None:
+            self.tap_spool.start()
         for name, st in self.streams.items():
             self._tasks.append(asyncio.create_task(st.run(), name=f"stream:{name}"))
         for name, p in self.pollers.items():
@@ -201,7 +238,7 @@ class Collector:
     @property
     def tap_url(self) -> str | None:
         srv = self._tap_server
-        if srv is None or not srv.servers:
+        if srv is None or not getattr(srv, "servers", None):  # `servers` exists once started
             return None
         host, port = srv.servers[0].sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
@@ -211,14 +248,20 @@ class Collector:
         await asyncio.gather(*self._tasks)
 
     async def stop(self) -> None:
+        if self._tap_server is not None:
+            # the tap first: its last records reach the spool before the tailers' final read
+            self._tap_server.should_exit = True
+            tap_task = next((t for t in self._tasks if t.get_name() == "tap"), None)
+            if tap_task is not None:
+                await asyncio.wait([tap_task], timeout=5)
+        if self.tap_spool is not None:
+            await asyncio.to_thread(self.tap_spool.close)
         for s in self.streams.values():
             await s.stop()
         for p in self.pollers.values():
             await p.stop()
         for tailer in self.tailers:
             await tailer.stop()
-        if self._tap_server is not None:
-            self._tap_server.should_exit = True
         ingest = next((t for t in self._tasks if t.get_name() == "ingest"), None)
         others = [t for t in self._tasks if t is not ingest]
         done, pending = await asyncio.wait(others, timeout=5) if others else (set(), set())

@@ -198,6 +198,7 @@ class LogTailer:
         self._mtime_ns = 0
         self._eof = True
         self._stop = asyncio.Event()
+        self._nudge = asyncio.Event()  # `wake`: a writer in this process appended lines
 
     def _open(self) -> bool:
         try:
@@ -306,17 +307,34 @@ class LogTailer:
     async def run(self) -> None:
         """Poll, and hand each poll's events to ingest WITH the offset past them: the store
         saves both in one transaction, so the cursor is never ahead of a stored line."""
-        while not self._stop.is_set():
+        while True:
+            final = self._stop.is_set()  # one last read after stop: what was written before it
+            self._nudge.clear()
             events = await asyncio.to_thread(self.poll_once)
             cursor = self.cursor()
             if events or cursor != self._saved:
                 await self.put(events, {self.cursor_name: cursor})
                 self._saved = cursor
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.poll_s / self.clock.speed)
-            except TimeoutError:
-                pass
+            if final:
+                break
+            if self._eof:
+                await self._pause(self.poll_s / self.clock.speed)
         self.close()
+
+    async def _pause(self, seconds: float) -> None:
+        """Until the next poll: `seconds`, or sooner when woken or stopped."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        nudge = asyncio.ensure_future(self._nudge.wait())
+        try:
+            await asyncio.wait([stop, nudge], timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in (stop, nudge):
+                f.cancel()
+
+    def wake(self) -> None:
+        """Read now instead of at the next poll (the in-process tap calls it per record)."""
+        self._nudge.set()
 
     async def stop(self) -> None:
         self._stop.set()

@@ -70,6 +70,15 @@ def to_line(ev: Event) -> bytes:
     return json.dumps(d, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
+def inprocess_spool(store_path: str) -> str:
+    """Where the in-process tap spools when `[sources.tap] spool` is not set: beside the store
+    (`keywatch.db` -> `keywatch.db.tap-spool.jsonl`), created 0600 like it."""
+    path = store_path.removeprefix("sqlite:///")
+    if path == ":memory:":  # a store with no file: the spool goes to the working folder
+        path = "keywatch-memory"
+    return f"{path}.tap-spool.jsonl"
+
+
 @dataclass
 class _Waiting:
     """One `commit` call's lines and the future its caller awaits (how many were dropped)."""

@@ -10,14 +10,14 @@ the orderId/clientOrderId of each order the ANSWER names in `raw["ids"]`: that i
 features tie the account's execution reports to the key that caused them (provenance).
 The API key is mapped to its label through sha256 fingerprints and never stored; signatures
 and secrets never reach the event.
-Two ways to record. In-process (`offer`, the collector's ingest queue): the event is built and
-offered after the request's cycle has ended (requests that end together go as one batch), so
-recording never delays the bot, and a full queue drops (and counts) the event, not the request.
-Standalone (`commit`, the spool of `keywatch tap`): the event is built when the whole answer is
-in and awaited durable BEFORE the answer's last byte goes to the bot, so a bot never holds an
-answer whose record a kill -9 could still lose (issue 15); the spool group-commits, so what this
-costs a call is one share of an fdatasync (`bench/tapspool.py`). A failed record still releases
-the answer: the tap fails open.
+Recording, with `commit` (both the standalone `keywatch tap` and the collector's in-process tap
+give one): the event is built when the whole answer is in and handed to `commit` BEFORE the
+answer's last byte goes to the bot, so a bot never holds an answer whose record a kill -9 could
+still lose (issue 15). Standalone, `commit` fdatasyncs the spool (group-committed: one share of
+an fdatasync per call, `bench/tapspool.py`); in-process it writes the spool line and wakes the
+collector's spool reader (`Collector._tap_commit`). Without `commit` (tests, embedding), `offer`
+gets the event after the request's cycle has ended, and a full queue drops (and counts) it. A
+failed record still releases the answer: the tap fails open.
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ model_path = "{REPO / 'models' / 'default.skops'}"
 [binance]
 rest_url = "{sim.rest_url}"
 ws_api_url = "{sim.ws_api_url}"
+# 10 % of the minute's weight: at the default 1 % (60) the start-up round (backfill, order
+# counts, prices) spends the minute and the next round waits for the next one, up to 65 s,
+# so whether the poller's prices arrive within a test's wait depended on the wall clock
+weight_budget_pct = 10
 [sources]
 poll_interval_s = 5
 [sources.tap]
@@ -119,10 +123,11 @@ async def running_service(cfg: Path, cwd: Path, tap_port: int) -> AsyncIterator[
     answers until the block ends; then SIGTERM (killed after 15 s)."""
     health = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KW_")}
+    log_path = cwd / "service.log"  # kept in the test's folder for a failure's diagnosis
+    log_file = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "-c", str(cfg), "--health-port",
-         str(health)], cwd=cwd, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+         str(health)], cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(300):
@@ -133,7 +138,7 @@ async def running_service(cfg: Path, cwd: Path, tap_port: int) -> AsyncIterator[
                         break
                 except (httpx.HTTPError, ValueError, KeyError):
                     pass
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert proc.poll() is None, log_path.read_text()
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
         yield
@@ -144,6 +149,7 @@ async def running_service(cfg: Path, cwd: Path, tap_port: int) -> AsyncIterator[
                 await asyncio.to_thread(proc.communicate, None, 15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        log_file.close()
 
 
 @pytest.mark.timeout(240)
