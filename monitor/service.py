@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from monitor.alert.manager import immediate
 from monitor.clock import NETWORK_FLOOR_S, Clock
-from monitor.collect.eventqueue import BatchQueue
+from monitor.collect.eventqueue import DETECTION_MAX_EVENTS, BatchQueue
 from monitor.config import Config
 from monitor.detect.engine import DetectionEngine
 from monitor.events import Event
@@ -77,7 +77,7 @@ class Service:
         metrics: Metrics | None = None,
         health_port: int | None = None,
         health_host: str = "127.0.0.1",
-        queue_size: int = 20_000,  # events waiting for detection
+        queue_size: int = DETECTION_MAX_EVENTS,  # events waiting for detection
         tick_s: float = 1.0,
         batch_wait_s: float = 0.05,
         lateness_s: float = NETWORK_FLOOR_S,

@@ -23,6 +23,7 @@ from monitor.binance.budget import Budgets, guard_for
 from monitor.binance.rest import BinanceRest
 from monitor.clock import Clock
 from monitor.collect.backfill import Backfill
+from monitor.collect.eventqueue import INGEST_MAX_EVENTS
 from monitor.collect.ingest import Ingest
 from monitor.collect.logfile import LogTailer
 from monitor.collect.poller import Poller
@@ -49,7 +50,7 @@ class Collector:
         on_events: Callable[[list[Event]], Awaitable[None] | None] | None = None,
         local_host: str | None = None,
         stream_options: dict[str, Any] | None = None,
-        queue_size: int = 10_000,
+        queue_size: int = INGEST_MAX_EVENTS,
         metrics: Metrics | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock

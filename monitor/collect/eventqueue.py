@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 
 from monitor.events import Event
 
+# The default bounds (issue 15). An Event costs about 3.9 KB of RSS (`python -m bench.queuemem`),
+# so the old 10,000 + 20,000 held up to ~115 MB at once and took the hostile soak's service to
+# 254-271 MiB. The store writes ~13,000 events/s, so 2,000 is over 0.1 s of its work and 5,000
+# is a full detection batch at 50,000 events/s offered (bench.throughput's mean batch, ~4,900;
+# a batch also gathers what arrives during `batch_wait_s`); the same bench shows the same
+# events/s through store to detection with these bounds as with the old ones.
+INGEST_MAX_EVENTS = 2_000
+DETECTION_MAX_EVENTS = 5_000
+
 
 @dataclass
 class Entry:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
-from monitor.collect.eventqueue import Entry, EventQueue
+from monitor.collect.eventqueue import INGEST_MAX_EVENTS, Entry, EventQueue
 from monitor.events import Event
 from monitor.metrics import Metrics
 from monitor.store import Store, WriteResult
@@ -50,7 +50,7 @@ class Ingest:
         self,
         store: Store,
         *,
-        maxsize: int = 10_000,
+        maxsize: int = INGEST_MAX_EVENTS,
         batch: int = 500,
         on_events: OnEvents | None = None,
         metrics: Metrics | None = None,

@@ -176,14 +176,22 @@ class LogTailer:
         *,
         keys: Mapping[str, tuple[str, str]] | None = None,
         poll_s: float = 1.0,
-        max_bytes_per_poll: int = 4 << 20,
+        max_bytes_per_poll: int = 256 << 10,
+        max_lines_per_poll: int = 1_000,
         spool: bool = False,
     ) -> None:
         self.path, self.account, self.clock, self.put, self.store = (
             path, account, clock, put, store)
         self.keys = keys or {}
         self.spool = spool  # the standalone tap's spool: its lines carry the tap's event ids
+        # One poll's read is bounded in bytes (at least 2 lines of MAX_LINE, so an overlong
+        # line is always seen as one) and in lines: every line parsed is an Event (~3.5 KB) held
+        # until ingest takes it, so a 20,000-line burst read at once held all 20,000 (issue 15).
+        # A backlog is read in as many polls as it needs, without pausing between them.
+        if max_bytes_per_poll < 2 * MAX_LINE or max_lines_per_poll < 1:
+            raise ValueError("a poll must read at least 2*MAX_LINE bytes and one line")
         self.poll_s, self.max_bytes = poll_s, max_bytes_per_poll
+        self.max_lines = max_lines_per_poll
         self.cursor_name = f"log:{os.path.abspath(path)}"
         saved = store.get_cursor(self.cursor_name)
         state = json.loads(saved) if saved else {}
@@ -226,14 +234,25 @@ class LogTailer:
         self._fh.seek(self.offset)
         data = self._fh.read(self.max_bytes)
         self._eof = len(data) < self.max_bytes  # read to the end: only a partial line is left
-        if self.skipping:  # the rest of an overlong line, however many reads it arrives in
+        while self.skipping:  # the rest of an overlong line, however many reads it arrives in
             nl = data.find(b"\n")
             self.offset += len(data) if nl < 0 else nl + 1
-            if nl < 0:
+            if nl >= 0:
+                self.skipping = False
+                data = data[nl + 1:]
+            elif self._eof:
                 return []
-            self.skipping = False
-            data = data[nl + 1:]
+            else:  # skipped bytes are not kept: read on within this poll
+                data = self._fh.read(self.max_bytes)
+                self._eof = len(data) < self.max_bytes
         end = data.rfind(b"\n")
+        if data.count(b"\n", 0, end + 1) > self.max_lines:  # the rest waits for the next poll
+            end = -1
+            for _ in range(self.max_lines):
+                end = data.find(b"\n", end + 1)
+            self._eof = False
+            self.offset += end + 1
+            return data[: end + 1].splitlines()
         self.offset += end + 1
         if len(data) - (end + 1) >= MAX_LINE:  # over the cap before its newline: one bad line
             self.offset += len(data) - (end + 1)
