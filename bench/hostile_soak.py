@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable
@@ -106,8 +107,41 @@ async def _every(stop: asyncio.Event, period_s: float, step: Callable[[int], Any
             await asyncio.wait_for(stop.wait(), period_s)
 
 
+async def _drained(db: Path, ids: list[str], timeout_s: float = 30.0) -> bool:
+    """Wait until the service's store holds every id in `ids` (read-only, beside the writer).
+
+    Why, before a dropped connection: a TCP cut loses whatever the client had not read yet,
+    which under backpressure is seconds of flood. Binance would have those orders in allOrders
+    and the gap's backfill would bring them; the hostile flood's orders exist nowhere (made up
+    by the upstream), so the soak must not count frames it destroyed itself as lost by us."""
+    want = set(ids)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while want:
+        with contextlib.suppress(sqlite3.Error):  # off the loop: the tap probe runs here
+            want = await asyncio.to_thread(_missing, db, want)
+        if not want or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.25)
+    return not want
+
+
+def _missing(db: Path, want: set[str]) -> set[str]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+    try:
+        ask, left = sorted(want), set(want)
+        for k in range(0, len(ask), 500):
+            chunk = ask[k:k + 500]
+            left -= {r[0] for r in con.execute(
+                f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk)}
+        return left
+    finally:
+        con.close()
+
+
 async def _hostile(world: _World, tap: HostileBot, logs: LogBot, tally: Tally,
-                   stop: asyncio.Event, burst: int, flood: int, tl: Timeline) -> None:
+                   stop: asyncio.Event, burst: int, flood: int, tl: Timeline, db: Path) -> None:
     async def rest(i: int) -> None:
         fault, path = REST_FAULTS[0 if i == 0 else 1 + (i - 1) % (len(REST_FAULTS) - 1)]
         tl.mark(f"rest:{fault}")
@@ -129,13 +163,24 @@ async def _hostile(world: _World, tap: HostileBot, logs: LogBot, tally: Tally,
 
     async def frames(i: int) -> None:
         async with tl.span("ws:flood"):  # a flood of real facts, full speed
-            await world(op="frames", fault="valid", n=flood)
+            sent = await world(op="frames", fault="valid", n=flood)
         await asyncio.sleep(2)
         tl.mark("ws:malformed")
         await world(op="frames", fault="malformed", n=6)
         await asyncio.sleep(1)
+        if i % 2:  # a drop loses what is unread: first let the flood be read (see _drained)
+            async with tl.span("ws:drain before drop"):
+                if not await _drained(db, sent.get("ids", [])):
+                    tl.mark("ws:flood not stored in 30 s; dropping anyway")
+        # an oversized frame is read in order, after the flood; then wait until the cut socket
+        # is gone, so no later flood is written onto it (bench.hostile_world.cut)
         tl.mark("ws:oversized" if i % 2 == 0 else "ws:drop")
         await world(op="frames", fault="oversized" if i % 2 == 0 else "drop", n=1)
+        async with tl.span("ws:cut socket gone"):
+            for _ in range(300):  # at most 30 s
+                if (await world(op="cut_gone"))["gone"]:
+                    break
+                await asyncio.sleep(0.1)
         await asyncio.sleep(4)  # reconnect and backfill
 
     async def lines(i: int) -> None:
@@ -235,7 +280,7 @@ async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int, flo
             tl.mark("phase:hostile")
             say(f"hostile soak: hostile {hostile_s:g} s")
             attack = asyncio.create_task(_hostile(world, hostile, logs, tally, stop_hostile,
-                                                  burst, flood, tl))
+                                                  burst, flood, tl, run_dir / "keywatch.db"))
             await asyncio.sleep(hostile_s)
             stop_hostile.set()
             await attack

@@ -14,8 +14,11 @@ One JSON object per line, each command answered by one line:
                               "keys": {label: [key, secret]}}}
   parent -> child  {"op": "mix", "faults": {fault: probability}}      -> {"ok": true}
                    {"op": "inject", "up": "svc"|"tap", "fault", "path", "times"} -> {"ok": true}
-                   {"op": "frames", "fault", "n", "per_s", "wait_s"} -> {"sent": n}
-                       (waits up to wait_s for a live subscription; none: sent 0)
+                   {"op": "frames", "fault", "n", "per_s", "wait_s"} -> {"sent": n, "ids"}
+                       (waits up to wait_s for a live subscription; none: sent 0; `ids`: the
+                       event ids of the valid facts just sent)
+                   {"op": "cut_gone"} -> {"gone": bool}  (the last oversized/drop's sockets
+                       are gone: the next flood cannot land on them; see `cut`)
                    {"op": "report"} -> {"report": {"svc_rest", "tap_rest", "ws",
                                                    "valid_ids", "order_events"}}
   parent -> child  EOF: stop.
@@ -47,13 +50,43 @@ KEYS: dict[str, tuple[dict[str, bool], list[str] | None]] = {
 }
 
 
+CUTS = (WsFault.OVERSIZED, WsFault.DROP)
+
+
+def live_subscriptions(svc: HostileUpstream) -> list[object]:
+    """The connections holding a subscription now (held, so `gone` compares identities)."""
+    return [c for c in svc._ws_conns if c.sub_id is not None]  # no public view upstream
+
+
+def gone(svc: HostileUpstream, doomed: list[object]) -> bool:
+    return not any(c is d for c in svc._ws_conns for d in doomed)
+
+
+async def cut(svc: HostileUpstream, fault: WsFault, timeout_s: float = 10.0) -> int:
+    """Cut every live subscription with `fault`; return once those connections are gone.
+
+    Why wait (issue 15, lost executionReports): an oversized frame ends a socket only when
+    the client reads it, which under backpressure is seconds later; the upstream still counts
+    that socket as subscribed, so the next flood was written behind the oversized frame onto a
+    socket already doomed, and lost. A real Binance would have those orders in allOrders and
+    the gap's backfill would bring them; the hostile frames are made up (no order exists in
+    the simulator), so nothing can. Waiting keeps the next flood for the new subscription.
+    (The world's command loop must stay responsive, so there the soak polls `cut_gone`.)"""
+    doomed = live_subscriptions(svc)
+    sent = await svc.send_frames(fault)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not gone(svc, doomed) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    return sent
+
+
 def _say(obj: dict[str, object]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 
 
 async def _command(msg: dict[str, Any], svc: HostileUpstream, tap: HostileUpstream,
-                   sim: Simulator) -> dict[str, object]:
+                   sim: Simulator, doomed: list[object]) -> dict[str, object]:
     op = msg["op"]
     if op == "mix":
         svc.rest_mix = {RestFault(k): float(v) for k, v in msg["faults"].items()}
@@ -67,9 +100,14 @@ async def _command(msg: dict[str, Any], svc: HostileUpstream, tap: HostileUpstre
             await svc.subscribed(float(msg.get("wait_s", 10.0)))
         except TimeoutError:  # the service is not subscribed now (reconnecting): none sent
             return {"sent": 0, "subscribed": False}
-        sent = await svc.send_frames(WsFault(msg["fault"]), int(msg.get("n", 1)),
-                                     msg.get("per_s"))
-        return {"sent": sent}
+        fault = WsFault(msg["fault"])
+        if fault in CUTS:
+            doomed[:] = live_subscriptions(svc)
+        before = len(svc.sent_orders)
+        sent = await svc.send_frames(fault, int(msg.get("n", 1)), msg.get("per_s"))
+        return {"sent": sent, "ids": svc.sent_valid_ids(ACCOUNT)[before:]}
+    if op == "cut_gone":
+        return {"gone": gone(svc, doomed)}
     if op == "report":
         return {"report": {
             "svc_rest": {str(k): v for k, v in svc.rest_sent.items()},
@@ -99,9 +137,10 @@ async def main(args: argparse.Namespace) -> int:
         _say({"ready": {"rest_url": svc.rest_url, "ws_api_url": svc.ws_url,
                         "tap_upstream": tap.rest_url, "control_url": sim.control_url,
                         "account": ACCOUNT, "keys": keys}})
+        doomed: list[object] = []  # the connections the last cut was sent on
         while line := await asyncio.to_thread(sys.stdin.readline):
             try:
-                _say(await _command(json.loads(line), svc, tap, sim))
+                _say(await _command(json.loads(line), svc, tap, sim, doomed))
             except Exception as exc:  # one bad command must not take the exchange down
                 _say({"error": repr(exc)})
         return 0
