@@ -265,6 +265,10 @@ class StreamSource:
             self._backfill_task = asyncio.create_task(self._backfill_worker())
 
     async def _backfill_worker(self) -> None:
+        """Passes until none is asked for. A failed pass keeps its gaps for the next one,
+        whatever it raised: an exception other than BinanceError (a store error, a bug) used
+        to end this task with the gaps already taken off `_gaps`, so nothing filled them."""
+        failures = 0
         while self._need.is_set():
             self._need.clear()
             gaps, self._gaps = self._gaps, []
@@ -272,12 +276,19 @@ class StreamSource:
             to = self.rest.server_now()
             try:
                 res = await self.backfill.run()
-            except BinanceError as exc:
+            except Exception as exc:
                 self._gaps = gaps + self._gaps  # not covered: the next pass must include them
-                await self._status("backfill_failed", gaps=gaps, to=to, error=str(exc))
-                await self._sleep(backoff_s(1, self._rng))
+                if isinstance(exc, BinanceError):
+                    error = str(exc)
+                else:  # the type only: an arbitrary message may carry a signed URL
+                    error = type(exc).__name__
+                    log.error("%s: backfill pass failed: %s", self.account, error)
+                await self._status("backfill_failed", gaps=gaps, to=to, error=error)
+                failures += 1
+                await self._sleep(backoff_s(min(failures, 7), self._rng))
                 self._need.set()
                 continue
+            failures = 0
             self.counters["backfills"] += 1
             self.counters["backfilled_facts"] += res.facts
             if not self._gaps:

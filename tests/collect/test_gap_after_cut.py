@@ -24,9 +24,12 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.hostile_world import cut
 from bench.soak import emitted_ids
 from monitor.clock import AcceleratedClock
+from monitor.collect.backfill import BackfillResult
 from monitor.collect.collector import Collector
 from monitor.devtools.hostile import HostileUpstream, RestFault, WsFault
 from monitor.events import Event
@@ -162,4 +165,41 @@ async def test_a_flood_behind_an_unread_oversized_frame_is_lost_unless_the_cut_i
         exchange = {int(ev["i"]) for ev in sim.control.order_events("main")}
         assert not exchange & {oid for _s, oid in up.sent_orders}
         assert after <= stored  # awaited cut: the next flood reached the new subscription whole
+        store.close()
+
+
+async def test_a_pass_failing_with_any_error_keeps_its_gap_for_the_next_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: only BinanceError was retried; anything else (a store error, a bug) ended the
+    worker with the gap already taken off the list, so no pass ever filled it."""
+    clock = AcceleratedClock(2 * SPEED)
+    async with Simulator(clock=clock) as sim, HostileUpstream(sim) as up:
+        _account(sim)
+        store = SQLiteStore(tmp_path / "kw.db")
+        col = _collector(sim, up, store, clock)
+        st = col.streams["main"]
+        await col.start()
+        try:
+            await up.subscribed()
+            assert await _until(lambda: st.counters["backfills"] >= 1)
+            real, calls = st.backfill.run, []
+
+            async def fails_once() -> BackfillResult:
+                calls.append(1)
+                if len(calls) == 1:
+                    raise RuntimeError("disk I/O error")
+                return await real()
+
+            monkeypatch.setattr(st.backfill, "run", fails_once)
+            await up.send_frames(WsFault.DROP)
+            assert await _until(lambda: any(s.get("status") == "gap"
+                                            for s in _statuses(store)), 10.0)
+            await col.ingest.flush()
+        finally:
+            await col.stop()
+        statuses = _statuses(store)
+        failed = [s for s in statuses if s.get("status") == "backfill_failed"]
+        assert [s["error"] for s in failed] == ["RuntimeError"]  # the type, not the message
+        gap = next(s for s in statuses if s.get("status") == "gap")
+        assert gap["gap_from"] in failed[0]["gaps"] and not st.gap_open
         store.close()
