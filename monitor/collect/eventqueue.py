@@ -5,8 +5,10 @@ its memory has no bound at all. Here every entry is a list of events (plus the c
 cover them, saved with them in one transaction) and the bound is the number of events queued:
 `put` waits for room (backpressure: the tailer and the poller simply read later), `offer`
 takes what fits and returns the rest to be counted as dropped (the tap cannot hold a bot's
-call). A batch larger than the whole bound is queued in parts as room appears, so it waits
-rather than deadlocks. `peak` is the most events ever queued, so the bound can be checked.
+call). `put` leaves the last fifth of the bound to `offer`, so waiting sources backed up by a
+burst do not make the others drop. A batch larger than the whole bound is queued in parts as
+room appears, so it waits rather than deadlocks. `peak` is the most events ever queued, so
+the bound can be checked.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class EventQueue:
         if max_events < 1:
             raise ValueError("an event queue needs room for at least one event")
         self.max_events = max_events
+        # the last fifth is kept for `offer`: sources that wait fill the queue only to
+        # `max_events - reserve`, so a log burst backing up behind the store never makes the
+        # callers that cannot wait (Keywatch's own REST usage, the tap's fallback) drop
+        self.reserve = max_events // 5
         self._entries: deque[Entry] = deque()
         self._n = 0
         self.peak = 0
@@ -68,12 +74,12 @@ class EventQueue:
         """Queue the events, waiting for room; a batch larger than the bound goes in parts,
         the cursors with the last part (they cover all of it)."""
         evs = list(events)
+        cap = self.max_events - self.reserve
         while True:
-            while self._n >= self.max_events or (self._n + len(evs) > self.max_events
-                                                 and self._n > 0):
+            while self._n >= cap or (self._n + len(evs) > cap and self._n > 0):
                 self._changed.clear()
                 await self._changed.wait()
-            part, evs = evs[: self.max_events - self._n], evs[self.max_events - self._n:]
+            part, evs = evs[: cap - self._n], evs[cap - self._n:]
             if evs:
                 self._append(Entry(part))
                 continue
