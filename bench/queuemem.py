@@ -13,11 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import inspect
 import json
+import multiprocessing
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from monitor.clock import SystemClock
 from monitor.collect.eventqueue import BatchQueue
@@ -27,6 +32,14 @@ from monitor.events import Event
 from monitor.store import SQLiteStore
 
 T0 = 1_780_000_000_000
+R = TypeVar("R")
+
+
+def fresh(fn: Callable[..., R], *args: Any, **kw: Any) -> R:
+    """Run `fn` in a new process: memory freed by an earlier measurement stays in this
+    process's RSS and would be reused, hiding what the next one allocates."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        return ex.submit(fn, *args, **kw).result()
 
 
 def rss_mib() -> float:
@@ -63,12 +76,13 @@ class Burst:
     seconds: float
 
 
-def tail_burst(path: Path, lines: int, **bounds: int) -> Burst:
+def tail_burst(path: Path, lines: int, max_bytes: int, max_lines: int) -> Burst:
     """Poll a file holding a `lines`-line burst to its end, keeping only the largest poll's
     events alive (as ingest would hold them until written)."""
     path.write_text("".join(log_line(i) + "\n" for i in range(lines)))
     store = SQLiteStore(str(path.with_suffix(".db")))
-    tailer = LogTailer(str(path), "main", SystemClock(), _no_put, store, **bounds)
+    tailer = LogTailer(str(path), "main", SystemClock(), _no_put, store,
+                       max_bytes_per_poll=max_bytes, max_lines_per_poll=max_lines)
     gc.collect()
     before, peak, most, polls = rss_mib(), 0.0, 0, 0
     t = time.perf_counter()
@@ -122,23 +136,29 @@ async def pipeline(n: int, ingest_max: int, detect_max: int, db: Path) -> float:
     return rate
 
 
+def run_pipeline(n: int, ingest_max: int, detect_max: int, db: Path) -> float:
+    return asyncio.run(pipeline(n, ingest_max, detect_max, db))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=60_000, help="events through the pipeline")
     p.add_argument("--burst", type=int, default=20_000, help="log lines in one write")
     a = p.parse_args()
-    print(f"one Event from a log line: {event_cost(30_000):,.0f} B of RSS")
+    print(f"one Event from a log line: {fresh(event_cost, 30_000):,.0f} B of RSS")
     with tempfile.TemporaryDirectory() as d:
-        for name, bounds in (("old (4 MiB, no line cap)", {"max_bytes_per_poll": 4 << 20,
-                                                          "max_lines_per_poll": 10**9}),
-                             ("default", {})):
-            b = tail_burst(Path(d) / f"{len(name)}.log", a.burst, **bounds)
+        dflt = inspect.signature(LogTailer).parameters
+        for name, nbytes, nlines in (
+                ("old (4 MiB, no line cap)", 4 << 20, 10**9),
+                ("default", dflt["max_bytes_per_poll"].default,
+                 dflt["max_lines_per_poll"].default)):
+            b = fresh(tail_burst, Path(d) / f"{len(name)}.log", a.burst, nbytes, nlines)
             print(f"tailer {name}: {a.burst:,}-line burst in {b.polls} polls, at most "
                   f"{b.max_per_poll:,} events per poll, RSS +{b.rss_added_mib:.1f} MiB, "
                   f"{a.burst / b.seconds:,.0f} lines/s")
         for ingest_max, detect_max in ((10_000, 20_000), (2_000, 5_000), (1_000, 2_000)):
-            rate = asyncio.run(pipeline(a.events, ingest_max, detect_max,
-                                        Path(d) / f"p{ingest_max}.db"))
+            rate = fresh(run_pipeline, a.events, ingest_max, detect_max,
+                         Path(d) / f"p{ingest_max}.db")
             print(f"ingest {ingest_max:,} / detection {detect_max:,} events: "
                   f"{rate:,.0f} events/s through store to detection")
 
