@@ -154,7 +154,8 @@ def main() -> None:
             ".json", ".sh")
     for f in files:
         p = root / f
-        if not p.is_file() or not (f.endswith(exts) or p.name in ("Makefile", "run")):
+        if not p.is_file() or not (f.endswith(exts) or p.name in ("Makefile", "run")
+                                   or f.startswith("hooks/")):
             continue
         if f.startswith(("tests/world/sim/documented/",)):
             continue
