@@ -34,9 +34,10 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from monitor.bounded import OUT_OF_RANGE
 from monitor.clock import Clock
 from monitor.collect.ingest import Put
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.events import INT_COLUMNS, Event, Kind, Source, make_event_id, raw_json
 from monitor.orderpaths import answer_ids, endpoint, rejected_placement
 from monitor.store import Store
 
@@ -142,7 +143,7 @@ def _spooled(d: dict[str, Any], method: str, endpoint: str, status: int, account
     except ValueError:
         raise BadLine("kind is not an event kind") from None
     otype = d.get("type")
-    return Event(
+    ev = Event(
         event_id=str(d["event_id"]), ts=_ts(d.get("ts")), received_ts=rts, account=account,
         key=str(label) if label is not None else None, source=Source.TAP, kind=k,
         ip=texts["ip"], method=method, endpoint=endpoint, status=status, code=code,
@@ -154,6 +155,12 @@ def _spooled(d: dict[str, Any], method: str, endpoint: str, status: int, account
         order_id=_opt_num(d, "order_id", int), client_order_id=texts["client_order_id"],
         raw=raw_json(raw) if raw is not None else None,
     )
+    # the tap nulled integers past int64 when it built the event; the spool line carries them
+    # only as text in raw, so the rebuilt event must say so again (they are counted at ingest)
+    refused = raw.get(OUT_OF_RANGE) if isinstance(raw, dict) else None
+    if isinstance(refused, dict) and not ev.out_of_range:
+        ev._out_of_range = tuple(sorted(k for k in refused if k in INT_COLUMNS))
+    return ev
 
 
 def _with_ids(d: dict[str, Any], method: str, path: str) -> dict[str, Any]:

@@ -225,3 +225,18 @@ def test_kinds_in_the_cases_are_what_production_builds() -> None:
     assert kinds["rateLimit/order count"] == (Source.REST, Kind.USAGE)
     assert kinds["executionReport i"] == (Source.STREAM, Kind.ORDER)
     assert kinds["log order_id"] == (Source.LOG, Kind.REQUEST)
+
+
+@pytest.mark.parametrize("build", [tap_order_id, tap_code, tap_weight_header])
+def test_a_tap_record_past_int64_read_back_from_the_spool_is_still_counted(build) -> None:
+    """Both tap modes record through the spool: the line carries the refused value only as
+    text in raw, so the event read back must still say which field was refused (the hostile
+    soak counted 0 of 5 such records before)."""
+    from monitor.collect.spool import to_line
+
+    bad = build()
+    back = parse_line(to_line(bad).decode(), "main", T, spool=True)
+    assert back.event_id == bad.event_id and back.out_of_range == bad.out_of_range != ()
+    # a plain access log cannot claim it: only the tap's spool is trusted with the mark
+    plain = parse_line(to_line(bad).decode(), "main", T)
+    assert plain.out_of_range == ()
