@@ -72,6 +72,8 @@ TEST_MOVES: dict[str, str] = {
     "tests/sim": "tests/world/sim",
     "tests/evaluate": "tests/world/evaluate",
     "tests/test_demo.py": "tests/world/test_demo.py",
+    "tests/test_demo_ports.py": "tests/world/test_demo_ports.py",
+    "tests/test_pipeline.py": "tests/service/test_pipeline.py",
     "tests/test_events.py": "tests/core/test_events.py",
     "tests/test_redaction.py": "tests/core/test_redaction.py",
     "tests/test_config.py": "tests/config/test_config.py",
