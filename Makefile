@@ -52,7 +52,7 @@ faketime:
 	  fi; \
 	fi
 
-# tests/test_metrics.py checks the deploy/ rules, the dashboard's queries and a real /metrics
+# tests/service/test_metrics.py checks the deploy/ rules, the dashboard's queries and a real /metrics
 # scrape with promtool (Debian package prometheus, without its recommends). Installed here when
 # missing and possible (root with apt-get); otherwise those tests skip and say why. Note: the
 # package also installs a Prometheus server unit, which a host running systemd starts.
@@ -71,7 +71,7 @@ promtool:
 lint: $(STAMP)
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy monitor
-	$(BIN)/python -m monitor.devtools.strip_notebooks --check notebooks
+	$(BIN)/python -m monitor.tools.strip_notebooks --check notebooks
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from bench.common import Row
 from bench.world import HOST_IP, KeySpec, SimProcess, monitor_key, write_config
-from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
-from monitor.sim.client import ActorClient
-from monitor.sim.rest import ALL_ENDPOINTS as ENDPOINTS
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
+from monitor.world.sim.client import ActorClient
+from monitor.world.sim.rest import ALL_ENDPOINTS as ENDPOINTS
 
 NAIVE_IP = "127.0.0.3"
 # /sapi endpoints Binance weighs per UID, in a pool of their own (not the 6,000/min IP budget)

@@ -44,10 +44,10 @@ from urllib.parse import parse_qsl, urlsplit
 import uvicorn
 
 from bench.common import Row
-from monitor.clock import SystemClock
 from monitor.collect.tap import Tap, fingerprint
-from monitor.events import Event
-from monitor.sim import Simulator, SimulatorThread
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event
+from monitor.world.sim import Simulator, SimulatorThread
 
 ROOT = Path(__file__).resolve().parent.parent
 FT_VENV = ROOT / ".venv-freqtrade"

@@ -50,10 +50,10 @@ from bench.soak import _end, _line, _send, emitted_ids
 from bench.soakverdict import BadCheck, FactCheck, SoakResult, judge
 from bench.soakwatch import RssSampler, TapProbe, Timeline, scrape, total
 from bench.world import HOST_IP, REPO, KeySpec, SimProcess, write_config
-from monitor.bounded import OUT_OF_RANGE
-from monitor.clock import AcceleratedClock
-from monitor.demo.receiver import AlertReceiver
+from monitor.core.bounded import OUT_OF_RANGE
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
+from monitor.world.demo.receiver import AlertReceiver
 
 # every fault the REST upstream can give, cycled into the service's calls one a second: the
 # next call (any path), or the next to a path whose answer must be an object, so a list, a

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.world import HOST_IP
-from monitor.clock import Clock
 from monitor.collect.logfile import parse_line
-from monitor.sim.client import ActorClient
+from monitor.core.clock import Clock
+from monitor.world.sim.client import ActorClient
 
 HEAD_DEADLINE_S = 10.0  # the tap's request-arrival deadline (serverlimits.TAP_LIMITS)
 BIG = 2**64 + 7

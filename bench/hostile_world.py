@@ -1,6 +1,6 @@
 """The hostile soak's exchange process: the real simulator behind two hostile upstreams.
 
-Why two (`monitor.devtools.hostile.HostileUpstream`, both over the same simulated exchange):
+Why two (`monitor.world.hostile.HostileUpstream`, both over the same simulated exchange):
 the service's poller and user-data stream talk to `svc`, which the soak makes answer badly at
 random and on command; the tap forwards the bots to `tap`, which answers badly only when told
 (`inject` for one path), so the tap probe measures the tap, not an upstream that trickles
@@ -34,9 +34,9 @@ import sys
 from typing import Any
 
 from bench.world import HOST_IP
-from monitor.clock import AcceleratedClock
-from monitor.devtools.hostile import HostileUpstream, RestFault, WsFault
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.world.hostile import HostileUpstream, RestFault, WsFault
+from monitor.world.sim import Simulator
 
 ACCOUNT = "main"
 MIB = 2**20

@@ -34,16 +34,16 @@ import numpy as np
 
 from bench.common import Row
 from bench.world import HOST_IP, KeySpec, SimProcess, monitor_key, write_config
-from monitor.clock import AcceleratedClock, Clock
 from monitor.collect.collector import Collector
 from monitor.collect.ingest import OnEvents
-from monitor.demo.receiver import AlertReceiver
+from monitor.core.clock import AcceleratedClock, Clock
+from monitor.core.events import Event
+from monitor.core.findings import Finding
 from monitor.detect.engine import DetectionEngine
-from monitor.events import Event
-from monitor.findings import Finding
-from monitor.service import Service
-from monitor.sim.client import ActorClient
+from monitor.service.pipeline import Service
 from monitor.store import SQLiteStore
+from monitor.world.demo.receiver import AlertReceiver
+from monitor.world.sim.client import ActorClient
 
 CALLER_IP = "127.0.0.3"  # the windowed keys' own (whitelisted) bot host
 

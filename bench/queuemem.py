@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor.clock import SystemClock
 from monitor.collect.eventqueue import BatchQueue
 from monitor.collect.ingest import Ingest
 from monitor.collect.logfile import LogTailer, parse_line
-from monitor.events import Event
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event
 from monitor.store import SQLiteStore
 
 T0 = 1_780_000_000_000

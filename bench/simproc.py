@@ -13,8 +13,8 @@ import asyncio
 import json
 import sys
 
-from monitor.clock import AcceleratedClock
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.world.sim import Simulator
 
 
 async def main(args: argparse.Namespace) -> int:

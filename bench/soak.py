@@ -34,14 +34,14 @@ from bench import soakscene
 from bench.common import Row
 from bench.world import REPO, SimProcess, write_config
 from monitor.binance.parse import order_fact_id
-from monitor.clock import AcceleratedClock
-from monitor.demo.receiver import AlertReceiver
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
+from monitor.world.demo.receiver import AlertReceiver
 
 HOUR_MS = 3_600_000
 MB = 1e6
 MIB = 2**20
-BARE = "import monitor.service, monitor.collect.collector"
+BARE = "import monitor.service.pipeline, monitor.collect.collector"
 WEIGHT_PCT = 5.0  # 1 % of the host's 6,000/min per account, for five accounts on one host
 GUARD_WALL_MS = 40.0  # budget guard in wall ms above 233x (loopback round trips: ~5 ms)
 

@@ -4,7 +4,7 @@ Each account has nine bot keys (three grid bots, three DCA bots, three portfolio
 bot per key, all through the tap from the bots' host) plus Keywatch's own read-only monitor key,
 so the service watches 5 x 10 = 50 keys. One leaked-key pump halfway through the day (straight
 to the exchange, seen only on the order stream) keeps the alert path busy. The scenario is the
-simulator's own format (`monitor.sim.scenario.Scenario`), validated by `load_scenario` in the
+simulator's own format (`monitor.world.sim.scenario.Scenario`), validated by `load_scenario` in the
 simulator process from the YAML this module writes.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bench.world import HOST_IP, KeySpec
-from monitor.sim.scenario import Scenario
+from monitor.world.sim.scenario import Scenario
 
 ACCOUNTS = 5
 KINDS = (("grid", "BTCUSDT", "5m"), ("dca", "ETHUSDT", "30m"), ("tracker", "BTCUSDT", "5m"))

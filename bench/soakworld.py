@@ -1,6 +1,6 @@
 """The soak's simulator process: the exchange plus the scenario's bots and attacker.
 
-Like `monitor.demo.world` but with the control plane on its own port, so the benchmark can ask
+Like `monitor.world.demo.world` but with the control plane on its own port, so the benchmark can ask
 the exchange (not the service) what it emitted. One JSON object per line:
 
   child -> parent  {"ready": {"rest_url", "ws_api_url", "control_url",
@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 from bench.world import HOST_IP
-from monitor.clock import AcceleratedClock
-from monitor.sim import Simulator, load_scenario, run_scenario
-from monitor.sim.runner import prepare
+from monitor.core.clock import AcceleratedClock
+from monitor.world.sim import Simulator, load_scenario, run_scenario
+from monitor.world.sim.runner import prepare
 
 CALLS = "calls by actor and status: "
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitor.events import Event, Kind, Source
+from monitor.core.events import Event, Kind, Source
 from monitor.store import SQLiteStore
 
 T0 = 1_785_000_000_000

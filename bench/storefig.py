@@ -12,8 +12,8 @@ from pathlib import Path
 
 from bench import store as store_bench
 from bench.common import Row
-from monitor.evaluate.generator import generate
 from monitor.store import SQLiteStore, events_from_frame
+from monitor.world.evaluate.generator import generate
 
 
 def key_month() -> tuple[float, int, float, int]:

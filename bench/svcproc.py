@@ -30,12 +30,12 @@ import logging  # noqa: E402
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from monitor.clock import AcceleratedClock  # noqa: E402
 from monitor.collect.collector import Collector  # noqa: E402
 from monitor.collect.ingest import OnEvents  # noqa: E402
 from monitor.config import load_config  # noqa: E402
-from monitor.metrics import Metrics  # noqa: E402
-from monitor.service import Service, build_engine  # noqa: E402
+from monitor.core.clock import AcceleratedClock  # noqa: E402
+from monitor.service.metrics import Metrics  # noqa: E402
+from monitor.service.pipeline import Service, build_engine  # noqa: E402
 from monitor.store import SQLiteStore  # noqa: E402
 
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from bench.common import Row
 from bench.world import REPO, SimProcess
-from monitor.clock import AcceleratedClock
 from monitor.collect.tap import fingerprint
+from monitor.core.clock import AcceleratedClock
 
 
 async def _sequential(client: httpx.AsyncClient, url: str, n: int, key: str) -> list[float]:

@@ -30,9 +30,9 @@ from typing import Any
 
 import uvicorn
 
-from monitor.clock import AcceleratedClock
 from monitor.collect.ingest import Ingest
 from monitor.collect.tap import Tap
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
 
 

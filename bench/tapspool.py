@@ -26,7 +26,7 @@ import numpy as np
 from bench.common import Row
 from bench.tapcost import _sequential, _sustained
 from bench.world import REPO, SimProcess
-from monitor.clock import AcceleratedClock
+from monitor.core.clock import AcceleratedClock
 
 
 def _free_port() -> int:

@@ -1,6 +1,6 @@
 """Figure 2: events/s through features + rules + forest, replay and live, against baselines.
 
-(a) Replay: a month of generated traffic (`monitor.evaluate.generator`, vectorised), one day
+(a) Replay: a month of generated traffic (`monitor.world.evaluate.generator`, vectorised), one day
     per chunk (16 bot keys, a fresh seed per day) until >= 10 M events, each chunk through
     `DetectionEngine.replay` (enrich, event rules, posture, windows, windowed rules, forest).
     Generation time is excluded; chunking drops cross-day state, which replay would not need.
@@ -36,11 +36,11 @@ from bench.common import Row
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel, transform
 from monitor.detect.rules import load_rules
-from monitor.evaluate.generator import DAY_MS, MINUTE_MS, START_MS, generate
 from monitor.features import FeatureContext, windows
-from monitor.groundtruth import AttackType, GroundTruth
-from monitor.service import Service
+from monitor.service.pipeline import Service
 from monitor.store import events_from_frame
+from monitor.world.evaluate.generator import DAY_MS, MINUTE_MS, START_MS, generate
+from monitor.world.groundtruth import AttackType, GroundTruth
 
 REPO_RULES = "rules"
 BATCH_WAIT_S = inspect.signature(Service).parameters["batch_wait_s"].default

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from monitor.clock import AcceleratedClock
 from monitor.config import Config, load_config
+from monitor.core.clock import AcceleratedClock
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_IP = "127.0.0.2"  # the bots' host; Keywatch runs there too

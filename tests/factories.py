@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
 
 T0 = 1_785_000_000_000
 

@@ -34,7 +34,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from monitor import resources
 from monitor.cli import app
 from monitor.config import (
     env_file_warnings,
@@ -42,6 +41,7 @@ from monitor.config import (
     load_config,
     path_problems,
 )
+from monitor.core import resources
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -77,7 +77,7 @@ def test_package_list_names_every_monitor_package() -> None:
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.relative_to(ROOT).parts) for p in (ROOT / "monitor").rglob("*")
                if p.is_dir() and p.name != "__pycache__" and any(p.glob("*.py"))}
-    on_disk |= {"monitor.sim.scenarios"}
+    on_disk |= {"monitor.world.sim.scenarios"}
     assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     data = {p for p in listed if p.startswith("monitor._data")}
     assert listed - data <= on_disk | {"monitor"}
@@ -277,7 +277,7 @@ def test_wheel_alone_runs_init_check_run_demo_notebook_outside_the_checkout(
                      JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))
     kw = str(bin_ / "keywatch")
 
-    where = _run([str(bin_ / "python"), "-c", "import monitor, monitor.resources as r; "
+    where = _run([str(bin_ / "python"), "-c", "import monitor, monitor.core.resources as r; "
                   "print(monitor.__file__); print(r.data_root())"], work, env).stdout.split()
     site = str(venv)
     assert where[0].startswith(site) and where[1].startswith(site), where

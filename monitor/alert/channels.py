@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from monitor.config import AlertsConfig
-from monitor.findings import Severity
+from monitor.core.findings import Severity
 
 
 def _quiet_imports() -> None:

@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from monitor.core.findings import Finding, Signal
+from monitor.core.orderpaths import CANCEL, NEW, record_ids
 from monitor.features import CODE_CLASS, FAIL_CLASSES
-from monitor.findings import Finding, Signal
-from monitor.orderpaths import CANCEL, NEW, record_ids
 from monitor.store import Store
 
 TAPPED_SOURCES = ("tap", "log")

@@ -46,9 +46,9 @@ from monitor.alert.render import (
     render_digest,
 )
 from monitor.alert.wording import KeyContext
-from monitor.clock import Clock
 from monitor.config import AlertsConfig
-from monitor.findings import Finding, Severity, incident_id
+from monitor.core.clock import Clock
+from monitor.core.findings import Finding, Severity, incident_id
 from monitor.store import Silence, Store
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class AlertManager:
         # each finding a silence kept from alerting (the service's metrics)
         self.on_silenced = on_silenced or (lambda _f: None)
         # per (account, key): declared whitelist and known addresses, shown beside a new one
-        # (render.key_contexts(cfg.accounts, engine.seen_ips()): monitor/pipeline.py)
+        # (render.key_contexts(cfg.accounts, engine.seen_ips()): monitor/service/wiring.py)
         self.key_context = key_context or (lambda: {})
         # every pending record is in the cache, so a restart resumes waiting groups
         self._states: dict[str, dict[str, Any]] = {

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from monitor.alert.channels import Channel, apprise, load_channels, prepare
 from monitor.alert.redact import Redactor
 from monitor.alert.render import render_test
-from monitor.clock import Clock
 from monitor.config import AlertsConfig
+from monitor.core.clock import Clock
 from monitor.store import Delivery, Store
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ would be sent to a third party (Telegram, a mail server), so every string that l
 package passes through a `Redactor` first. It removes, in order: the configured secret values
 themselves (API keys, API secrets, channel URLs and their tokens), anything shaped like a
 Binance key or secret or an HMAC signature (64 alphanumerics), and fields and parameters named
-like a secret (`monitor/redaction.py`: the same rule the stored events and the logs follow).
+like a secret (`monitor/core/redaction.py`: the same rule the stored events and the logs follow).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from monitor.config import Config
-from monitor.redaction import REDACTED, is_secret_name, scrub_text
+from monitor.core.redaction import REDACTED, is_secret_name, scrub_text
 
 # Binance API keys and secrets are 64 alphanumerics; HMAC-SHA256 signatures are 64 hex digits.
 _KEY_SHAPED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{64,}(?![A-Za-z0-9])")

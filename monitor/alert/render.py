@@ -30,7 +30,7 @@ from monitor.alert.wording import (
     title_for,
 )
 from monitor.alert.wording import key_contexts as key_contexts  # callers import it from here
-from monitor.findings import Finding, Severity, Signal
+from monitor.core.findings import Finding, Severity, Signal
 
 # Binance's emergency actions, most urgent first. The first one asks the triage question before
 # it says "delete": at 3 a.m. the likeliest cause of a strange call is one's own bot.

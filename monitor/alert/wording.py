@@ -13,11 +13,11 @@ from typing import Any
 
 from monitor.alert.redact import Redactor
 from monitor.config import AccountConfig
-from monitor.errorcodes import CODES, code_name
-from monitor.findings import Finding, Signal
+from monitor.core.errorcodes import CODES, code_name
+from monitor.core.findings import Finding, Signal
 
 # Binance codes a title may name, and what each means for the person reading it.
-CODE_TITLES = {c: e.title for c, e in CODES.items() if e.title}  # monitor/errorcodes.py
+CODE_TITLES = {c: e.title for c, e in CODES.items() if e.title}  # monitor/core/errorcodes.py
 AUTH_UNKNOWN = ("Burst of refused calls (bad key -2014, bad signature -1022, or IP/permission "
                 "-2015)")
 _CODE_IN_TITLE = re.compile(r"-(?:10|20)\d\d\b")

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.clock import MINUTE_MS
+from monitor.core.clock import MINUTE_MS
 
 # Per-minute limits of each pool (binance-wire.md section 2.2).
 POOL_LIMITS = {"api": 6000, "sapi_ip": 12000, "sapi_uid": 180000}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 
-from monitor.redaction import scrub_text
+from monitor.core.redaction import scrub_text
 
 _PATTERNS = [
     (re.compile(r"(signature=)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),

@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.wirefields import Malformed, opt_dec, req_bool, req_dec, req_int, req_obj, req_str
+from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.wirefields import Malformed, opt_dec, req_bool, req_dec, req_int, req_obj, req_str
 
 # Execution types that happen at most once per order, so the id needs no time.
 ONCE_PER_ORDER = frozenset({"NEW", "CANCELED", "EXPIRED", "TRADE_PREVENTION", "PENDING_NEW"})

@@ -19,8 +19,8 @@ from monitor.binance.parse import (
     req_obj,
     req_str,
 )
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.keyrestrictions import ENDPOINT, KeyConfigPoll, KeyRestrictions
+from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.keyrestrictions import ENDPOINT, KeyConfigPoll, KeyRestrictions
 
 WITHDRAW_STATUS = {0: "EMAIL_SENT", 1: "CANCELLED", 2: "AWAITING_APPROVAL", 3: "REJECTED",
                    4: "PROCESSING", 5: "FAILURE", 6: "COMPLETED"}

@@ -41,8 +41,8 @@ from monitor.binance.budget import UID_WEIGHT_PATHS, Budgets, guard_for, pool_fo
 from monitor.binance.parse import Ctx, status_event
 from monitor.binance.parse_rest import usage_facts, usage_headers_raw
 from monitor.binance.signing import encode_query, key_hint, sign_rest_query
-from monitor.clock import Clock, network_timeout
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.clock import Clock, network_timeout
+from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from monitor.binance import logfilter
 from monitor.binance.parse import Ctx, Frame, ws_frame
 from monitor.binance.rest import KEY_REJECTED_CODES, BinanceError, MonitorKeyRejected
 from monitor.binance.signing import sign_ws_params
-from monitor.clock import Clock, network_timeout
+from monitor.core.clock import Clock, network_timeout
 
 log = logging.getLogger(__name__)
 CONNECT_WEIGHT = 2

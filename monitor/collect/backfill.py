@@ -29,7 +29,7 @@ from monitor.binance.parse import (
 )
 from monitor.binance.rest import BinanceRest
 from monitor.collect.ingest import Put
-from monitor.events import Event, Source
+from monitor.core.events import Event, Source
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

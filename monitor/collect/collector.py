@@ -21,7 +21,6 @@ from pydantic import SecretStr
 
 from monitor.binance.budget import Budgets, guard_for
 from monitor.binance.rest import BinanceRest
-from monitor.clock import Clock
 from monitor.collect.backfill import Backfill
 from monitor.collect.eventqueue import INGEST_MAX_EVENTS
 from monitor.collect.ingest import Ingest
@@ -32,9 +31,10 @@ from monitor.collect.spool import SpoolWriter, inprocess_spool
 from monitor.collect.stream import StreamSource
 from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
-from monitor.events import Event
-from monitor.healthchecks import CollectorHealth, IngestState, SourceProgress
-from monitor.metrics import Metrics
+from monitor.core.clock import Clock
+from monitor.core.events import Event
+from monitor.service.healthchecks import CollectorHealth, IngestState, SourceProgress
+from monitor.service.metrics import Metrics
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -280,8 +280,8 @@ class Collector:
         await self._http.aclose()
 
     def health(self) -> CollectorHealth:
-        """What `/healthz` watches beyond running tasks (monitor/healthchecks.py): each active
-        source's progress counter with its stall time (clock seconds, derived from its own
+        """What `/healthz` watches beyond running tasks (monitor/service/healthchecks.py): each
+        active source's progress counter with its stall time (clock seconds, derived from its own
         schedule: three poll intervals, three stream probe periods), and the ingest state. The
         poller's progress is its account's answered (status < 400) REST calls: rounds that only
         fail, or hang, are no progress."""

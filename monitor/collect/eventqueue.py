@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from monitor.events import Event
+from monitor.core.events import Event
 
 # The default bounds (issue 15). An Event costs about 3.9 KB of RSS (`python -m bench.queuemem`),
 # so the old 10,000 + 20,000 held up to ~115 MB at once and took the hostile soak's service to

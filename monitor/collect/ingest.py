@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from monitor.collect.eventqueue import INGEST_MAX_EVENTS, Entry, EventQueue
-from monitor.events import Event
-from monitor.metrics import Metrics
+from monitor.core.events import Event
+from monitor.service.metrics import Metrics
 from monitor.store import Store, WriteResult
 
 log = logging.getLogger(__name__)

@@ -34,11 +34,11 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
-from monitor.bounded import OUT_OF_RANGE
-from monitor.clock import Clock
 from monitor.collect.ingest import Put
-from monitor.events import INT_COLUMNS, Event, Kind, Source, make_event_id, raw_json
-from monitor.orderpaths import answer_ids, endpoint, rejected_placement
+from monitor.core.bounded import OUT_OF_RANGE
+from monitor.core.clock import Clock
+from monitor.core.events import INT_COLUMNS, Event, Kind, Source, make_event_id, raw_json
+from monitor.core.orderpaths import answer_ids, endpoint, rejected_placement
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

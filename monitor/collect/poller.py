@@ -41,8 +41,8 @@ from monitor.binance.rest import (
     backoff_s,
 )
 from monitor.collect.backfill import Backfill
-from monitor.events import Event, Kind, Source, make_event_id
-from monitor.keyrestrictions import KeyRestrictions
+from monitor.core.events import Event, Kind, Source, make_event_id
+from monitor.core.keyrestrictions import KeyRestrictions
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.events import Event
+from monitor.core.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from pydantic import SecretStr
 from monitor.binance.parse import Ctx, Frame, status_event
 from monitor.binance.rest import BinanceError, BinanceRest, MonitorKeyRejected, backoff_s
 from monitor.binance.stream import CONNECT_WEIGHT, METHOD_WEIGHT, StreamClosed, UserDataSocket
-from monitor.clock import NETWORK_FLOOR_S
 from monitor.collect.backfill import Backfill
-from monitor.events import Event, Source
+from monitor.core.clock import NETWORK_FLOOR_S
+from monitor.core.events import Event, Source
 
 log = logging.getLogger(__name__)
 

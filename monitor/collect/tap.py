@@ -5,8 +5,8 @@ upstream and streams the upstream's answer back unchanged, then records one `req
 (or `reject`, for an order placement Binance refused): caller address, key label, endpoint,
 status, Binance code, weight and order-count headers, latency and, for order placements, the
 order's symbol, side, quantity, price and notional. For every order endpoint
-(`monitor/orderpaths.py`: placements, cancels, cancel-replace, order lists, cancel-all) it keeps
-the orderId/clientOrderId of each order the ANSWER names in `raw["ids"]`: that is how the
+(`monitor/core/orderpaths.py`: placements, cancels, cancel-replace, order lists, cancel-all) it
+keeps the orderId/clientOrderId of each order the ANSWER names in `raw["ids"]`: that is how the
 features tie the account's execution reports to the key that caused them (provenance).
 The API key is mapped to its label through sha256 fingerprints and never stored; signatures
 and secrets never reach the event.
@@ -32,11 +32,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from monitor.binance.parse_rest import usage_facts
-from monitor.clock import Clock
 from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
-from monitor.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint, rejected_placement
-from monitor.redaction import key_fingerprint as fingerprint
+from monitor.core.clock import Clock
+from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.orderpaths import PLACEMENT_PATHS, answer_ids, endpoint, rejected_placement
+from monitor.core.redaction import key_fingerprint as fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"tra
                         b"te", b"trailer", b"upgrade", b"proxy-authorization",
                         b"proxy-authenticate"})
 NOT_FORWARDED = HOP_BY_HOP | {b"host"}
-ORDER_PATHS = frozenset(PLACEMENT_PATHS)  # monitor/orderpaths.py declares every order endpoint
+ORDER_PATHS = frozenset(PLACEMENT_PATHS)  # monitor/core/orderpaths.py declares every order endpoint
 PEEK_BYTES = 65_536
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD"})
 # What Binance's REST API answers. Anything else - CONNECT above all, which would turn the tap

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from monitor.collect.serverlimits import HEALTH_LIMITS, server_config
-from monitor.events import Event
+from monitor.core.events import Event
 
 UNKNOWN_KEY = "unknown"  # no API key, or one the config does not name (as the service says)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

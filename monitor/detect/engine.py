@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from monitor.config import Config
+from monitor.core.events import Event
+from monitor.core.findings import Finding, Severity, Signal, finding_id, incident_id
 from monitor.detect import posture
 from monitor.detect.forest import ForestModel
 from monitor.detect.kinds import KINDS, BaselineRatio, as_float, scope_mask
 from monitor.detect.rules import Rule, load_rules
-from monitor.events import Event
 from monitor.features import (
     ACCOUNT_ROW,
     CONTEXT_MINUTES,
@@ -37,7 +38,6 @@ from monitor.features import (
     normalise,
 )
 from monitor.features.live import LiveFeatures
-from monitor.findings import Finding, Severity, Signal, finding_id, incident_id
 
 FOREST_RULE = Rule(
     id="forest.anomaly", title="Unusual key activity (IsolationForest)", kind="forest",

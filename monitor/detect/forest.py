@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from monitor.errors import KeywatchError
+from monitor.core.errors import KeywatchError
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest

@@ -15,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from monitor.events import EVENT_COLUMNS
+from monitor.core.events import EVENT_COLUMNS
 from monitor.features import DERIVED_FIELDS, FEATURES, NEW_VALUE_FIELDS
 
 EVENT_FIELDS = tuple(c for c in EVENT_COLUMNS if c != "raw") + DERIVED_FIELDS

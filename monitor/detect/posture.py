@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.clock import DAY_MS
 from monitor.config import USE_CASE_POLICY
+from monitor.core.clock import DAY_MS
+from monitor.core.keyrestrictions import READ_ONLY_FLAGS, KeyConfigPoll, KeyRestrictions
 from monitor.features import FeatureContext
-from monitor.keyrestrictions import READ_ONLY_FLAGS, KeyConfigPoll, KeyRestrictions
 
 __all__ = ["CHECKS", "READ_ONLY_FLAGS", "KeyFacts", "PostureState", "evaluate", "evaluate_polls"]
 

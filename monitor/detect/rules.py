@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from monitor.errors import KeywatchError
-from monitor.findings import Severity, Signal
+from monitor.core.errors import KeywatchError
+from monitor.core.findings import Severity, Signal
 
 COMMON = {"id", "title", "kind", "severity", "signal", "description", "tags", "action",
           "exceptions", "cooldown_minutes", "enabled"}

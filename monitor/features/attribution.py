@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from monitor.core.framecodes import combine, isin_codes, joined, text_codes
+from monitor.core.orderpaths import endpoint
 from monitor.features.base import ACCOUNT_ROW, Fact, FeatureContext, FeatureState, Row
 from monitor.features.provenance import Held, Provenance, Verdict
-from monitor.framecodes import combine, isin_codes, joined, text_codes
-from monitor.orderpaths import endpoint
 
 _COLS = ("account", "key", "source", "ts", "ip", "method", "endpoint", "status", "code",
          "symbol", "order_id", "client_order_id", "raw", "kind", "exec_type")

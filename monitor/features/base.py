@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pandas as pd
 
 from monitor.config import Config, UseCase
+from monitor.core.orderpaths import PLACEMENT_PATHS
 from monitor.features.provenance import GRACE_MS, ProvenanceState, Verdict
-from monitor.orderpaths import PLACEMENT_PATHS
 
 if TYPE_CHECKING:
     from monitor.features.expr import Expr
@@ -29,7 +29,7 @@ FAIL_CLASSES = ("auth", "timestamp", "rate", "balance", "filter", "other")
 CODE_CLASS = {-2014: "auth", -2015: "auth", -1022: "auth", -1021: "timestamp", -1003: "rate",
               -2010: "balance", -1013: "filter"}
 STATUS_CLASS = {429: "rate", 418: "rate"}
-ORDER_ENDPOINTS = PLACEMENT_PATHS  # placements (monitor/orderpaths.py declares every endpoint)
+ORDER_ENDPOINTS = PLACEMENT_PATHS  # placements (monitor/core/orderpaths.py declares every endpoint)
 NEW_VALUE_FIELDS = ("ip", "symbol", "endpoint")
 
 Row = dict[str, Any]  # one enriched live event (the same columns as a replay frame row)

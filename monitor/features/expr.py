@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.framecodes import isin_codes
+from monitor.core.framecodes import isin_codes
 
 Row = dict[str, Any]
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.events import EVENT_COLUMNS, Event
+from monitor.core.events import EVENT_COLUMNS, Event
 
 NAN = float("nan")
 

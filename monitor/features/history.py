@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from monitor.core.framecodes import combine, isin_codes, quote_base, text_codes
 from monitor.features.base import (
     ACCOUNT_ROW,
     NEW_VALUE_FIELDS,
@@ -24,7 +25,6 @@ from monitor.features.base import (
     Row,
 )
 from monitor.features.provenance import Verdict
-from monitor.framecodes import combine, isin_codes, quote_base, text_codes
 
 NAN = float("nan")
 TAPPED_ONLY = ("ip", "endpoint")  # first sightings counted on tapped calls only

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from monitor.events import Event
+from monitor.core.events import Event
 from monitor.features.base import MINUTE_MS, FeatureContext, FeatureState, Row
 from monitor.features.catalog import ENRICH, WINDOWS
 from monitor.features.expr import Expr

@@ -9,10 +9,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from monitor.core.framecodes import text_codes, trading_status
 from monitor.features.base import Fact, FeatureContext, FeatureState, Row
 from monitor.features.history import StepBase
 from monitor.features.provenance import Verdict
-from monitor.framecodes import text_codes, trading_status
 
 
 class CounterGrowth(StepBase):

@@ -1,7 +1,7 @@
 """Provenance before prefixes: which key placed (or cancelled) each order the account reports.
 
 The user-data stream says an order exists, not who placed it. The tap and the access logs say
-who called: a record of an order endpoint (`monitor/orderpaths.py`) with a registered key, from
+who called: a record of an order endpoint (`monitor/core/orderpaths.py`) with a registered key, from
 an expected address (inside the key's declared whitelist, or any when none is declared), names
 the orders its ANSWER placed or cancelled. An execution report is matched to those records by
 (account, action, symbol, orderId) or (account, action, clientOrderId):
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import USE_CASE_POLICY
-from monitor.orderpaths import CANCEL, NEW, record_ids
+from monitor.core.orderpaths import CANCEL, NEW, record_ids
 
 GRACE_MS = 3_000
 LOOKBACK_MS = 10 * 60_000

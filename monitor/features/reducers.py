@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.core.framecodes import text_codes
 from monitor.features.expr import Expr
-from monitor.framecodes import text_codes
 
 
 @dataclass(frozen=True)

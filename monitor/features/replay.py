@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from monitor.core.framecodes import group_codes
 from monitor.features.base import MINUTE_MS, FeatureContext, FeatureState
 from monitor.features.catalog import ENRICH, FEATURES, WINDOWS
 from monitor.features.expr import Expr
 from monitor.features.frame import normalise
 from monitor.features.reducers import Group, Rolling, clean
-from monitor.framecodes import group_codes
 
 
 def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.DataFrame:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.events import Event, Kind
-from monitor.findings import Finding
+from monitor.core.events import Event, Kind
+from monitor.core.findings import Finding
 
 
 @dataclass(frozen=True)

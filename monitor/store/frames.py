@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.events import (
+from monitor.core.events import (
     EVENT_COLUMNS,
     FLOAT_COLUMNS,
     INT_COLUMNS,

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monitor.events import EVENT_COLUMNS, Event
+from monitor.core.events import EVENT_COLUMNS, Event
 from monitor.store.base import Quarantined, WriteResult
 from monitor.store.schema import INSERT_EVENT
 

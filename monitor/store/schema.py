@@ -5,7 +5,7 @@ A new column or table is a new entry; old databases are brought forward, never r
 
 from __future__ import annotations
 
-from monitor.events import EVENT_COLUMNS
+from monitor.core.events import EVENT_COLUMNS
 
 SCHEMA_VERSION = 4
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from monitor.events import EVENT_COLUMNS, Event, Kind
-from monitor.findings import Finding
+from monitor.core.events import EVENT_COLUMNS, Event, Kind
+from monitor.core.findings import Finding
 from monitor.store.base import QuarantineRow, Silence, Store, WalState, WriteResult
 from monitor.store.frames import events_frame, to_ms
 from monitor.store.outbox import OutboxTables

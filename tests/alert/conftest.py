@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from monitor.clock import ManualClock
 from monitor.config import AlertsConfig, ChannelConfig
-from monitor.findings import Finding, Severity, Signal
+from monitor.core.clock import ManualClock
+from monitor.core.findings import Finding, Severity, Signal
 from monitor.store import SQLiteStore
 
 T0 = 1_785_000_000_000  # 2026-07-25 17:20 UTC (before the 08:00 digest hour is not assumed)

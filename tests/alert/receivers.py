@@ -18,7 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from monitor.alert.channels import apprise  # noqa: F401  (imghdr warning handled there)
-from monitor.demo.receiver import read_request_body
+from monitor.world.demo.receiver import read_request_body
 
 
 @dataclass

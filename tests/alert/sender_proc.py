@@ -11,8 +11,8 @@ import time
 
 from monitor.alert.notify import Backoff, Notifier
 from monitor.alert.redact import config_secrets
-from monitor.clock import SystemClock
 from monitor.config import load_config
+from monitor.core.clock import SystemClock
 from monitor.store import open_store
 
 

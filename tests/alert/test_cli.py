@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.commands.alerts import parse_duration
+from monitor.cli.commands.alerts import parse_duration
 from monitor.store import SQLiteStore
 from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding, foreign_order
 from tests.alert.receivers import SmtpSink, _free_port, mail_text
@@ -72,7 +72,7 @@ def test_test_alert_reports_each_channel(setup):
 def test_alerts_lists_recent_alerts_with_delivery_state(setup):
     cfg, _, db = setup
     store = SQLiteStore(db)
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
 
     now = SystemClock().now_ms()
     store.enqueue_alert("kw-0123456789", "fp", now, "critical", "main", "grid-bot", "firing",
@@ -109,7 +109,7 @@ def test_the_silence_command_printed_in_an_alert_silences_that_alert(setup, firs
     import shlex
 
     from monitor.alert.manager import AlertManager
-    from monitor.clock import ManualClock, SystemClock
+    from monitor.core.clock import ManualClock, SystemClock
 
     cfg, _, db = setup
     clock = ManualClock(SystemClock().now_ms())  # the CLI stamps its silence with real time

@@ -14,7 +14,7 @@ from monitor.alert.manager import AlertManager
 from monitor.alert.notify import Backoff, Notifier
 from monitor.alert.redact import config_secrets
 from monitor.config import ChannelConfig, load_config
-from monitor.findings import Severity, Signal
+from monitor.core.findings import Severity, Signal
 from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding
 from tests.alert.receivers import JsonSink, SmtpSink, mail_html, mail_text
 
@@ -184,7 +184,7 @@ async def test_apprise_config_file_channels_route_by_their_tags(tmp_path, store,
 async def test_run_loops_until_stopped_then_makes_a_final_pass(store, sink):
     import asyncio
 
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
 
     clock = SystemClock()
     cfg = alerts_cfg(channel("hook", sink.url), group_wait_s=0)

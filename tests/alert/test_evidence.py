@@ -14,9 +14,9 @@ from monitor.alert.evidence import with_store_evidence
 from monitor.alert.redact import Redactor
 from monitor.alert.render import AlertItem, KeyContext, fingerprint, render_alert, title_for
 from monitor.binance.parse import Ctx, user_event
+from monitor.core.events import Event
+from monitor.core.findings import Finding, incident_id
 from monitor.detect.engine import DetectionEngine
-from monitor.events import Event
-from monitor.findings import Finding, incident_id
 from monitor.store import SQLiteStore
 from tests.detect.helpers import MIN, T0, ev, make_config
 

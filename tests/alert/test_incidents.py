@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from monitor.alert.manager import AlertManager
 from monitor.alert.redact import Redactor
 from monitor.alert.render import AlertItem, fingerprint, render_alert, silence_command
-from monitor.findings import Finding, Severity, Signal, incident_id
-from monitor.metrics import Metrics
+from monitor.core.findings import Finding, Severity, Signal, incident_id
+from monitor.service.metrics import Metrics
 from monitor.store import ACCOUNT_WIDE, Silence
 from tests.alert.conftest import T0, alerts_cfg, channel, finding, foreign_order
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.alert.manager import AlertManager
-from monitor.findings import Severity, Signal
+from monitor.core.findings import Severity, Signal
 from tests.alert.conftest import alerts_cfg, channel, finding
 
 HOOK = channel("hook", "json://127.0.0.1:9/", ["critical"])

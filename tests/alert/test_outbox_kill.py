@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 from monitor.alert.manager import AlertManager
-from monitor.clock import SystemClock
 from monitor.config import load_config
+from monitor.core.clock import SystemClock
 from monitor.store import open_store
 from tests.alert.conftest import MONITOR_ACCOUNT_TOML, finding
 from tests.alert.receivers import JsonSink

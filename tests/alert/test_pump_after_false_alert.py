@@ -16,8 +16,8 @@ import pytest
 from monitor.alert.manager import AlertManager
 from monitor.alert.notify import Notifier
 from monitor.binance.parse import Ctx, user_event
+from monitor.core.events import Event
 from monitor.detect.engine import DetectionEngine
-from monitor.events import Event
 from tests.alert.conftest import alerts_cfg, channel
 from tests.alert.receivers import JsonSink
 from tests.detect.helpers import make_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.alert.redact import REDACTED, Redactor, url_secrets
 from monitor.alert.render import AlertItem, fingerprint, render_alert, render_digest
-from monitor.findings import Severity, Signal
+from monitor.core.findings import Severity, Signal
 from tests.alert.conftest import T0, finding
 from tests.factories import fake_secret
 
@@ -294,8 +294,8 @@ def test_the_manager_shows_the_configured_whitelist_beside_a_new_address(tmp_pat
     """Through the alert manager, with contexts built from a loaded config as the service
     would build them (the new address itself is not listed as 'seen before')."""
     from monitor.alert.manager import AlertManager
-    from monitor.clock import ManualClock
     from monitor.config import load_config
+    from monitor.core.clock import ManualClock
     from monitor.store import SQLiteStore
     from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg
 

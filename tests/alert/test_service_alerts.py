@@ -29,12 +29,12 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.binance.signing import sign_rest_query
-from monitor.clock import AcceleratedClock, Clock
 from monitor.collect.collector import Collector
 from monitor.config import Config
-from monitor.service import Service, build_engine
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock, Clock
+from monitor.service.pipeline import Service, build_engine
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.alert.conftest import alerts_cfg, channel
 from tests.alert.receivers import JsonSink
 from tests.collect.simkit import COLLECTOR_IP, collector_config

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx, order_facts_from_rest, ws_frame
-from monitor.events import Kind
-from monitor.keyrestrictions import KeyRestrictions
+from monitor.core.events import Kind
+from monitor.core.keyrestrictions import KeyRestrictions
 
 T = 1_785_000_000_000
 CTX = Ctx(account="main", received_ts=T + 9)

@@ -10,9 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.binance.rest import BinanceRest, MonitorKeyRejected, UnknownOutcome
-from monitor.clock import AcceleratedClock
-from monitor.events import Event, Kind
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.core.events import Event, Kind
+from monitor.world.sim import Simulator
 
 IP = "127.0.0.7"
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from monitor.clock import SystemClock
 from monitor.collect.tap import Tap, fingerprint
-from monitor.events import Event, Kind
-from monitor.sim import SimulatorThread
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event, Kind
+from monitor.world.sim import SimulatorThread
 from tests.collect.test_tap import TapThread
 
 TRADER = {"enableReading": True, "enableSpotAndMarginTrading": True}

@@ -13,10 +13,10 @@ from collections import Counter
 import pytest
 
 from monitor.binance.parse import order_fact_id
-from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config
 
 SPEED = 150.0

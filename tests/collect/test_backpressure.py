@@ -9,10 +9,10 @@ import asyncio
 from pathlib import Path
 
 from monitor.collect.ingest import Ingest
-from monitor.service import Service
+from monitor.service.pipeline import Service
 from monitor.store import SQLiteStore
 from tests.factories import full_event
-from tests.test_latency_paths import PagingEngine, make_config
+from tests.service.test_latency_paths import PagingEngine, make_config
 
 DETECTION_MAX = 100
 INGEST_MAX = 200
@@ -20,7 +20,7 @@ INGEST_MAX = 200
 
 async def test_a_burst_waits_at_the_source_and_no_queue_exceeds_its_event_bound(
         tmp_path: Path) -> None:
-    from monitor.clock import SystemClock
+    from monitor.core.clock import SystemClock
 
     clock = SystemClock()
     cfg = make_config(tmp_path, "json://127.0.0.1:9/unused")

@@ -28,13 +28,13 @@ import pytest
 
 from bench.hostile_world import cut
 from bench.soak import emitted_ids
-from monitor.clock import AcceleratedClock
 from monitor.collect.backfill import BackfillResult
 from monitor.collect.collector import Collector
-from monitor.devtools.hostile import HostileUpstream, RestFault, WsFault
-from monitor.events import Event
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.core.events import Event
 from monitor.store import SQLiteStore
+from monitor.world.hostile import HostileUpstream, RestFault, WsFault
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config
 
 SPEED = 10.0

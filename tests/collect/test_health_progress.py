@@ -13,12 +13,12 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.clock import SystemClock
 from monitor.collect.collector import Collector
-from monitor.healthchecks import HealthVerdict, HealthWatch
-from monitor.metrics import Metrics
-from monitor.sim import Simulator
+from monitor.core.clock import SystemClock
+from monitor.service.healthchecks import HealthVerdict, HealthWatch
+from monitor.service.metrics import Metrics
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, collector_config
 from tests.factories import full_event
 

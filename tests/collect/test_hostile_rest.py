@@ -3,7 +3,7 @@ poller. Before: a body nested 200,000 deep or junk gzip escaped `BinanceRest` (R
 httpx.DecodingError) and crash-looped the collector, a 512 MB body was read whole (3.1 GiB), and
 a body trickled a byte at a time stuck the poller for good.
 
-Everything talks real HTTP on 127.0.0.1 to `monitor.devtools.hostile.HostileUpstream`, which
+Everything talks real HTTP on 127.0.0.1 to `monitor.world.hostile.HostileUpstream`, which
 serves the real simulator's answers and replaces the chosen ones.
 """
 
@@ -26,12 +26,12 @@ from pydantic import SecretStr
 
 from monitor.binance.parse import order_fact_id
 from monitor.binance.rest import BinanceError, BinanceRest, MalformedAnswer, UnknownOutcome
-from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
-from monitor.devtools.hostile import HostileUpstream, RestFault
-from monitor.metrics import Metrics
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.service.metrics import Metrics
 from monitor.store import SQLiteStore
+from monitor.world.hostile import HostileUpstream, RestFault
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config
 
 SPEED = 20.0

@@ -4,7 +4,7 @@ the collector. Before: the socket's reader appended every frame's events to an u
 never retrieved" in the log.
 
 The real collector subscribes over a real WebSocket on 127.0.0.1 to
-`monitor.devtools.hostile.HostileUpstream` (the simulator's WS API, with frames pushed in).
+`monitor.world.hostile.HostileUpstream` (the simulator's WS API, with frames pushed in).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from websockets.protocol import State
 
 from monitor.binance.parse import Ctx
 from monitor.binance.stream import StreamClosed, UserDataSocket
-from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
-from monitor.devtools.hostile import HostileUpstream, WsFault
-from monitor.events import Event
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.core.events import Event
 from monitor.store import SQLiteStore
+from monitor.world.hostile import HostileUpstream, WsFault
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, collector_config
 
 SPEED = 10.0

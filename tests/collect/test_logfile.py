@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.clock import ManualClock
 from monitor.collect.logfile import LogTailer
-from monitor.events import Kind
+from monitor.core.clock import ManualClock
+from monitor.core.events import Kind
 from monitor.store import SQLiteStore
 
 T = 1_785_000_000_000

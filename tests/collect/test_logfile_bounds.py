@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.clock import ManualClock
 from monitor.collect.logfile import MAX_LINE, LogTailer
-from monitor.events import Event, Kind
+from monitor.core.clock import ManualClock
+from monitor.core.events import Event, Kind
 from monitor.store import SQLiteStore
 from tests.collect.test_logfile import T, line
 

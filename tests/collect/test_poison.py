@@ -19,12 +19,12 @@ import pytest
 
 from monitor.binance.parse import Ctx, execution_report
 from monitor.binance.parse_rest import order_counts
-from monitor.clock import ManualClock
 from monitor.collect.ingest import Ingest
 from monitor.collect.logfile import LogTailer, parse_line
 from monitor.collect.tap import Tap, fingerprint
-from monitor.events import Event, Kind, Source
-from monitor.metrics import Metrics
+from monitor.core.clock import ManualClock
+from monitor.core.events import Event, Kind, Source
+from monitor.service.metrics import Metrics
 from monitor.store import SQLiteStore
 from tests.factories import full_event
 

@@ -9,11 +9,11 @@ import httpx
 from pydantic import SecretStr
 
 from monitor.binance.rest import BinanceRest
-from monitor.clock import AcceleratedClock
 from monitor.collect.poller import Poller
-from monitor.events import Event
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.core.events import Event
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 
 HOST = "127.0.0.5"
 

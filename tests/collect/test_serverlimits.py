@@ -21,16 +21,16 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from monitor.clock import SystemClock
 from monitor.collect.serverlimits import HEALTH_LIMITS, ServerLimits, server_config
 from monitor.collect.tap import Tap
-from monitor.health import HealthServer, build_app
-from monitor.metrics import Metrics
-from monitor.sim import Simulator
+from monitor.core.clock import SystemClock
+from monitor.service.health import HealthServer, build_app
+from monitor.service.metrics import Metrics
+from monitor.world.sim import Simulator
 from tests.collect.test_tap import raw_origin
-from tests.test_service import BOT_IP, free_port
-from tests.test_tap_process import BAD_CHANNEL, env, setup_sim, stop, wait_listening
-from tests.test_tap_process import write_config as tap_config
+from tests.collect.test_tap_process import BAD_CHANNEL, env, setup_sim, stop, wait_listening
+from tests.collect.test_tap_process import write_config as tap_config
+from tests.service.test_service import BOT_IP, free_port
 
 QUICK = ServerLimits(limit_concurrency=64, timeout_keep_alive_s=5, request_timeout_s=0.5,
                      max_head_bytes=16 * 1024, graceful_shutdown_s=1)

@@ -19,10 +19,10 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.binance.signing import sign_rest_query
-from monitor.clock import AcceleratedClock
 from monitor.collect.collector import Collector
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, collector_config
 
 SPEED = 30.0

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from monitor.clock import SystemClock
 from monitor.collect.collector import Collector
 from monitor.config import BinanceConfig, TapConfig
-from monitor.sim import Simulator
+from monitor.core.clock import SystemClock
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.collect.simkit import collector_config
 
 TRADER = {"enableReading": True, "enableSpotAndMarginTrading": True}

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from monitor.clock import ManualClock
 from monitor.collect.logfile import LogTailer, parse_line
 from monitor.collect.spool import SpoolWriter, to_line
 from monitor.collect.tap import Tap, fingerprint
 from monitor.config import ConfigError, TapMode, load_tap_settings
-from monitor.events import Event, Kind, Source
+from monitor.core.clock import ManualClock
+from monitor.core.events import Event, Kind, Source
 from monitor.store import SQLiteStore
 
 T = 1_785_000_000_000

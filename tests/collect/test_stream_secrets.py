@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from monitor.binance.parse import Ctx, Frame
 from monitor.binance.rest import BinanceRest
 from monitor.binance.stream import UserDataSocket
-from monitor.clock import AcceleratedClock
-from monitor.sim import Simulator
+from monitor.core.clock import AcceleratedClock
+from monitor.world.sim import Simulator
 from tests.collect.simkit import Bot
 
 

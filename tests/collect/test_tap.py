@@ -22,11 +22,11 @@ import uvicorn
 from binance.error import ClientError
 from binance.spot import Spot
 
-from monitor.clock import SystemClock
 from monitor.collect.serverlimits import TAP_LIMITS, server_config
 from monitor.collect.tap import HOP_BY_HOP, Tap, check_upstream, end_to_end, fingerprint
-from monitor.events import Event, Kind
-from monitor.sim import SimulatorThread
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event, Kind
+from monitor.world.sim import SimulatorThread
 
 VOLATILE_HEADERS = {"date", "x-mbx-used-weight", "x-mbx-used-weight-1m", "x-mbx-order-count-10s",
                     "x-mbx-order-count-1d", "content-length", "x-mbx-uuid"}

@@ -18,12 +18,12 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.binance.signing import sign_rest_query
-from monitor.clock import SystemClock
 from monitor.collect.collector import Collector
 from monitor.config import Config
-from monitor.events import Event, Source
-from monitor.sim import Simulator
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event, Source
 from monitor.store import SQLiteStore
+from monitor.world.sim import Simulator
 from tests.collect.simkit import COLLECTOR_IP, collector_config
 
 CALLS = 60

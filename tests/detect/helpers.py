@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from monitor.config import Config
-from monitor.events import Event, Kind, Source, make_event_id
+from monitor.core.events import Event, Kind, Source, make_event_id
 
 T0 = 1_785_024_000_000  # a UTC midnight
 MIN = 60_000

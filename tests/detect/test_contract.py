@@ -18,9 +18,9 @@ from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
 from monitor.detect.kinds import KINDS, scope_mask
 from monitor.detect.rules import load_rules
-from monitor.evaluate.generator import generate
 from monitor.features import FeatureContext, windows
-from monitor.groundtruth import AttackType
+from monitor.world.evaluate.generator import generate
+from monitor.world.groundtruth import AttackType
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = {r.id: r for r in load_rules(ROOT / "rules")}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from monitor.detect.forest import FOREST_FEATURES, ForestModel, ModelMismatch, card_path
-from monitor.evaluate.generator import generate
 from monitor.features import FeatureContext, windows
+from monitor.world.evaluate.generator import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def test_isolated_load_scores_bit_for_bit(trained: tuple) -> None:
 
 
 def test_service_process_never_imports_sklearn() -> None:
-    code = ("import sys; import monitor.service, monitor.collect.collector;"
+    code = ("import sys; import monitor.service.pipeline, monitor.collect.collector;"
             "from monitor.detect.forest import ForestModel;"
             f"m = ForestModel.load({str(ROOT / 'models' / 'default.skops')!r}, isolated=True);"
             "print(sorted(k for k in ('sklearn', 'scipy', 'skops') if k in sys.modules))")

@@ -16,10 +16,10 @@ from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
 from monitor.detect.kinds import BaselineRatio
 from monitor.detect.rules import load_rules
-from monitor.evaluate.generator import generate
 from monitor.features import FEATURES, FeatureContext, windows
-from monitor.groundtruth import AttackType
 from monitor.store import events_from_frame
+from monitor.world.evaluate.generator import generate
+from monitor.world.groundtruth import AttackType
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "default.skops"

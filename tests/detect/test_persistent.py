@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.core.findings import Severity
 from monitor.detect.engine import FOREST_RULE, DetectionEngine
 from monitor.features import FeatureContext
-from monitor.findings import Severity
 
 from .helpers import make_config
 

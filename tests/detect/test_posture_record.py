@@ -9,11 +9,11 @@ from pathlib import Path
 
 from monitor.binance import parse_rest
 from monitor.binance.parse import Ctx
+from monitor.core.events import Event
+from monitor.core.keyrestrictions import KeyConfigPoll, KeyRestrictions
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.rules import load_rules
-from monitor.events import Event
 from monitor.features import FeatureContext
-from monitor.keyrestrictions import KeyConfigPoll, KeyRestrictions
 from tests.detect.helpers import MIN, T0, make_config
 
 ROOT_RULES = Path(__file__).resolve().parents[2] / "rules"

@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 
 from monitor.binance.parse import Ctx, execution_report
-from monitor.clock import SystemClock
 from monitor.collect.tap import Tap, fingerprint
+from monitor.core.clock import SystemClock
+from monitor.core.events import Event
+from monitor.core.orderpaths import CANCEL, NEW, answer_ids
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.rules import load_rules
-from monitor.evaluate.generator import generate
-from monitor.events import Event
 from monitor.features import FEATURES, FeatureContext, events_to_frame, windows
-from monitor.orderpaths import CANCEL, NEW, answer_ids
+from monitor.world.evaluate.generator import generate
 from tests.detect.test_live_replay import to_events
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from monitor.core.findings import Finding
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.rules import load_rules
 from monitor.features import FeatureContext
-from monitor.findings import Finding
 from tests.detect.helpers import MIN, T0, ev, make_config, order
 
 DAY = 1440 * MIN

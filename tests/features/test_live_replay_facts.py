@@ -21,7 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.evaluate.generator import generate
 from monitor.features import (
     FACTS,
     FEATURES,
@@ -32,8 +31,9 @@ from monitor.features import (
     enrich,
     normalise,
 )
-from monitor.groundtruth import AttackType
 from monitor.store import events_from_frame
+from monitor.world.evaluate.generator import generate
+from monitor.world.groundtruth import AttackType
 
 
 def _events(df: pd.DataFrame) -> list[Any]:

@@ -1,0 +1,1 @@
+"""service: see the README's Layout section."""

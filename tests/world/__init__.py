@@ -1,0 +1,1 @@
+"""world: see the README's Layout section."""
