@@ -79,6 +79,19 @@ def inprocess_spool(store_path: str) -> str:
     return f"{path}.tap-spool.jsonl"
 
 
+def _ends_torn(path: str) -> bool:
+    """Whether the file's last byte is not a newline (an empty or missing file is not torn)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 @dataclass
 class _Waiting:
     """One `commit` call's lines and the future its caller awaits (how many were dropped)."""
@@ -119,6 +132,9 @@ class SpoolWriter:
         except OSError as exc:
             self._warn("cannot open the spool %s: %s", self.path, exc)
             return False
+        # a process killed mid-write (kill -9) left a torn last line: the first line this one
+        # writes must start afresh, or it would be glued to the fragment and lost with it
+        self._torn = _ends_torn(self.path)
         return True
 
     def _warn(self, msg: str, *args: object) -> None:
@@ -199,7 +215,6 @@ class SpoolWriter:
                 self.counters["reopens"] += 1
                 if old is not None:
                     self._retired.append(old)
-                self._torn = False
         if self._fd is None and not self._open():
             self.counters["dropped"] += len(lines)
             return len(lines)

@@ -218,3 +218,22 @@ async def test_commit_on_a_full_disk_counts_the_drop_and_releases_the_call() -> 
     finally:
         w.close()
     assert w.counters["dropped"] == 3 and w.counters["write_errors"] == 2
+
+
+def test_a_torn_last_line_left_by_a_killed_tap_does_not_swallow_the_next_record(
+        tmp_path: Path) -> None:
+    """kill -9 mid-write leaves a fragment with no newline; the next tap process's first line
+    used to be appended to it, so the reader saw one bad line and lost a real record (found by
+    the kill -9 test in CI). A new writer starts on a fresh line."""
+    first, ev = tap_events()[:2]
+    path = tmp_path / "tap-spool.jsonl"
+    path.write_bytes(to_line(first)[:40])
+    w = SpoolWriter(str(path))
+    w.start()
+    try:
+        assert w.offer([ev]) == 0
+    finally:
+        w.close()
+    lines = path.read_bytes().split(b"\n")
+    assert len(lines) == 3 and lines[2] == b""  # fragment, the record, the final newline
+    assert parse_line(lines[1].decode(), "main", 0, spool=True).event_id == ev.event_id

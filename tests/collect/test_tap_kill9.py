@@ -46,7 +46,10 @@ def spooled_calls(spool: Path) -> set[tuple[str, str]]:
     """(method, client order id) of each spooled call: placed (new...) or queried (orig...)."""
     out = set()
     for line in spool.read_text().splitlines():
-        d = json.loads(line)
+        try:
+            d = json.loads(line)
+        except ValueError:  # the torn record of a call the kill cut before its answer
+            continue
         params = d["raw"]["params"]
         out.add((d["method"], params.get("newClientOrderId") or params.get("origClientOrderId")))
     return out
