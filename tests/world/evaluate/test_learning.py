@@ -64,7 +64,18 @@ async def test_new_caller_on_a_learning_key_and_an_oversized_market_order(tmp_pa
                 ex.create_order("BTC/USDT", "market", "buy", 0.001)
 
             await asyncio.to_thread(bot_buys)
-            await asyncio.sleep(3.0)  # the fill and the new balance arrive by the stream
+            # the fill (the BTC price the refused order is valued at) and the new balance arrive
+            # by the stream: wait for them in the store, not a fixed 3 s (under CI load the
+            # reject could reach detection first and go unpriced)
+            for _ in range(150):
+                if _stored(db, "SELECT COUNT(*) FROM events WHERE source = 'stream' AND "
+                               "kind = 'fill' AND symbol = 'BTCUSDT'") and _stored(
+                        db, "SELECT COUNT(*) FROM events WHERE kind = 'balance'"):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("the bot's fill never reached the store")
+            await asyncio.sleep(1.0)  # and detection has processed the batch that stored it
 
             def thief(market: str) -> None:  # the leaked key through the tap, a new address
                 ex = ccxt_client(tap, keys["bot"], NEW_IP)
@@ -107,3 +118,15 @@ async def test_new_caller_on_a_learning_key_and_an_oversized_market_order(tmp_pa
         assert ev["ref_price"] > 0, ev
         assert ev["notional"] == pytest.approx(ev["qty"] * ev["ref_price"])
         assert ev["notional_to_free"] > 5, ev
+
+
+def _stored(db: Path, sql: str) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:  # the service has not created its tables yet
+        return 0
+    finally:
+        conn.close()
