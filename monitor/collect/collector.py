@@ -134,11 +134,12 @@ class Collector:
             store_file = str(getattr(store, "path", config.store_path))
             self.tap_spool = SpoolWriter(src.tap.spool or inprocess_spool(store_file),
                                          fsync_interval_s=src.tap.fsync_interval_s)
-            self.tap = Tap(src.tap.upstream, clock, self._tap_offer, keys=keys,
+            # `offer` is only the Tap's fallback: with `commit` set it records nothing
+            self.tap = Tap(src.tap.upstream, clock, self._offer, keys=keys,
                            local_address=src.tap.source_address or local_host,
                            default_account=account, commit=self._tap_commit)
             self._tap_tailer = LogTailer(self.tap_spool.path, account, clock,
-                                         self._own_spool_put, store, keys=keys, spool=True)
+                                         self._ingest_spooled, store, keys=keys, spool=True)
             self.tailers.append(self._tap_tailer)
 
     def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr
@@ -166,13 +167,6 @@ class Collector:
                 self._rest_ok[ev.account] += 1
         return self._offer(events)
 
-    def _tap_offer(self, events: list[Event]) -> int:
-        """Unused by the in-process tap since it commits to its spool (`_tap_commit`); kept as
-        the Tap's fallback recorder, which counts, observes and queues like the other sources."""
-        self.metrics.tap_recorded(events)
-        self.budgets.shared.observe(events)
-        return self._offer(events)
-
     async def _tap_commit(self, events: list[Event]) -> int:
         """The in-process tap's record of a call, before the answer's last byte: appended to
         the spool with one write(2) (in the page cache, so a kill -9 of the service cannot lose
@@ -186,26 +180,25 @@ class Collector:
             self._tap_tailer.wake()
         return dropped
 
-    async def _own_spool_put(self, events: list[Event],
-                             cursors: Mapping[str, str] | None = None) -> None:
-        """The in-process tap's spool, ingested: as `_spool_put`, its weight already observed."""
-        self.metrics.tap_recorded(events)
-        for ev in events:
-            self.ingest._count(ev)
-        await self.ingest.write(events, cursors)
-
-    async def _spool_put(self, events: list[Event],
-                         cursors: Mapping[str, str] | None = None) -> None:
+    async def _ingest_spooled(self, events: list[Event],
+                              cursors: Mapping[str, str] | None = None) -> None:
         """The tap spool's events, written before the tailer moves its cursor past them.
 
         Straight to the store (not through the queue), so a crash between the two re-reads the
         lines on restart instead of losing them; the tap's event ids make the re-read a no-op.
+        The in-process tap's reader uses this as is (its weight was observed at `_tap_commit`).
         """
         self.metrics.tap_recorded(events)
-        self.budgets.shared.observe(events)  # the standalone tap forwards from this host too
         for ev in events:
             self.ingest._count(ev)
         await self.ingest.write(events, cursors)  # the spool's offset in the same transaction
+
+    async def _spool_put(self, events: list[Event],
+                         cursors: Mapping[str, str] | None = None) -> None:
+        """The standalone tap's spool: as `_ingest_spooled`, and its weight is observed here,
+        since the standalone tap forwards from this host too."""
+        self.budgets.shared.observe(events)
+        await self._ingest_spooled(events, cursors)
 
     def _spend_hook(self, account: str) -> Callable[[str, float], None]:
         return lambda pool, weight: self.metrics.weight_spent(account, pool, weight)
