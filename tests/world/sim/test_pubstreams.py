@@ -91,7 +91,9 @@ async def test_combined_stream_wraps_and_kline_counts_the_fill(fast: Simulator,
     k = kline["data"]["k"]
     assert set(k) == {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V",
                       "Q", "B"}
-    assert k["T"] == k["t"] + 59_999 and k["x"] is False and k["L"] >= agg["data"]["f"]
+    # the first push counting the fill is the minute's final one (x true) when the fill came
+    # in its last second or two; either way it is a bool and the counts hold
+    assert k["T"] == k["t"] + 59_999 and isinstance(k["x"], bool) and k["L"] >= agg["data"]["f"]
     assert set(seen["btcusdt@bookTicker"]) == {"u", "s", "b", "B", "a", "A"}
     assert set(seen["btcusdt@ticker"]) == {"e", "E", "s", "p", "P", "w", "x", "c", "Q", "b",
                                            "B", "a", "A", "o", "h", "l", "v", "q", "O", "C",
