@@ -1,27 +1,5 @@
-"""A hostile Binance upstream on 127.0.0.1: the real simulator, with chosen bad answers mixed in.
-
-Why: issue 15's red-team found the collector crash-looping, sticking and swelling on answers a
-real server (or anything in between) can send. This fixture makes each of those answers on
-demand, over real HTTP and WebSocket, so tests and the soak bench feed the collector exactly
-what production would meet. Valid answers come from the real `Simulator` (its exchange served
-in-process on our own uvicorn, so the client's address, the signatures and the weight limits
-are the simulator's own); a bad answer replaces one REST answer, or is pushed as extra frames
-on live user-data subscriptions.
-
-    async with Simulator(clock=clock) as sim, HostileUpstream(sim) as up:
-        up.inject(RestFault.DEEP, path="/api/v3/rateLimit/order")   # the next matching call
-        up.rest_mix = {RestFault.JUNK_GZIP: 0.1, RestFault.DROP: 0.05}  # or at random
-        ... point the collector at up.rest_url / up.ws_url ...
-        await up.subscribed()
-        await up.send_frames(WsFault.VALID, n=20_000, per_s=20_000)  # a flood of real facts
-        await up.send_frames(WsFault.MALFORMED, n=10)
-        assert every id in up.sent_valid_ids("main") is stored once
-
-Counters: `rest_sent[fault]` (REST answers by fault, VALID included), `ws_sent[fault]` (frames
-by fault), `sent_orders` (the (symbol, orderId) of every valid fact pushed; `sent_valid_ids`
-turns them into the event ids the collector stores). Nothing here holds a large body in
-memory: the 512 MiB answer is one reused 1 MiB chunk written until the client hangs up.
-"""
+"""The hostile upstream itself: one uvicorn server answering Binance's REST paths and WS API,
+the simulator's answers with the chosen faults mixed in (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -30,73 +8,33 @@ import contextlib
 import json
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import uvicorn
 from starlette.websockets import WebSocket
 
 from monitor.binance.parse import order_fact_id
+from monitor.world.hostile.asgi import Message, Receive, Scope, Send, answer, until_disconnect
+from monitor.world.hostile.faults import (
+    BAN_418_MSG,
+    BIG_INT,
+    FACT_ORDER_ID0,
+    MALFORMED_FRAMES,
+    MIB,
+    RATE_429_MSG,
+    WS_PATH,
+    Injection,
+    RestFault,
+    WsFault,
+    deep,
+    execution_report,
+    inflate,
+)
 from monitor.world.sim.rest import rest_app
 from monitor.world.sim.server import Simulator
 from monitor.world.sim.wsapi import ws_api
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-MIB = 1 << 20
-BIG_INT = 2 ** 64  # past int64: SQLite's OverflowError before issue 15 item 1
-RATE_429_MSG = ("Too much request weight used; current limit is 6000 request weight per "
-                "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
-BAN_418_MSG = ("Way too much request weight used; IP banned until {until}. Please use WebSocket "
-               "Streams for live updates to avoid bans.")
-WS_PATH = "/ws-api/v3"
-FACT_ORDER_ID0 = 7_000_000_000  # far from the simulator's own order ids
-
-
-class RestFault(StrEnum):
-    VALID = "valid"            # the simulator's own answer
-    HUGE = "huge"              # 200, chunked, `huge_bytes` of JSON-looking junk, never ending early
-    TRICKLE = "trickle"        # the valid answer, one byte every `trickle_s` wall seconds
-    DEEP = "deep"              # 200, a JSON array nested `depth` deep
-    JUNK_GZIP = "junk_gzip"    # 200, Content-Encoding: gzip over garbage
-    LIST = "list"              # 200, non-object JSON: [1, 2, 3]
-    NUMBER = "number"          # 200, 42
-    STRING = "string"          # 200, "ok"
-    BIGINT = "bigint"          # the valid answer with every integer (and the weight header) 2^64+
-    RATE_429 = "429"           # 429 -1003 with Retry-After
-    BAN_418 = "418"            # 418 -1003 with Retry-After
-    DROP = "drop"              # the TCP connection cut before any answer
-    RAW = "raw"                # exactly the status, headers and body given to `inject_raw`
-
-
-class WsFault(StrEnum):
-    VALID = "valid"            # a documented executionReport (NEW) for a fresh order id
-    MALFORMED = "malformed"    # not JSON, a wrong envelope, a deep nest, a bad field type
-    OVERSIZED = "oversized"    # one text frame of `oversized_bytes` (past the client's max_size)
-    DROP = "drop"              # the TCP connection cut: no close frame
-
-
-MALFORMED_FRAMES: tuple[str, ...] = (
-    "not json at all",
-    "[1, 2, 3]",
-    '{"subscriptionId": 0, "event": 5}',
-    '{"subscriptionId": 0, "event": {"e": "executionReport", "E": "soon"}}',
-    "[" * 200_000 + "]" * 200_000,
-    '{"id": null, "status": "x"',
-)
-
-
-@dataclass
-class Injection:
-    fault: RestFault
-    path: str | None = None  # None: the next REST call, whatever its path
-    times: int = 1
-    raw: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None  # RestFault.RAW's answer
 
 
 @dataclass
@@ -170,7 +108,7 @@ class HostileUpstream:
             self.rest_sent[inj.fault] += 1
             if inj.raw is not None:
                 status, body, headers = inj.raw
-                await _answer(send, status, body, headers)
+                await answer(send, status, body, headers)
             else:
                 await _REST_ANSWERS[inj.fault](self, scope, receive, send)
 
@@ -195,13 +133,13 @@ class HostileUpstream:
     async def _bigint(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, headers, body = await self._inner(scope, receive)
         try:
-            text = json.dumps(_inflate(json.loads(body))).encode()
+            text = json.dumps(inflate(json.loads(body))).encode()
         except ValueError:
             text = body
         headers = [(k, v) for k, v in headers if k.lower() not in (b"content-length",)]
         headers = [(k, str(BIG_INT).encode() if k.lower().startswith(b"x-mbx-used-weight")
                     else v) for k, v in headers]
-        await _answer(send, status, text, headers)
+        await answer(send, status, text, headers)
 
     async def _trickle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, headers, body = await self._inner(scope, receive)
@@ -214,7 +152,7 @@ class HostileUpstream:
             await send({"type": "http.response.body", "body": b""})
 
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await _until_disconnect(receive, drip())
+        await until_disconnect(receive, drip())
 
     async def _huge(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunk = b'{"pad":"' + b"a" * (MIB - 8)
@@ -230,11 +168,11 @@ class HostileUpstream:
 
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
-        await _until_disconnect(receive, pour())
+        await until_disconnect(receive, pour())
 
     async def _fixed(self, send: Send, status: int, body: bytes,
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        await _answer(send, status, body, [(b"content-type", b"application/json"),
+        await answer(send, status, body, [(b"content-type", b"application/json"),
                                            *(headers or [])])
 
     async def _drop(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -319,15 +257,7 @@ class HostileUpstream:
                                "event": {"e": "outboundAccountPosition", "pad": pad}})
         order_id, self._next_order = self._next_order, self._next_order + 1
         self.sent_orders.append(("BTCUSDT", order_id))
-        now = self.sim.exchange.now_ms()
-        event = {"e": "executionReport", "E": now, "s": "BTCUSDT", "c": f"hostile-{order_id}",
-                 "S": "BUY", "o": "LIMIT", "f": "GTC", "q": "0.01000000",
-                 "p": "1000.00000000", "P": "0.00000000", "F": "0.00000000", "g": -1,
-                 "C": "", "x": "NEW", "X": "NEW", "r": "NONE", "i": order_id,
-                 "l": "0.00000000", "z": "0.00000000", "L": "0.00000000", "n": "0",
-                 "N": None, "T": now, "t": -1, "I": order_id, "w": True, "m": False,
-                 "M": False, "O": now, "Z": "0.00000000", "Y": "0.00000000",
-                 "Q": "0.00000000", "W": now, "V": "EXPIRE_MAKER"}
+        event = execution_report(order_id, self.sim.exchange.now_ms())
         return json.dumps({"subscriptionId": conn.sub_id, "event": event})
 
     def sent_valid_ids(self, account: str) -> list[str]:
@@ -371,52 +301,12 @@ class HostileUpstream:
         await self.stop()
 
 
-async def _answer(send: Send, status: int, body: bytes,
-                  headers: list[tuple[bytes, bytes]]) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _until_disconnect(receive: Receive, writer: Awaitable[None]) -> None:
-    """Run `writer` until it ends or the client hangs up (then stop writing)."""
-
-    async def hangup() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    tasks = [asyncio.ensure_future(writer), asyncio.ensure_future(hangup())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _inflate(value: Any) -> Any:
-    """Every integer (not bool) past int64, keeping the shape."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return BIG_INT + value
-    if isinstance(value, list):
-        return [_inflate(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _inflate(v) for k, v in value.items()}
-    return value
-
-
-def _deep(n: int) -> bytes:
-    return b"[" * n + b"]" * n
-
-
 Answer = Callable[[HostileUpstream, Scope, Receive, Send], Awaitable[None]]
 _REST_ANSWERS: dict[RestFault, Answer] = {
     RestFault.VALID: HostileUpstream._valid,
     RestFault.HUGE: HostileUpstream._huge,
     RestFault.TRICKLE: HostileUpstream._trickle,
-    RestFault.DEEP: lambda up, _s, _r, send: up._fixed(send, 200, _deep(up.depth)),
+    RestFault.DEEP: lambda up, _s, _r, send: up._fixed(send, 200, deep(up.depth)),
     RestFault.JUNK_GZIP: lambda up, _s, _r, send: up._fixed(
         send, 200, b"\x1f\x8b\x08\x00" + bytes(up.rng.randrange(256) for _ in range(512)),
         [(b"content-encoding", b"gzip")]),
