@@ -1,11 +1,15 @@
-"""Shared plumbing for benchmarks: one result row shape, machine facts, the table printer."""
+"""Shared plumbing for benchmarks: one result row shape, machine facts, the table printer, and
+the one RSS sampler both soaks read the service process with (`proc_rss`, `RssSampler`)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
 import platform
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).with_name("results.json")
+MIB = 2**20
 
 
 @dataclass
@@ -94,3 +99,49 @@ def markdown(rows: list[Row]) -> str:
         out.append(f"| {r.figure} | {r.value:,.2f} | {r.unit} | {base} | {ratio} | {r.goal} "
                    f"| {met} |")
     return "\n".join(out)
+
+
+def proc_rss(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of process `pid` in MiB, from /proc/<pid>/status."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(rest.split()[0]) * 1024 / MIB  # the kernel reports kB
+    return out["VmRSS"], out["VmHWM"]
+
+
+class RssSampler:
+    """The resident memory (MiB) of process `pid`, sampled from /proc: `sample()` when the
+    caller chooses (the day soak: each simulated hour) or `run(stop)` every `every_s` wall
+    seconds (the hostile soak). `hwm` is the kernel's high-water mark at the last sample, so a
+    spike between two samples still counts; `times` are `now()` at each sample."""
+
+    def __init__(self, pid: int, now: Callable[[], float] = time.monotonic,
+                 every_s: float = 0.5) -> None:
+        self.pid, self.now, self.every_s = pid, now, every_s
+        self.samples: list[float] = []
+        self.times: list[float] = []
+        self.hwm = 0.0
+
+    def sample(self) -> float:
+        rss, self.hwm = proc_rss(self.pid)
+        self.samples.append(rss)
+        self.times.append(self.now())
+        return rss
+
+    def peak(self) -> tuple[float, float]:
+        """(time, MiB) of the largest sample."""
+        i = max(range(len(self.samples)), key=self.samples.__getitem__, default=None)
+        return (float("nan"), 0.0) if i is None else (self.times[i], self.samples[i])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sample()
+            except (OSError, KeyError):  # the process is gone: the soak's end sees why
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), self.every_s)
+            except TimeoutError:
+                pass

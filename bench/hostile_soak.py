@@ -44,11 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from bench.common import FigureFailed, Row
+from bench.common import FigureFailed, Row, RssSampler
 from bench.hostile_traffic import UPGRADES, HostileBot, LogBot, Tally, TradingBot
 from bench.soak import _end, _line, _send, emitted_ids
 from bench.soakverdict import BadCheck, FactCheck, SoakResult, judge
-from bench.soakwatch import RssSampler, TapProbe, Timeline, scrape, total
+from bench.soakwatch import TapProbe, Timeline, scrape, total
 from bench.world import HOST_IP, REPO, KeySpec, SimProcess, write_config
 from monitor.core.bounded import OUT_OF_RANGE
 from monitor.core.clock import AcceleratedClock
@@ -271,7 +271,7 @@ async def _run(clean_s: float, hostile_s: float, after_s: float, burst: int, flo
                     "subscribed") is False:
                 raise RuntimeError("the service never subscribed to the user-data stream")
             tally, tl = Tally(), Timeline()
-            rss = RssSampler(sready["pid"], tl)
+            rss = RssSampler(sready["pid"], tl.now)
             probe = TapProbe(sready["tap_url"], keys["probe"][0], tl)
             bot = TradingBot(sready["tap_url"], keys["bot"][0], keys["bot"][1], clock, tally)
             logs = LogBot(logfile, acct, clock, tally)

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import psutil
 
 from bench import soakscene
-from bench.common import Row
+from bench.common import MIB, Row, RssSampler, proc_rss
 from bench.world import REPO, SimProcess, write_config
 from monitor.binance.parse import order_fact_id
 from monitor.core.clock import AcceleratedClock
@@ -40,7 +39,6 @@ from monitor.world.demo.receiver import AlertReceiver
 
 HOUR_MS = 3_600_000
 MB = 1e6
-MIB = 2**20
 BARE = "import monitor.service.pipeline, monitor.collect.collector"
 WEIGHT_PCT = 5.0  # 1 % of the host's 6,000/min per account, for five accounts on one host
 GUARD_WALL_MS = 40.0  # budget guard in wall ms above 233x (loopback round trips: ~5 ms)
@@ -144,16 +142,16 @@ async def _run(hours: int, speed: float, tracemalloc_n: int, say: Callable[[str]
                 stdout=asyncio.subprocess.PIPE, stderr=errlog, cwd=REPO,
                 env={**os.environ, **env})
             sready = (await _line(svc, "service"))["ready"]
-            proc = psutil.Process(sready["pid"])
-            idle = proc.memory_info().rss / MIB
+            idle = proc_rss(sready["pid"])[0]
+            meter = RssSampler(sready["pid"])
             t0 = clock.now_ms()
             await _send(world, {"tap_url": sready["tap_url"]})
-            rss: list[float] = []
+            rss = meter.samples
 
             async def sample() -> None:
                 for h in range(1, hours + 1):
                     await clock.sleep(max(0.0, (t0 + h * HOUR_MS - clock.now_ms()) / 1000))
-                    rss.append(proc.memory_info().rss / MIB)
+                    meter.sample()
 
             sampler = asyncio.create_task(sample())
             while True:

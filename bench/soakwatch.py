@@ -1,7 +1,6 @@
 """What the hostile soak watches in the service process while it is attacked.
 
-- `proc_rss` / `RssSampler`: the service's VmRSS from /proc/<pid>/status every 0.5 s (wall),
-  and VmHWM (the kernel's high-water mark) at the end, so a spike between two samples counts.
+- the service's RSS: `bench.common.RssSampler` (shared with the day soak), every 0.5 s (wall).
 - `TapProbe`: a valid call through the tap every 50 ms with its own API key, timed, so the
   tap's answer time with and without hostile traffic comes from the same client in one run.
   A probe that gets no answer within its timeout is recorded as unanswered.
@@ -15,24 +14,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.soakverdict import MIB, Probe
+from bench.soakverdict import Probe
 
 Series = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def proc_rss(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of process `pid` in MiB, from /proc/<pid>/status."""
-    out: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            out[name] = int(rest.split()[0]) * 1024 / MIB  # the kernel reports kB
-    return out["VmRSS"], out["VmHWM"]
 
 
 class Timeline:
@@ -60,32 +48,6 @@ class Timeline:
 
     def before(self, at_s: float, window_s: float = 3.0) -> list[str]:
         return [f"{w}@{t:.1f}" for t, w in self.marks if at_s - window_s <= t <= at_s + 0.5]
-
-
-class RssSampler:
-    def __init__(self, pid: int, timeline: Timeline, every_s: float = 0.5) -> None:
-        self.pid, self.every_s, self.timeline = pid, every_s, timeline
-        self.samples: list[float] = []
-        self.times: list[float] = []
-        self.hwm = 0.0
-
-    def peak(self) -> tuple[float, float]:
-        """(wall s, MiB) of the largest sample."""
-        i = max(range(len(self.samples)), key=self.samples.__getitem__, default=None)
-        return (float("nan"), 0.0) if i is None else (self.times[i], self.samples[i])
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                rss, self.hwm = proc_rss(self.pid)
-            except (OSError, KeyError):  # the process is gone: the soak's end sees why
-                return
-            self.samples.append(rss)
-            self.times.append(self.timeline.now())
-            try:
-                await asyncio.wait_for(stop.wait(), self.every_s)
-            except TimeoutError:
-                pass
 
 
 class TapProbe:

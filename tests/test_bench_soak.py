@@ -11,8 +11,8 @@ import os
 
 import pytest
 
+from bench.common import proc_rss
 from bench.soakverdict import BadCheck, FactCheck, Probe, SoakResult, judge
-from bench.soakwatch import proc_rss
 
 
 def _good() -> SoakResult:
