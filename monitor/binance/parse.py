@@ -22,12 +22,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import ValidationError
 
 from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
-from monitor.core.wirefields import Malformed, opt_dec, req_bool, req_dec, req_int, req_obj, req_str
+from monitor.core.wirefields import (
+    JsonObject,
+    Malformed,
+    opt_dec,
+    req_bool,
+    req_dec,
+    req_int,
+    req_obj,
+    req_str,
+)
 
 # Execution types that happen at most once per order, so the id needs no time.
 ONCE_PER_ORDER = frozenset({"NEW", "CANCELED", "EXPIRED", "TRADE_PREVENTION", "PENDING_NEW"})
@@ -54,8 +63,22 @@ class Frame:
     """One WS API text frame: its events, a request's response, or a control signal."""
 
     events: list[Event] = field(default_factory=list)
-    response: dict[str, Any] | None = None
+    response: JsonObject | None = None  # a request's answer, as sent
     control: str | None = None  # "terminated" | "shutdown" | "malformed" | None
+
+
+class _OrderCommon(TypedDict):
+    """The `Event` fields every fact rebuilt from one REST order shares."""
+
+    received_ts: int
+    account: str
+    key: str | None
+    source: Source
+    symbol: str
+    side: str
+    order_type: str
+    order_id: int
+    client_order_id: str
 
 
 def _pos(v: float | None) -> float | None:
@@ -122,7 +145,7 @@ def _kind_for(exec_type: str) -> Kind:
     return {"TRADE": Kind.FILL, "REJECTED": Kind.REJECT}.get(exec_type, Kind.ORDER)
 
 
-def execution_report(ev: dict[str, Any], ctx: Ctx) -> Event:
+def execution_report(ev: JsonObject, ctx: Ctx) -> Event:
     """`executionReport` -> one order/fill/reject event (raises `Malformed`)."""
     symbol, side, otype = req_str(ev, "s"), req_str(ev, "S"), req_str(ev, "o")
     x, status = req_str(ev, "x"), req_str(ev, "X")
@@ -153,7 +176,7 @@ def execution_report(ev: dict[str, Any], ctx: Ctx) -> Event:
 
 
 def order_facts_from_rest(
-    order: dict[str, Any], trades: list[dict[str, Any]], ctx: Ctx, endpoint: str
+    order: JsonObject, trades: list[JsonObject], ctx: Ctx, endpoint: str
 ) -> list[Event]:
     """Rebuild the stream's facts for one REST order object and its trades (raises `Malformed`).
 
@@ -166,7 +189,7 @@ def order_facts_from_rest(
     orig_qty, price = req_dec(order, "origQty"), req_dec(order, "price")
     client_id = req_str(order, "clientOrderId")
     quote_qty = opt_dec(order, "origQuoteOrderQty")
-    common: dict[str, Any] = dict(
+    common = _OrderCommon(
         received_ts=ctx.received_ts, account=ctx.account, key=ctx.key, source=Source.STREAM,
         symbol=symbol, side=side, order_type=otype, order_id=order_id,
         client_order_id=client_id,
@@ -203,7 +226,7 @@ def order_facts_from_rest(
     return out
 
 
-def trade_without_order(tr: dict[str, Any], ctx: Ctx, endpoint: str) -> Event:
+def trade_without_order(tr: JsonObject, ctx: Ctx, endpoint: str) -> Event:
     """A trade whose order was not in the same REST answer (older than the order cursor)."""
     symbol, order_id, trade_id = req_str(tr, "symbol"), req_int(tr, "orderId"), req_int(tr, "id")
     qty, px = req_dec(tr, "qty"), req_dec(tr, "price")
@@ -218,7 +241,7 @@ def trade_without_order(tr: dict[str, Any], ctx: Ctx, endpoint: str) -> Event:
 
 
 # -- other user-data events ---------------------------------------------------------------------
-def account_position(ev: dict[str, Any], ctx: Ctx) -> list[Event]:
+def account_position(ev: JsonObject, ctx: Ctx) -> list[Event]:
     """`outboundAccountPosition` -> one balance event per asset."""
     u, when = req_int(ev, "u"), req_int(ev, "E")
     rows = ev.get("B")
@@ -237,7 +260,7 @@ def account_position(ev: dict[str, Any], ctx: Ctx) -> list[Event]:
     return out
 
 
-def balance_delta(ev: dict[str, Any], ctx: Ctx) -> Event:
+def balance_delta(ev: JsonObject, ctx: Ctx) -> Event:
     """`balanceUpdate` / `externalLockUpdate`: a signed delta on one asset (kept in raw)."""
     asset, tx = req_str(ev, "a"), req_int(ev, "T")
     delta = req_dec(ev, "d", signed=True)
@@ -248,7 +271,7 @@ def balance_delta(ev: dict[str, Any], ctx: Ctx) -> Event:
     )
 
 
-def list_status(ev: dict[str, Any], ctx: Ctx) -> Event:
+def list_status(ev: JsonObject, ctx: Ctx) -> Event:
     g, tx = req_int(ev, "g"), req_int(ev, "T")
     return Event(
         event_id=make_event_id(Source.STREAM, "list", ctx.account, g, req_str(ev, "l"), tx),
@@ -281,7 +304,7 @@ def user_event(ev: Any, ctx: Ctx) -> tuple[list[Event], str | None]:
                          event=redact_ev(ev))], None
 
 
-def redact_ev(ev: dict[str, Any]) -> Any:
+def redact_ev(ev: JsonObject) -> Any:
     return json.loads(raw_json(ev))
 
 

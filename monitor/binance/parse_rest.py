@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from monitor.binance.parse import (
     Ctx,
@@ -134,16 +134,21 @@ def header_int(headers: Mapping[str, str], name: str) -> int | None:
     return n if n >= 0 else None
 
 
-def usage_facts(headers: Mapping[str, str]) -> dict[str, Any]:
+class UsageFacts(TypedDict):
+    """What Binance's usage headers say, as the `Event` fields of the same names."""
+
+    weight_1m: int | None
+    orders_10s: int | None
+    orders_1d: int | None
+
+
+def usage_facts(headers: Mapping[str, str]) -> UsageFacts:
     """Weight and order-count facts from response headers (case-insensitive mapping)."""
     weight = header_int(headers, "x-mbx-used-weight-1m")
     if weight is None:
         weight = header_int(headers, "x-sapi-used-ip-weight-1m")
-    return {
-        "weight_1m": weight,
-        "orders_10s": header_int(headers, "x-mbx-order-count-10s"),
-        "orders_1d": header_int(headers, "x-mbx-order-count-1d"),
-    }
+    return UsageFacts(weight_1m=weight, orders_10s=header_int(headers, "x-mbx-order-count-10s"),
+                      orders_1d=header_int(headers, "x-mbx-order-count-1d"))
 
 
 def usage_headers_raw(headers: Mapping[str, str]) -> dict[str, str]:

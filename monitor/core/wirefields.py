@@ -8,9 +8,15 @@ the network layer. Each reader raises `Malformed` naming the field, never return
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["Malformed", "opt_dec", "req_bool", "req_dec", "req_int", "req_obj", "req_str"]
+__all__ = ["JsonObject", "Malformed", "opt_dec", "req_bool", "req_dec", "req_int", "req_obj",
+           "req_str"]
+
+JsonObject: TypeAlias = dict[str, Any]
+"""Raw wire JSON: one object exactly as `json.loads` gave it from a Binance answer or frame (or a
+bot's request or log line), before a parser reads it into an `Event`. Free-form by nature: the
+readers below check each field as it is used. Never the type of a record whose fields we know."""
 
 
 class Malformed(ValueError):
@@ -18,28 +24,28 @@ class Malformed(ValueError):
 
 
 # -- field readers ------------------------------------------------------------------------------
-def req_int(d: dict[str, Any], k: str) -> int:
+def req_int(d: JsonObject, k: str) -> int:
     v = d.get(k)
     if isinstance(v, bool) or not isinstance(v, int):
         raise Malformed(f"{k!r} must be an integer, got {type(v).__name__}")
     return v
 
 
-def req_str(d: dict[str, Any], k: str) -> str:
+def req_str(d: JsonObject, k: str) -> str:
     v = d.get(k)
     if not isinstance(v, str):
         raise Malformed(f"{k!r} must be a string, got {type(v).__name__}")
     return v
 
 
-def req_bool(d: dict[str, Any], k: str) -> bool:
+def req_bool(d: JsonObject, k: str) -> bool:
     v = d.get(k)
     if not isinstance(v, bool):
         raise Malformed(f"{k!r} must be a boolean, got {type(v).__name__}")
     return v
 
 
-def req_dec(d: dict[str, Any], k: str, *, signed: bool = False) -> float:
+def req_dec(d: JsonObject, k: str, *, signed: bool = False) -> float:
     """A decimal sent as a JSON string (Binance sends quantities and prices as strings)."""
     s = req_str(d, k)
     try:
@@ -51,11 +57,11 @@ def req_dec(d: dict[str, Any], k: str, *, signed: bool = False) -> float:
     return v
 
 
-def opt_dec(d: dict[str, Any], k: str) -> float | None:
+def opt_dec(d: JsonObject, k: str) -> float | None:
     return req_dec(d, k) if d.get(k) is not None else None
 
 
-def req_obj(v: Any, what: str) -> dict[str, Any]:
+def req_obj(v: Any, what: str) -> JsonObject:
     if not isinstance(v, dict):
         raise Malformed(f"{what} must be a JSON object, got {type(v).__name__}")
     return v
