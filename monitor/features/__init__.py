@@ -2,9 +2,10 @@
 
 Declared once in `catalog` (the per-event derived facts and the window features), computed two
 ways from those declarations: `replay` (vectorised over a whole frame) and `live` (one event
-at a time, for the service). `attribution` + `provenance` decide whose window an order counts
-in; `history` holds the facts that need history (first sightings, usual order size, balance at
-a reject, ...), each step with both forms side by side; `frame` is the column layout.
+at a time, for the service); `context` fills the features over a key's earlier windows
+(`add_context` for replay, `LiveContext` live). `attribution` + `provenance` decide whose
+window an order counts in; `history` holds the facts that need history (first sightings, usual
+order size, balance at a reject, ...); `frame` is the column layout.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from monitor.features.base import (
     FeatureState,
 )
 from monitor.features.catalog import DERIVED_FIELDS, ENRICH, FACTS, FEATURES, WINDOWS, Window
+from monitor.features.context import CONTEXT_FEATURES, LiveContext, add_context
 from monitor.features.frame import CAT_COLS, NUM_COLS, events_to_frame, normalise, to_row
 from monitor.features.live import LiveFeatures
 from monitor.features.provenance import GRACE_MS, Provenance, ProvenanceState, Verdict
-from monitor.features.replay import add_context, aggregate, enrich, windows
+from monitor.features.replay import aggregate, enrich, windows
 
 __all__ = [
-    "ACCOUNT_ROW", "CAT_COLS", "CODE_CLASS", "CONTEXT_MINUTES", "DERIVED_FIELDS", "ENRICH",
-    "FACTS", "FAIL_CLASSES", "FEATURES", "GRACE_MS", "MINUTE_MS", "NEW_VALUE_FIELDS", "NUM_COLS",
-    "ORDER_ENDPOINTS", "WINDOWS", "Fact", "FeatureContext", "FeatureState", "LiveFeatures",
-    "Provenance", "ProvenanceState", "Verdict", "Window", "add_context", "aggregate", "enrich",
-    "events_to_frame", "normalise", "to_row", "windows",
+    "ACCOUNT_ROW", "CAT_COLS", "CODE_CLASS", "CONTEXT_FEATURES", "CONTEXT_MINUTES",
+    "DERIVED_FIELDS", "ENRICH", "FACTS", "FAIL_CLASSES", "FEATURES", "GRACE_MS", "MINUTE_MS",
+    "NEW_VALUE_FIELDS", "NUM_COLS", "ORDER_ENDPOINTS", "WINDOWS", "Fact", "FeatureContext",
+    "FeatureState", "LiveContext", "LiveFeatures", "Provenance", "ProvenanceState", "Verdict",
+    "Window", "add_context", "aggregate", "enrich", "events_to_frame", "normalise", "to_row",
+    "windows",
 ]

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import pandas as pd
 
 from monitor.config import Config, UseCase
+from monitor.core.clock import MINUTE_MS as MINUTE_MS  # re-exported: the window length
 from monitor.core.orderpaths import PLACEMENT_PATHS
 from monitor.features.provenance import GRACE_MS, ProvenanceState, Verdict
 
 if TYPE_CHECKING:
     from monitor.features.expr import Expr
 
-MINUTE_MS = 60_000
 ACCOUNT_ROW = ""  # window key for account-level facts (counters, foreign orders, withdrawals)
 CONTEXT_MINUTES = 60  # `untapped_1h` looks back this far: live keeps at least this history
 FAIL_CLASSES = ("auth", "timestamp", "rate", "balance", "filter", "other")
@@ -33,6 +33,8 @@ ORDER_ENDPOINTS = PLACEMENT_PATHS  # placements (monitor/core/orderpaths.py decl
 NEW_VALUE_FIELDS = ("ip", "symbol", "endpoint")
 
 Row = dict[str, Any]  # one enriched live event (the same columns as a replay frame row)
+# one closed window: account, key (str), minute (int ms), then every feature (float)
+WindowRow = dict[str, str | int | float]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.framecodes import text_codes
+from monitor.features.base import MINUTE_MS
 from monitor.features.expr import Expr
 
 
@@ -193,7 +194,8 @@ class Rolling(Reducer):
     """Sum of an earlier feature over the key's last `minutes` windows (this one included).
 
     It needs windows before this batch, so `aggregate` and the live accumulator leave it 0 and
-    the context step fills it (`replay.add_context`; live: the engine's per-key history)."""
+    the context step fills it (`context.add_context` for replay, `context.LiveContext` live)
+    from `replay_context` / `live_context` below. Both add whole numbers (counts), so equal."""
 
     col: str
     minutes: int
@@ -209,6 +211,18 @@ class Rolling(Reducer):
     def live_value(self, name: str, w: Mapping[str, Any], done: Mapping[str, float | None]
                    ) -> float | None:
         return 0.0
+
+    def replay_context(self, vals: np.ndarray, order_key: np.ndarray) -> np.ndarray:
+        """Over windows sorted by `order_key` (key code << 45 | minute): `col` summed over each
+        window's last `minutes` minutes of the same key."""
+        cs = np.concatenate([[0.0], np.cumsum(vals)])
+        lo = np.searchsorted(order_key, order_key - (self.minutes - 1) * MINUTE_MS, "left")
+        return cs[1:] - cs[lo]  # type: ignore[no-any-return]
+
+    def live_context(self, minute: int, hist: list[tuple[int, float]]) -> float:
+        """The same for one window at `minute`, from the key's (minute, col) history."""
+        lo = minute - (self.minutes - 1) * MINUTE_MS
+        return float(sum(v for m, v in hist if lo <= m <= minute))
 
 
 def clean(v: np.ndarray) -> np.ndarray:

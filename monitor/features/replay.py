@@ -2,7 +2,7 @@
 
 `enrich` runs the `catalog.ENRICH` steps' vectorised forms over the frame (advancing a
 `FeatureState`), `aggregate` folds enriched rows into `catalog.WINDOWS` with each reducer's
-vectorised form, `add_context` fills the features that need earlier windows (`Rolling`).
+vectorised form, `context.add_context` fills the features that need earlier windows (`Rolling`).
 Text columns are compared and grouped as integer codes (`framecodes`): most of the speed.
 """
 
@@ -14,9 +14,10 @@ import pandas as pd
 from monitor.core.framecodes import group_codes
 from monitor.features.base import MINUTE_MS, FeatureContext, FeatureState
 from monitor.features.catalog import ENRICH, FEATURES, WINDOWS
+from monitor.features.context import add_context
 from monitor.features.expr import Expr
 from monitor.features.frame import normalise
-from monitor.features.reducers import Group, Rolling, clean
+from monitor.features.reducers import Group, clean
 
 
 def enrich(df: pd.DataFrame, ctx: FeatureContext, state: FeatureState) -> pd.DataFrame:
@@ -72,26 +73,6 @@ def aggregate(e: pd.DataFrame) -> pd.DataFrame:
            if isinstance(kcu, pd.Index) else kcu[kc[first]])  # type: ignore[index]
     return pd.DataFrame({"account": acct, "key": key, "minute": minute[first],
                          **{f: clean(out[f]) for f in FEATURES}})[cols]
-
-
-def add_context(w: pd.DataFrame) -> pd.DataFrame:
-    """Features over a key's earlier windows (sorted by account, key, minute): each `Rolling`
-    feature is its column's sum over the key's last `minutes` windows (this one included).
-    Vectorised with a cumulative sum and a searchsorted per row; live passes enough history.
-    """
-    if w.empty:
-        return w
-    w = w.sort_values(["account", "key", "minute"], kind="stable").reset_index(drop=True)
-    codes = w.groupby(["account", "key"], sort=False).ngroup().to_numpy(dtype=np.int64)
-    minute = w["minute"].to_numpy(dtype=np.int64)
-    order_key = codes * (1 << 45) + minute
-    for f in WINDOWS:
-        r = f.reducer
-        if isinstance(r, Rolling):
-            cs = np.concatenate([[0.0], np.cumsum(w[r.col].to_numpy(dtype=float))])
-            lo = np.searchsorted(order_key, order_key - (r.minutes - 1) * MINUTE_MS, "left")
-            w[f.name] = cs[1:] - cs[lo]
-    return w
 
 
 def windows(df: pd.DataFrame, ctx: FeatureContext) -> pd.DataFrame:
