@@ -5,14 +5,16 @@ restriction, more than 30 declared IPs, key older than its rotation cycle, tradi
 about to lapse on an unrestricted key, the service's egress address missing from the declared
 whitelist, and drift (any flag changed since the previous poll). Posture is a *state*: a check
 fires when it becomes true and resolves when it clears, instead of repeating every poll.
+Drift is a *change*, not a state: reported at each poll that differs from the one before, and
+never resolved (`CHANGES`). One detector serves every posture rule, so each poll is parsed once.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,9 +23,11 @@ import pandas as pd
 from monitor.config import USE_CASE_POLICY
 from monitor.core.clock import DAY_MS
 from monitor.core.keyrestrictions import READ_ONLY_FLAGS, KeyConfigPoll, KeyRestrictions
+from monitor.detect.candidate import Candidate, Quiet, Row
+from monitor.detect.rules import Rule
 from monitor.features import FeatureContext
 
-__all__ = ["CHECKS", "READ_ONLY_FLAGS", "KeyFacts", "PostureState", "evaluate", "evaluate_polls"]
+__all__ = ["CHECKS", "READ_ONLY_FLAGS", "KeyFacts", "PostureDetector"]
 
 # A check returns None when fine, else (one-sentence problem, evidence)
 Result = tuple[str, dict[str, Any]] | None
@@ -36,7 +40,8 @@ class KeyFacts:
     ts: int
     poll: KeyConfigPoll  # what the poller built from the answer, read back from the event
     ctx: FeatureContext
-    params: dict[str, Any]
+    params: dict[str, Any]  # the rule's validated parameters (max_ips, days)
+    prev: KeyConfigPoll | None = None  # this key's previous poll (None: the first one)
 
     @property
     def r(self) -> KeyRestrictions:
@@ -138,7 +143,20 @@ def _monitor_key_retired(k: KeyFacts) -> Result:
             {"gained": gained, "stopped": ["polling", "stream subscriptions"]})
 
 
+def _drift(k: KeyFacts) -> Result:
+    if k.prev is None:
+        return None
+    was, now = k.prev.restrictions.to_dict(), k.r.to_dict()
+    changed = {f: [was.get(f), now.get(f)] for f in sorted(set(was) | set(now))
+               if was.get(f) != now.get(f)}
+    if not changed:
+        return None
+    names = ", ".join(f"{f} {a}->{b}" for f, (a, b) in changed.items())
+    return f"key {k.key} changed since the last poll: {names}", {"changed": changed}
+
+
 TIMED = frozenset({"key_age", "trading_expiry"})  # checks that read the poll's time
+CHANGES = frozenset({"drift"})  # changes between two polls: each reported, never resolved
 CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
     "withdrawals_unneeded": _flag_unneeded("enableWithdrawals"),
     "futures_unneeded": _flag_unneeded("enableFutures"),
@@ -149,83 +167,73 @@ CHECKS: dict[str, Callable[[KeyFacts], Result]] = {
     "trading_expiry": _trading_expiry,
     "egress_not_whitelisted": _egress_not_whitelisted,
     "monitor_key_retired": _monitor_key_retired,
-    "drift": lambda k: None,  # handled with the previous poll in `evaluate`
+    "drift": _drift,
 }
+Poll = tuple[int, str, Any, str, str]  # (ts, account, key, event_id, raw answer text)
 
 
-@dataclass
-class PostureState:
-    last_flags: dict[tuple[str, str], KeyConfigPoll] = field(default_factory=dict)
-    active: set[tuple[str, str, str]] = field(default_factory=set)
+class PostureDetector(Quiet):
+    """Every posture rule over the key_config polls, in time order. A condition check reports
+    when it becomes true (firing) and when it clears (resolved); a change check reports each
+    change. An unchanged poll re-runs only the checks that read the time."""
 
+    def __init__(self, rules: Sequence[Rule], ctx: FeatureContext) -> None:
+        self.rules = tuple(rules)
+        self.ctx = ctx
+        self.timed = tuple(r for r in self.rules if r.params["check"] in TIMED)
+        self.last: dict[tuple[str, str], KeyConfigPoll] = {}  # (account, key) -> last poll
+        self.active: set[tuple[str, str, str]] = set()  # (rule, account, key) that hold
 
-def evaluate(rules: list[Any], events: pd.DataFrame, ctx: FeatureContext,
-             states: dict[str, PostureState]) -> list[dict[str, Any]]:
-    """key_config events (in time order) -> candidate findings (with their rule) for the
-    posture rules; each rule keeps its own state in `states[rule.id]`. Each poll is parsed once.
-    """
-    if not rules:
-        return []
-    rows = np.flatnonzero((events["kind"].eq("key_config") & events["raw"].notna()).to_numpy())
-    cols = [events[c].to_numpy()[rows] for c in ("ts", "account", "key", "event_id", "raw")]
-    return evaluate_polls(rules, zip(*cols, strict=True), ctx, states)
+    def on_frame(self, e: pd.DataFrame) -> list[Candidate]:
+        rows = np.flatnonzero((e["kind"].eq("key_config") & e["raw"].notna()).to_numpy())
+        cols = [e[c].to_numpy()[rows] for c in ("ts", "account", "key", "event_id", "raw")]
+        return self.polls(zip(*cols, strict=True))
 
+    def on_rows(self, rows: Sequence[Row]) -> list[Candidate]:
+        return self.polls((r["ts"], r["account"], r["key"], r["event_id"], r["raw"])
+                          for r in rows if r["kind"] == "key_config" and r["raw"] is not None)
 
-def evaluate_polls(rules: list[Any], polls: Iterable[tuple[int, str, Any, str, str]],
-                   ctx: FeatureContext, states: dict[str, PostureState]) -> list[dict[str, Any]]:
-    """`evaluate` over (ts, account, key, event_id, raw) of key_config polls in time order;
-    the live engine calls this per event, without a frame."""
-    out: list[dict[str, Any]] = []
-    parsed: dict[str, KeyConfigPoll | None] = {}  # polls repeat the same JSON: parse once
-    results: dict[tuple[str, str, str, str], Result] = {}
-    timed = [r for r in rules if r.params["check"] in TIMED]
-    if not rules:
-        return out
-    for ts, acct, key, eid, raw in polls:
-        if raw not in parsed:
-            parsed[raw] = KeyConfigPoll.from_raw(raw)
-        flags = parsed[raw]
-        if flags is None:
-            continue
-        label = key if isinstance(key, str) and key else ctx.monitor_keys.get(acct, "")
-        first = states.setdefault(rules[0].id, PostureState())
-        # the same text as this key's last poll: only the checks that read the time can change
-        for rule in timed if first.last_flags.get((acct, label)) is flags else rules:
-            st = states.setdefault(rule.id, PostureState())
-            prev = st.last_flags.get((acct, label))
-            check = rule.params["check"]
-            st.last_flags[(acct, label)] = flags
-            if check == "drift":
-                if prev is None:
-                    continue
-                base = {"rule": rule, "ts": int(ts), "account": acct, "key": label,
-                        "group": {}, "anchor": eid}
-                was, now = prev.restrictions.to_dict(), flags.restrictions.to_dict()
-                changed = {f: [was.get(f), now.get(f)] for f in sorted(set(was) | set(now))
-                           if was.get(f) != now.get(f)}
-                if changed:
-                    names = ", ".join(f"{f} {a}->{b}" for f, (a, b) in changed.items())
-                    out.append({**base, "summary": f"key {label} changed since the last poll: "
-                                f"{names}", "evidence": {"changed": changed}})
+    def polls(self, polls: Iterable[Poll]) -> list[Candidate]:
+        out: list[Candidate] = []
+        parsed: dict[str, KeyConfigPoll | None] = {}  # polls repeat the same JSON: parse once
+        results: dict[tuple[str, str, str, str], Result] = {}
+        for ts, acct, key, eid, raw in polls:
+            if raw not in parsed:
+                parsed[raw] = KeyConfigPoll.from_raw(raw)
+            flags = parsed[raw]
+            if flags is None:
                 continue
-            if check in TIMED:
-                res = CHECKS[check](KeyFacts(acct, label, int(ts), flags, ctx, rule.params))
-            else:  # a pure function of the poll's text, the key and the config: once each
-                ck = (rule.id, acct, label, raw)
-                if ck not in results:
-                    results[ck] = CHECKS[check](KeyFacts(acct, label, int(ts), flags, ctx,
-                                                         rule.params))
-                res = results[ck]
-            tag = (rule.id, acct, label)
-            if (res is not None) == (tag in st.active):
-                continue  # no change of state: nothing to report
-            base = {"rule": rule, "ts": int(ts), "account": acct, "key": label, "group": {},
-                    "anchor": eid}
-            if res is not None and tag not in st.active:
-                st.active.add(tag)
-                out.append({**base, "summary": res[0], "evidence": copy.deepcopy(res[1])})
-            elif res is None and tag in st.active:
-                st.active.discard(tag)
-                out.append({**base, "summary": f"resolved: {rule.title} no longer holds for "
-                            f"key {label}", "evidence": {}, "state": "resolved"})
-    return out
+            label = key if isinstance(key, str) and key else self.ctx.monitor_keys.get(acct, "")
+            prev = self.last.get((acct, label))
+            self.last[(acct, label)] = flags
+            for rule in self.timed if prev is flags else self.rules:
+                check = rule.params["check"]
+                facts = KeyFacts(acct, label, int(ts), flags, self.ctx, rule.params, prev)
+                if check in TIMED or check in CHANGES:
+                    res = CHECKS[check](facts)
+                else:  # a pure function of the poll's text, the key and the config: once each
+                    ck = (rule.id, acct, label, raw)
+                    if ck not in results:
+                        results[ck] = CHECKS[check](facts)
+                    res = results[ck]
+                cand = self._report(rule, check in CHANGES, res, int(ts), acct, label, eid)
+                if cand is not None:
+                    out.append(cand)
+        return out
+
+    def _report(self, rule: Rule, change: bool, res: Result, ts: int, acct: str, label: str,
+                eid: str) -> Candidate | None:
+        def cand(summary: str, evidence: dict[str, Any], state: str = "firing") -> Candidate:
+            return Candidate(rule=rule, ts=ts, account=acct, key=label, anchor=eid,
+                             summary=summary, evidence=evidence, state=state)
+        if change:
+            return None if res is None else cand(res[0], copy.deepcopy(res[1]))
+        tag = (rule.id, acct, label)
+        if (res is not None) == (tag in self.active):
+            return None  # no change of state: nothing to report
+        if res is not None:
+            self.active.add(tag)
+            return cand(res[0], copy.deepcopy(res[1]))
+        self.active.discard(tag)
+        return cand(f"resolved: {rule.title} no longer holds for key {label}", {},
+                    "resolved")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from monitor.core.errors import KeywatchError
 from monitor.core.findings import Severity, Signal
+
+if TYPE_CHECKING:
+    from monitor.detect.kinds import Kind
 
 COMMON = {"id", "title", "kind", "severity", "signal", "description", "tags", "action",
           "exceptions", "cooldown_minutes", "enabled"}
@@ -213,7 +216,7 @@ def load_rules(rules_dir: str | Path) -> list[Rule]:
     return rules
 
 
-def _build(item: Any, doc: _Doc, kinds: dict[str, Any]) -> tuple[Rule | None, list[str]]:
+def _build(item: Any, doc: _Doc, kinds: dict[str, Kind]) -> tuple[Rule | None, list[str]]:
     if not isinstance(item, dict):
         return None, [f"{doc.path}: each entry under `rules:` must be a mapping"]
     lines = item["__lines__"]

@@ -81,12 +81,17 @@ import textwrap  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from monitor.alert import render as rd  # noqa: E402
 from monitor.alert.channels import apprise, prepare  # noqa: E402
+from monitor.detect.candidate import window_candidate  # noqa: E402
 from monitor.detect.engine import DetectionEngine  # noqa: E402
+from monitor.detect.eventrules import EVENT_EVIDENCE, event_candidate  # noqa: E402
+from monitor.detect.kinds import build_detectors  # noqa: E402
 from monitor.detect.rules import load_rules  # noqa: E402
+from monitor.detect.windowrules import Threshold  # noqa: E402
 from monitor.features import FEATURES, FeatureContext  # noqa: E402
 
 RULES = {r.id: r for r in load_rules(Path(__file__).parents[2] / "rules")}
@@ -99,23 +104,23 @@ def _window_finding(rule_id, metric_value, *, key="grid-bot", **features):
     m = rule.params["metric"]
     row = {"minute": T0, "account": "main", "key": key, **{f: 0 for f in FEATURES},
            m: metric_value, **features}
-    cand = DetectionEngine._window_cand(rule, row, {m: float(metric_value), "baseline": None},
-                                        DetectionEngine._window_summary(rule, row,
-                                                                        float(metric_value), None))
-    ENGINE.last_fire.clear()  # each helper call is its own incident
+    det = Threshold(rule)
+    cand = window_candidate(rule, row, {m: float(metric_value), "baseline": None},
+                            det.summary(pd.Series(row), float(metric_value), None))
+    ENGINE.cooldown.clear()  # each helper call is its own incident
     (f,) = ENGINE._finalise([cand])
     return f
 
 
 def _event_finding(rule_id, **fields):
     """An event rule's finding as the engine builds it from an enriched event row."""
-    from monitor.detect.engine import EVENT_EVIDENCE
-
     row = {k: None for k in EVENT_EVIDENCE} | {"wkey": "", "placed_by": None,
                                                "event_id": "ev-1", "ts": T0,
                                                "account": "main"} | fields
-    cand = DetectionEngine._event_cand(ENGINE, RULES[rule_id], row)
-    ENGINE.last_fire.clear()  # each helper call is its own incident
+    rule = RULES[rule_id]
+    (det,) = build_detectors([rule], ENGINE.ctx)
+    cand = event_candidate(rule, row, det.group_by)  # type: ignore[attr-defined]
+    ENGINE.cooldown.clear()  # each helper call is its own incident
     (f,) = ENGINE._finalise([cand])
     return f
 
@@ -316,7 +321,7 @@ def test_the_manager_shows_the_configured_whitelist_beside_a_new_address(tmp_pat
     mgr.submit([_event_finding("unknown_ip.new_caller", wkey="grid-bot", ip="127.66.0.9")])
     mgr.flush(T0 + 600_000, final=True)
     (alert,) = store.load_alerts()
-    assert "declared whitelist: 127.66.0.1\n" in alert["body"]  # a /32 reads as the address
-    assert "addresses seen before: 127.66.0.1" in alert["body"]
-    assert "seen before: 127.66.0.1, 127.66.0.9" not in alert["body"]
+    assert "declared whitelist: 127.66.0.1\n" in alert.body  # a /32 reads as the address
+    assert "addresses seen before: 127.66.0.1" in alert.body
+    assert "seen before: 127.66.0.1, 127.66.0.9" not in alert.body
     store.close()

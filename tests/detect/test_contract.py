@@ -16,8 +16,9 @@ import pytest
 
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
-from monitor.detect.kinds import KINDS, scope_mask
+from monitor.detect.kinds import build_detectors
 from monitor.detect.rules import load_rules
+from monitor.detect.windowrules import WindowRule
 from monitor.features import FeatureContext, windows
 from monitor.world.evaluate.generator import generate
 from monitor.world.groundtruth import AttackType
@@ -36,15 +37,15 @@ TARGETS: dict[str, list[AttackType]] = {
     "unknown_ip.auth_burst": [AttackType.PERMISSION_PROBE, AttackType.HOST_IP_CHANGED],
     "call_rate.account_order_counter": [AttackType.LEAKED_KEY_PUMP],
 }
-WINDOW_RULES = [r for r in RULES.values() if KINDS[r.kind].stage == "window"]
+CTX = FeatureContext({}, {}, {}, {})
+WINDOW_RULES = {d.rule.id: d for d in build_detectors(list(RULES.values()), CTX)
+                if isinstance(d, WindowRule)}
 
 
 def scorer(detector: str) -> tuple[Callable[[pd.DataFrame], np.ndarray], float]:
     if detector == "forest.anomaly":
         return FOREST.score, FOREST.threshold
-    rule = RULES[detector]
-    kind = KINDS[rule.kind]
-    return (lambda w: kind.score(rule.params, w)), 1.0  # type: ignore[attr-defined]
+    return WINDOW_RULES[detector].score, 1.0  # type: ignore[attr-defined]
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -73,7 +74,7 @@ def labels_for(w: pd.DataFrame, truth: object, types: list[AttackType]) -> np.nd
     return lab
 
 
-@pytest.mark.parametrize("detector", ["forest.anomaly", *[r.id for r in WINDOW_RULES]])
+@pytest.mark.parametrize("detector", ["forest.anomaly", *WINDOW_RULES])
 def test_detector_contract(detector: str, stream: tuple) -> None:
     w, truth = stream
     score, threshold = scorer(detector)
@@ -81,10 +82,9 @@ def test_detector_contract(detector: str, stream: tuple) -> None:
     assert s.shape == (len(w),) and np.isfinite(s).all()
     np.testing.assert_array_equal(s, score(w))  # deterministic
     if detector != "forest.anomaly":  # crosses its threshold exactly where the rule fires
-        rule = RULES[detector]
-        hit, _ = KINDS[rule.kind].mask(rule.params, w)  # type: ignore[attr-defined]
-        fires = (hit & scope_mask(rule.params, w)).to_numpy()
-        assert ((s >= threshold) & scope_mask(rule.params, w).to_numpy() == fires).all()
+        det = WINDOW_RULES[detector]
+        fires = det.fires(w).to_numpy()
+        assert ((s >= threshold) & det.scope.mask(w).to_numpy() == fires).all()
     if detector in TARGETS:
         lab = labels_for(w, truth, TARGETS[detector])
         assert lab.any()

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
-from monitor.detect.kinds import BaselineRatio
 from monitor.detect.rules import load_rules
+from monitor.detect.windowrules import BaselineRatio
 from monitor.features import FEATURES, FeatureContext, windows
 from monitor.store import events_from_frame
 from monitor.world.evaluate.generator import generate
@@ -121,14 +121,18 @@ def test_live_equals_replay_small_batches(seed: int, small: int) -> None:
 @settings(deadline=None)
 @given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=80),
        st.integers(1, 60), st.integers(1, 10))
-def test_live_baseline_median_equals_pandas_rolling(vals: list[float], n: int, lo: int) -> None:
-    """The live baseline (median of a deque) is pandas' shifted rolling median, exactly."""
+def test_live_baseline_from_kept_history_equals_the_full_replay(vals: list[float], n: int,
+                                                                lo: int) -> None:
+    """Live closes one minute at a time after the `history` windows the detector asked for;
+    its baseline there is replay's over the whole series, exactly."""
     lo = min(lo, n)
-    want = pd.Series(vals).shift(1).rolling(n, min_periods=lo).median().tolist()
-    got = []
-    for i in range(len(vals)):
-        prev = vals[max(0, i - n):i]
-        got.append(BaselineRatio.median(prev) if len(prev) >= lo else float("nan"))
+    rule = next(r for r in load_rules(ROOT / "rules") if r.kind == "baseline_ratio")
+    det = BaselineRatio(dataclasses.replace(rule, params={
+        **rule.params, "baseline_windows": n, "min_history": lo}))
+    w = pd.DataFrame({"account": "main", "key": "k", "minute": range(len(vals)),
+                      rule.params["metric"]: vals})
+    want = det.baseline(w).tolist()
+    got = [det.baseline(w.iloc[max(0, i - det.history):i + 1]).iloc[-1] for i in range(len(vals))]
     assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from monitor.core.findings import Severity
-from monitor.detect.engine import FOREST_RULE, DetectionEngine
+from monitor.detect.anomaly import FOREST_RULE
+from monitor.detect.candidate import Candidate
+from monitor.detect.engine import DetectionEngine
 from monitor.features import FeatureContext
 
 from .helpers import make_config
@@ -14,10 +16,17 @@ MIN = 60_000
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % MIN
 
 
-def _cand(minute: int, key: str = "dca") -> dict:
-    return {"rule": FOREST_RULE, "ts": minute + MIN, "account": "main", "key": key, "group": {},
-            "anchor": minute, "summary": "unusual",
-            "evidence": {"score": 0.7, "threshold": 0.6, "reasons": ["untapped_1h 2 is above"]}}
+def _cand(minute: int, key: str = "dca") -> Candidate:
+    return Candidate(rule=FOREST_RULE, ts=minute + MIN, account="main", key=key, anchor=minute,
+                     summary="unusual", evidence={"score": 0.7, "threshold": 0.6,
+                                                  "reasons": ["untapped_1h 2 is above"]})
+
+
+def _engine() -> tuple[DetectionEngine, object]:
+    """An engine and the forest detector's persistence counter (fed as `on_windows` feeds it)."""
+    from monitor.detect.anomaly import Persistence
+
+    return DetectionEngine(FeatureContext.from_config(make_config()), [], None), Persistence()
 
 
 @pytest.mark.parametrize("offsets_min, keys, fires_at", [
@@ -31,10 +40,10 @@ def _cand(minute: int, key: str = "dca") -> dict:
 ])
 def test_persistent_anomaly_edges(offsets_min: list[int], keys: list[str],
                                   fires_at: int | None) -> None:
-    eng = DetectionEngine(FeatureContext.from_config(make_config()), [], None)
+    eng, pers_ = _engine()
     found = []
     for off, key in zip(offsets_min, keys, strict=True):
-        found += eng._finalise([_cand(T0 + off * MIN, key)])
+        found += eng._finalise(pers_.follow([_cand(T0 + off * MIN, key)]))  # type: ignore[attr-defined]
     pers = [f for f in found if f.rule_id == "forest.persistent"]
     if fires_at is None:
         assert pers == []
@@ -49,9 +58,9 @@ def test_persistent_anomaly_edges(offsets_min: list[int], keys: list[str],
 def test_persistent_anomaly_cooldown_and_warning_findings() -> None:
     """Six hours of unusual minutes: one page; the per-minute warnings keep their 30 min
     cooldown."""
-    eng = DetectionEngine(FeatureContext.from_config(make_config()), [], None)
+    eng, pers_ = _engine()
     found = []
     for off in range(0, 300, 10):
-        found += eng._finalise([_cand(T0 + off * MIN)])
+        found += eng._finalise(pers_.follow([_cand(T0 + off * MIN)]))  # type: ignore[attr-defined]
     assert [f.rule_id for f in found].count("forest.persistent") == 1
     assert [f.rule_id for f in found].count("forest.anomaly") == 10

@@ -1,0 +1,105 @@
+"""What every detector hands the engine: one typed `Candidate`, and the `Detector` contract.
+
+A detector (a rule of any kind, posture, drift, the forest) sees the stream in three ways and
+answers each with candidates; the engine loops over its detectors and never asks which kind one
+is. Event-level detectors see enriched events twice, as a frame in replay (`on_frame`,
+vectorised) and as rows live (`on_rows`, one plain-Python test per row): the two forms of one
+predicate, proven equal by tests/detect/test_live_replay.py. Window detectors see closed
+one-minute windows the same way in both paths (`on_windows`): a frame of the new windows after
+`history` earlier windows per key, which live keeps and replay has in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from monitor.detect.rules import Rule
+from monitor.features import FEATURES, MINUTE_MS
+
+Row = dict[str, Any]  # one enriched event, live (the frame's columns as keys)
+Evidence = dict[str, Any]  # a finding's evidence: JSON-ready, free-form by design
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A detector's hit before the engine's exceptions and cooldown decide it is a Finding."""
+
+    rule: Rule
+    ts: int
+    account: str
+    key: str  # "" when account-wide
+    anchor: str | int  # the event id or the window start: names the finding
+    summary: str
+    evidence: Evidence
+    group: Mapping[str, str] = field(default_factory=dict)
+    state: str = "firing"  # or "resolved" (a condition that cleared)
+
+
+class Detector(Protocol):
+    """The contract. `rules`: the rules it can report (ids, severities, cooldowns); `history`:
+    earlier windows per key its window test reads (0: none)."""
+
+    rules: tuple[Rule, ...]
+    history: int
+
+    def on_frame(self, e: pd.DataFrame) -> list[Candidate]: ...
+    def on_rows(self, rows: Sequence[Row]) -> list[Candidate]: ...
+    def on_windows(self, w: pd.DataFrame) -> list[Candidate]: ...
+
+
+class Quiet:
+    """Defaults for what a detector does not look at: nothing there is a hit."""
+
+    rules: tuple[Rule, ...] = ()
+    history = 0
+
+    def on_frame(self, e: pd.DataFrame) -> list[Candidate]:
+        return []
+
+    def on_rows(self, rows: Sequence[Row]) -> list[Candidate]:
+        return []
+
+    def on_windows(self, w: pd.DataFrame) -> list[Candidate]:
+        return []
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def as_float(v: Any) -> float:
+    x = float(v)
+    return x if np.isfinite(x) else 1e9
+
+
+def clean(v: Any) -> Any:
+    """A frame or row value as JSON-ready evidence (numpy scalars out, floats rounded)."""
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return round(as_float(v), 6)
+    return v
+
+
+def present(v: Any) -> bool:
+    return v is not None and v is not pd.NA and not (isinstance(v, float) and v != v)
+
+
+def window_candidate(rule: Rule, row: Any, extra: Evidence, summary: str) -> Candidate:
+    """One window hit (row: a windows-frame row) -> its candidate, with the window's features."""
+    minute = int(row["minute"])
+    ev = {"window_start_ms": minute, "window_end_ms": minute + MINUTE_MS, **extra,
+          "features": {f: clean(row[f]) for f in FEATURES if row[f]}}
+    return Candidate(rule=rule, ts=minute + MINUTE_MS, account=row["account"], key=row["key"],
+                     anchor=minute, summary=summary, evidence=ev)
+
+
+def new_windows(w: pd.DataFrame) -> pd.DataFrame:
+    """The windows this pass closed (`_new`), without the history before them."""
+    return w[w["_new"]]
