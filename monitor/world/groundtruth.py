@@ -36,6 +36,16 @@ class Episode(BaseModel):
     note: str = ""
 
 
+class OwnCaller(BaseModel):
+    """An address one of the user's own bots calls a key from (what the user would confirm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account: str
+    key: str
+    ip: str
+
+
 class GroundTruth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +55,7 @@ class GroundTruth(BaseModel):
     start_ms: int
     end_ms: int
     episodes: list[Episode] = Field(default_factory=list)
+    own_callers: list[OwnCaller] = Field(default_factory=list)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=2))

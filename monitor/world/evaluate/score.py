@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from monitor.core.clock import DAY_MS
-from monitor.core.findings import Finding, Signal
+from monitor.core.findings import Finding, Severity, Signal
 from monitor.detect.engine import DetectionEngine
 from monitor.world.groundtruth import AttackType, Episode, GroundTruth
 
@@ -46,6 +46,19 @@ EXPECTED: dict[AttackType, set[Signal]] = {
                                  *_TRAFFIC},
     AttackType.SLOW_MISUSE: {Signal.ANOMALY, Signal.FOREIGN_ORDER},
 }
+
+
+def confirmation(f: Finding, truth: GroundTruth) -> bool:
+    """A notice (below high) that a key without a whitelist learned a caller, naming one of the
+    user's own bots' addresses for that key: the prompt Keywatch shows by design so that
+    learning never absorbs a caller unseen (rules/signals.yaml unknown_ip.learned_caller). The
+    user answers it once by confirming the address; it is neither a catch nor a false alarm,
+    and it is counted on its own (`confirmations`)."""
+    if f.signal is not Signal.UNKNOWN_IP or f.severity in (Severity.HIGH, Severity.CRITICAL):
+        return False
+    ip = f.group.get("ip") or f.evidence.get("ip")
+    return any(c.account == f.account and c.key == f.key and c.ip == ip
+               for c in truth.own_callers)
 
 
 def matches(f: Finding, ep: Episode, grace_ms: int) -> bool:
@@ -91,7 +104,8 @@ def evaluate_modes(events: pd.DataFrame, truth: GroundTruth,
 def score(findings: list[Finding], truth: GroundTruth, kd: float,
           grace_ms: int = GRACE_MS) -> dict[str, Any]:
     """Catches, delays and false findings of a list of findings against ground truth."""
-    findings = [f for f in findings if f.state == "firing"]
+    firing = [f for f in findings if f.state == "firing"]
+    findings = [f for f in firing if not confirmation(f, truth)]
     per_attack: dict[str, dict[str, Any]] = {}
     per_detector: dict[str, dict[str, Any]] = {}
     per_signal: dict[str, set[str]] = {}
@@ -127,6 +141,7 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
     false = sum(d["false"] for d in per_detector.values())
     return {
         "key_days": round(kd, 2), "findings": len(findings), "false_findings": false,
+        "confirmations": len(firing) - len(findings),
         "false_per_key_day": round(false / kd, 3) if kd else None,
         "per_attack": per_attack,
         "per_detector": {k: {**v, "attacks": sorted(v["attacks"])}

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.world.groundtruth import AttackType, Episode, GroundTruth
+from monitor.world.groundtruth import AttackType, Episode, GroundTruth, OwnCaller
 from monitor.world.sim.attacks import ATTACKS
 from monitor.world.sim.bots import BOT_KINDS, Bot, RunCtx
 from monitor.world.sim.clientbots import ClientBot
@@ -89,7 +89,10 @@ async def run_scenario(sim: Simulator, scenario: Scenario | str, *, seed: int = 
                 await task
     truth = GroundTruth(scenario=sc.name, seed=seed, speed=float(clock.speed),
                         start_ms=start_ms, end_ms=max(end_ms, clock.now_ms()),
-                        episodes=sorted(episodes, key=lambda e: (e.start_ms, e.type.value)))
+                        episodes=sorted(episodes, key=lambda e: (e.start_ms, e.type.value)),
+                        own_callers=sorted({OwnCaller(account=b.account, key=b.key, ip=b.ip)
+                                            for b in sc.bots if b.ip},
+                                           key=lambda c: (c.account, c.key, c.ip)))
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         truth.save(out_dir / f"{sc.name}-seed{seed}.groundtruth.json")

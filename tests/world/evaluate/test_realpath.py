@@ -47,6 +47,8 @@ async def test_one_hour_through_the_real_service(tmp_path: Path) -> None:
     assert report["rules"]["per_attack"]["slow_misuse"]["caught"] == 1
     assert "slow_misuse" in both["per_signal"].get("foreign_order", []), both["per_signal"]
     assert both["false_findings"] == 0, both["per_detector"]
+    # the DCA key declares no whitelist: its bot's own first address is prompted once, to confirm
+    assert both["confirmations"] == 1, both
     assert report["alerts"]["false_findings"] == 0
 
 
