@@ -33,6 +33,7 @@ from monitor.binance.parse import Ctx, Frame, ws_frame
 from monitor.binance.rest import KEY_REJECTED_CODES, BinanceError, MonitorKeyRejected
 from monitor.binance.signing import sign_ws_params
 from monitor.core.clock import Clock, network_timeout
+from monitor.core.wirefields import JsonObject
 
 log = logging.getLogger(__name__)
 CONNECT_WEIGHT = 2
@@ -72,7 +73,7 @@ class UserDataSocket:
         self.request_timeout_s = request_timeout_s
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, asyncio.Future[JsonObject]] = {}
         self._ids = itertools.count(1)
         self.subscription_id: int | None = None
         self.opened_mono = clock.monotonic()
@@ -82,13 +83,11 @@ class UserDataSocket:
 
     async def open(self) -> int:
         """Connect and subscribe; return the subscription id. Raises on any failure."""
-        kwargs: dict[str, Any] = {}
-        if self.local_host is not None:
-            kwargs["local_addr"] = (self.local_host, 0)
+        local_addr = (self.local_host, 0) if self.local_host is not None else None
         timeout = network_timeout(self.clock, self.request_timeout_s)
         self._ws = await connect(
             self.url, ping_interval=None, open_timeout=max(timeout, 1.0),
-            close_timeout=1.0, max_size=MAX_FRAME_BYTES, max_queue=MAX_QUEUE, **kwargs,
+            close_timeout=1.0, max_size=MAX_FRAME_BYTES, max_queue=MAX_QUEUE, local_addr=local_addr,
         )
         self.opened_mono = self.last_frame_mono = self.clock.monotonic()
         self._reader = asyncio.create_task(self._read())
@@ -110,7 +109,7 @@ class UserDataSocket:
         if self._ws is None:
             raise StreamClosed("not connected")
         req_id = f"kw-{next(self._ids)}"
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
         frame = {"id": req_id, "method": method, "params": params or {}}
         try:
@@ -128,7 +127,7 @@ class UserDataSocket:
         status = resp.get("status")
         if status == 200:
             return resp.get("result")
-        err: dict[str, Any] = resp["error"] if isinstance(resp.get("error"), dict) else {}
+        err: JsonObject = resp["error"] if isinstance(resp.get("error"), dict) else {}
         code = err.get("code") if isinstance(err.get("code"), int) else None
         msg = str(err.get("msg", ""))[:200]
         cls = MonitorKeyRejected if code in KEY_REJECTED_CODES else BinanceError
@@ -187,6 +186,6 @@ class UserDataSocket:
         self.done.set()
 
 
-def _is_key_revoked(resp: dict[str, Any]) -> bool:
+def _is_key_revoked(resp: JsonObject) -> bool:
     err = resp.get("error")
     return isinstance(err, dict) and err.get("code") in KEY_REJECTED_CODES

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TypedDict
 
 import httpx
 import uvicorn
@@ -33,11 +33,24 @@ from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
 from monitor.core.clock import Clock
 from monitor.core.events import Event
-from monitor.service.healthchecks import CollectorHealth, IngestState, SourceProgress
+from monitor.service.healthchecks import (
+    CollectorCounters,
+    CollectorHealth,
+    IngestState,
+    SourceProgress,
+)
 from monitor.service.metrics import Metrics
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class StreamOptions(TypedDict, total=False):
+    """Timings of every account's user-data stream (tests shorten them; see `StreamSource`)."""
+
+    probe_after_s: float
+    dead_after_s: float
+    max_age_s: float
 
 
 class Collector:
@@ -49,7 +62,7 @@ class Collector:
         *,
         on_events: Callable[[list[Event]], Awaitable[None] | None] | None = None,
         local_host: str | None = None,
-        stream_options: dict[str, Any] | None = None,
+        stream_options: StreamOptions | None = None,
         queue_size: int = INGEST_MAX_EVENTS,
         metrics: Metrics | None = None,
     ) -> None:
@@ -102,7 +115,7 @@ class Collector:
                 self.streams[acct.name] = StreamSource(
                     rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, mk.api_secret,
                     local_host=local_host, on_reconnect=self.metrics.stream_reconnect,
-                    **(stream_options or {}),
+                    **(stream_options or StreamOptions()),
                 )
             posture = [
                 self._rest_for(acct.name, k.label, k.api_key, k.api_secret)
@@ -289,23 +302,23 @@ class Collector:
             ing.queue.qsize(), ing.queue.max_events, ing.failing_since_ms, ing.last_error,
             ing.wal_bytes))
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self) -> CollectorCounters:
         ing = self.ingest
-        return {
-            "events_in": dict(ing.received),
-            "events_written": ing.written,
-            "duplicates": ing.duplicates,
-            "drops": ing.dropped,
-            "write_errors": ing.write_errors,
-            "queue_depth": ing.queue.qsize(),
-            "own_weight_used": self.budgets.spent(),
-            "reconnects": sum(s.counters["reconnects"] for s in self.streams.values()),
-            "stream": {n: dict(s.counters) for n, s in self.streams.items()},
-            "rest": {n: dict(r.counters) for n, r in self.rests.items()},
-            "poller": {n: dict(p.counters) for n, p in self.pollers.items()},
-            "logs": {t.path: dict(t.counters) for t in self.tailers},
-            "tap": dict(self.tap.counters) if self.tap else {},
-        }
+        return CollectorCounters(
+            events_in=dict(ing.received),
+            events_written=ing.written,
+            duplicates=ing.duplicates,
+            drops=ing.dropped,
+            write_errors=ing.write_errors,
+            queue_depth=ing.queue.qsize(),
+            own_weight_used=self.budgets.spent(),
+            reconnects=sum(s.counters["reconnects"] for s in self.streams.values()),
+            stream={n: dict(s.counters) for n, s in self.streams.items()},
+            rest={n: dict(r.counters) for n, r in self.rests.items()},
+            poller={n: dict(p.counters) for n, p in self.pollers.items()},
+            logs={t.path: dict(t.counters) for t in self.tailers},
+            tap=dict(self.tap.counters) if self.tap else {},
+        )
 
 
 def _healthy(stream: StreamSource | None) -> Callable[[], bool]:

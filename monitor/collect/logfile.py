@@ -30,7 +30,7 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypedDict
 
 from pydantic import ValidationError
 
@@ -39,6 +39,7 @@ from monitor.core.bounded import OUT_OF_RANGE
 from monitor.core.clock import Clock
 from monitor.core.events import INT_COLUMNS, Event, Kind, Source, make_event_id, raw_json
 from monitor.core.orderpaths import answer_ids, endpoint, rejected_placement
+from monitor.core.wirefields import JsonObject
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def parse_line(line: str, account: str, received_ts: int,
     )
 
 
-def _spooled(d: dict[str, Any], method: str, endpoint: str, status: int, account: str,
+def _spooled(d: JsonObject, method: str, endpoint: str, status: int, account: str,
              label: Any, code: int | None, texts: Mapping[str, Any]) -> Event:
     """A tap spool line -> the tap's own event (see `parse_line`)."""
     rts, kind, raw = d.get("received_ts"), d.get("kind"), d.get("raw")
@@ -163,13 +164,21 @@ def _spooled(d: dict[str, Any], method: str, endpoint: str, status: int, account
     return ev
 
 
-def _with_ids(d: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+def _with_ids(d: JsonObject, method: str, path: str) -> JsonObject:
     """An order endpoint's line with a `response` (Binance's answer) gets the answer's order
     ids as `ids`, as the tap records them (provenance for cancels, replaces, order lists)."""
     if "ids" in d or endpoint(method, path) is None or "response" not in d:
         return d
     params = {"symbol": d.get("symbol")} if isinstance(d.get("symbol"), str) else {}
     return {**d, "ids": [list(i) for i in answer_ids(method, path, params, d["response"])]}
+
+
+class _Cursor(TypedDict, total=False):
+    """A tailer's saved position (JSON in the store's cursors)."""
+
+    ino: int | None
+    offset: int
+    skip: bool  # inside an overlong line: skip to its newline first
 
 
 class LogTailer:
@@ -322,7 +331,7 @@ class LogTailer:
         return events
 
     def cursor(self) -> str:
-        state: dict[str, Any] = {"ino": self.ino, "offset": self.offset}
+        state = _Cursor(ino=self.ino, offset=self.offset)
         if self.skipping:
             state["skip"] = True
         return json.dumps(state)

@@ -28,7 +28,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from monitor.binance.parse_rest import usage_facts
@@ -81,6 +81,42 @@ def end_to_end(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
     return [(k, v) for k, v in headers if k.lower() not in strip]
 
 
+class HttpScope(TypedDict, total=False):
+    """The fields of an ASGI connection scope (ASGI spec, HTTP and lifespan) the tap reads."""
+
+    type: str
+    method: str
+    path: str
+    raw_path: bytes | None
+    query_string: bytes
+    headers: list[tuple[bytes, bytes]]
+    client: tuple[str, int] | None
+
+
+class TapRaw(TypedDict, total=False):
+    """What a tap event keeps in `raw` (spooled with it; the log tailer reads it back)."""
+
+    params: dict[str, str]  # the request's params, as Binance reads them
+    key_present: bool
+    unknown_key_sha256_12: str  # an API key the config does not name: its fingerprint's start
+    error: str | None  # why the tap answered or recorded it so (refused, upstream error, cut)
+    ids: list[list[str | int | None]]  # order endpoints: the orders the ANSWER names
+    msg: str  # Binance's error message, cut to 300 characters
+
+
+class _OrderFacts(TypedDict, total=False):
+    """The `Event` fields an order call fills in (from its params and Binance's answer)."""
+
+    symbol: str | None
+    side: str | None
+    order_type: str | None
+    qty: float | None
+    price: float | None
+    notional: float | None
+    order_id: int | None
+    client_order_id: str | None
+
+
 class Tap:
     """An ASGI app; serve it with uvicorn (see `collector.py`) or call it in tests."""
 
@@ -115,7 +151,7 @@ class Tap:
             self._flush()
         await self.client.aclose()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: HttpScope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:
                 msg = await receive()
@@ -206,7 +242,7 @@ class Tap:
             await resp.aclose()
         self._later(scope, body, ts, started, resp.status_code, resp.headers, peek, None)
 
-    async def _durable(self, scope: dict[str, Any], body: bytes, ts: int, started: float,
+    async def _durable(self, scope: HttpScope, body: bytes, ts: int, started: float,
                        status: int, headers: Mapping[str, str], peek: bytes,
                        error: str | None) -> None:
         """With `commit` (standalone tap): build the record and wait until it is durable; the
@@ -224,7 +260,7 @@ class Tap:
             log.exception("tap: could not commit the record of %s %s", scope.get("method"),
                           scope.get("path"))
 
-    def _later(self, scope: dict[str, Any], body: bytes, ts: int, started: float, status: int,
+    def _later(self, scope: HttpScope, body: bytes, ts: int, started: float, status: int,
                headers: Mapping[str, str], peek: bytes, error: str | None) -> None:
         """Without `commit` (in-process tap): queue the recording for after this request's
         ASGI cycle has ended. With `commit`, `_durable` has recorded it: a no-op.
@@ -252,7 +288,7 @@ class Tap:
                 self.counters["record_errors"] += len(events)
                 log.exception("tap: could not offer %d event(s)", len(events))
 
-    def _record(self, scope: dict[str, Any], body: bytes, ts: int, latency_ms: float,
+    def _record(self, scope: HttpScope, body: bytes, ts: int, latency_ms: float,
                 status: int, headers: Mapping[str, str], peek: bytes, error: str | None
                 ) -> Event | None:
         try:
@@ -265,7 +301,7 @@ class Tap:
             self.counters["rejects"] += 1
         return ev
 
-    def build_event(self, scope: dict[str, Any], body: bytes, ts: int, latency_ms: float,
+    def build_event(self, scope: HttpScope, body: bytes, ts: int, latency_ms: float,
                     status: int, headers: Mapping[str, str], peek: bytes, error: str | None
                     ) -> Event:
         method, path = scope["method"], scope["path"]
@@ -273,32 +309,31 @@ class Tap:
         params = _params(scope.get("query_string", b""), body, hdrs.get("content-type", ""))
         api_key = hdrs.get("x-mbx-apikey")
         account, label = self.default_account, None
-        key_info: dict[str, Any] = {"key_present": api_key is not None}
+        raw = TapRaw(params=params, key_present=api_key is not None, error=error)
         if api_key is not None:
             fp = fingerprint(api_key)
             match = self.keys.get(fp)
             if match is not None:
                 account, label = match
             else:
-                key_info["unknown_key_sha256_12"] = fp[:12]
+                raw["unknown_key_sha256_12"] = fp[:12]
         resp_body = _json(peek)
         code = resp_body.get("code") if isinstance(resp_body, dict) else None
         code = code if isinstance(code, int) and not isinstance(code, bool) and code else None
         order = method == "POST" and path in ORDER_PATHS
-        facts: dict[str, Any] = {}
+        facts = _OrderFacts()
         if order:
             facts = _order_facts(params, resp_body if isinstance(resp_body, dict) else {})
         rejected = rejected_placement(method, path, status, code)
         client = scope.get("client")
-        raw: dict[str, Any] = {"params": params, **key_info, "error": error}
         if endpoint(method, path) is not None:
             # provenance: the orders this call placed or cancelled, as the ANSWER names them
             ids = answer_ids(method, path, params, resp_body)
             raw["ids"] = [list(i) for i in ids]
             if ids and not order:
                 _, sym, oid, cid = ids[0]
-                facts = {"symbol": sym or params.get("symbol") or None, "order_id": oid,
-                         "client_order_id": cid}
+                facts = _OrderFacts(symbol=sym or params.get("symbol") or None, order_id=oid,
+                                    client_order_id=cid)
         if isinstance(resp_body, dict) and "msg" in resp_body:
             raw["msg"] = str(resp_body["msg"])[:300]
         return Event(
@@ -362,7 +397,7 @@ def _num(v: Any) -> float | None:
     return f if f >= 0 and f == f and f != float("inf") else None
 
 
-def _order_facts(params: Mapping[str, str], resp: Mapping[str, Any]) -> dict[str, Any]:
+def _order_facts(params: Mapping[str, str], resp: Mapping[str, Any]) -> _OrderFacts:
     qty, price = _num(params.get("quantity")), _num(params.get("price"))
     quote = _num(params.get("quoteOrderQty"))
     notional = qty * price if qty is not None and price else quote
@@ -370,10 +405,10 @@ def _order_facts(params: Mapping[str, str], resp: Mapping[str, Any]) -> dict[str
         notional = _num(resp.get("cummulativeQuoteQty")) or None
     oid = resp.get("orderId")
     cid = params.get("newClientOrderId") or resp.get("clientOrderId")
-    return {
-        "symbol": params.get("symbol") or None, "side": params.get("side") or None,
-        "order_type": params.get("type") or None, "qty": qty, "price": price or None,
-        "notional": notional,
-        "order_id": oid if isinstance(oid, int) and not isinstance(oid, bool) else None,
-        "client_order_id": cid if isinstance(cid, str) and cid else None,
-    }
+    return _OrderFacts(
+        symbol=params.get("symbol") or None, side=params.get("side") or None,
+        order_type=params.get("type") or None, qty=qty, price=price or None,
+        notional=notional,
+        order_id=oid if isinstance(oid, int) and not isinstance(oid, bool) else None,
+        client_order_id=cid if isinstance(cid, str) and cid else None,
+    )

@@ -203,7 +203,7 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
         keys = []
         for ki, key in enumerate(acct.keys):
             where = f"accounts[{ai}].keys[{ki}]"
-            upd: dict[str, Any] = {}
+            upd: dict[str, SecretStr] = {}
             for field, var in (("api_key", key.api_key_env), ("api_secret", key.api_secret_env)):
                 if var is None:
                     continue

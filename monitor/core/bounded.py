@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from monitor.core.wirefields import JsonObject
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 OUT_OF_RANGE = "out_of_range"  # the key in `Event.raw` that holds the refused values as text
@@ -39,7 +41,7 @@ def mark_out_of_range(raw: str | None, refused: Mapping[str, str]) -> str:
     `{"payload": ..., "out_of_range": ...}`, so the original is kept whole either way.
     """
     payload: Any = None if raw is None else json.loads(raw)
-    marked: dict[str, Any] = dict(payload) if isinstance(payload, dict) else (
+    marked: JsonObject = dict(payload) if isinstance(payload, dict) else (
         {} if payload is None else {"payload": payload})
     marked[OUT_OF_RANGE] = dict(sorted(refused.items()))
     return json.dumps(marked, separators=(",", ":"), sort_keys=True, default=str)

@@ -107,7 +107,7 @@ class KeyConfigPoll:
     retired_for: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        body: dict[str, Any] = dict(self.restrictions.to_dict())
+        body: dict[str, bool | int | list[str]] = dict(self.restrictions.to_dict())
         if self.retired_for:
             body["keywatchRetiredFor"] = list(self.retired_for)
         return json.dumps(body, separators=(",", ":"), sort_keys=True)

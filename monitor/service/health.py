@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,10 +14,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from monitor.collect.serverlimits import HEALTH_LIMITS, server_config
+from monitor.service.healthchecks import HealthReport
 from monitor.service.metrics import Metrics
 
 
-def build_app(metrics: Metrics, health: Callable[[], dict[str, Any]],
+def build_app(metrics: Metrics, health: Callable[[], HealthReport],
               refresh: Callable[[], object] | None = None) -> Starlette:
     """`refresh` runs before each scrape: gauges read from state (the outbox backlog) are then
     as of the scrape, not as of the last heartbeat."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from monitor.service.metrics import Metrics
 
@@ -46,6 +46,75 @@ class IngestState:
     wal_bytes: int = 0  # the store's WAL after the last checkpoint
 
 
+class CollectorCounters(TypedDict, total=False):
+    """The collector's counters, as `/healthz` shows them under `sources` (empty: no collector).
+    The per-source maps are each source's own counters by name (stream, rest, poller: by
+    account; logs: by path)."""
+
+    events_in: dict[str, int]  # "<source>/<kind>" -> events offered to ingest
+    events_written: int
+    duplicates: int
+    drops: int
+    write_errors: int
+    queue_depth: int
+    own_weight_used: dict[str, float]  # host -> weight spent this minute
+    reconnects: int
+    stream: dict[str, dict[str, int]]
+    rest: dict[str, dict[str, int]]
+    poller: dict[str, dict[str, int]]
+    logs: dict[str, dict[str, int]]
+    tap: dict[str, int]
+
+
+class SourceCheck(TypedDict):
+    last_progress_ms: int
+    stall_s: float
+    stalled: bool
+
+
+class StoreCheck(TypedDict):
+    ok: bool
+    failing_s: float
+    wal_bytes: int
+    last_error: str | None
+
+
+class QueueCheck(TypedDict):
+    ok: bool
+    events: int
+    max: int
+    above_half_s: float
+
+
+class ChecksReport(TypedDict, total=False):
+    """`/healthz`'s `checks` (empty when the source reports no health)."""
+
+    sources: dict[str, SourceCheck]  # "<kind>:<account>" -> its progress
+    store: StoreCheck
+    ingest_queue: QueueCheck
+
+
+class ComponentCheck(TypedDict):
+    running: bool
+    restarts: int
+    last_error: str | None
+
+
+class HealthReport(TypedDict):
+    """The `/healthz` answer (200 when `ok`, else 503)."""
+
+    ok: bool
+    now_ms: int
+    last_event_ms: int
+    fresh: bool  # an event within the last five minutes (or none yet)
+    outbox_backlog: int
+    components: dict[str, ComponentCheck]  # the supervisor's tasks
+    sources: CollectorCounters
+    problems: list[str]
+    warnings: list[str]
+    checks: ChecksReport
+
+
 @dataclass(frozen=True)
 class CollectorHealth:
     sources: Sequence[SourceProgress]
@@ -63,7 +132,7 @@ class HealthVerdict:
     ok: bool
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # worth a look, not an outage
-    report: dict[str, Any] = field(default_factory=dict)
+    report: ChecksReport = field(default_factory=ChecksReport)
 
 
 class HealthWatch:
@@ -79,7 +148,7 @@ class HealthWatch:
 
     def check(self, h: CollectorHealth, now_ms: int) -> HealthVerdict:
         problems: list[str] = []
-        sources: dict[str, Any] = {}
+        sources: dict[str, SourceCheck] = {}
         for s in h.sources:
             key = (s.kind, s.account)
             seen = self._seen.get(key)
@@ -91,8 +160,8 @@ class HealthWatch:
             if stalled:
                 problems.append(f"{s.kind} {s.account}: no progress for {idle_s:.0f} s "
                                 f"(stall after {s.stall_s:.0f} s)")
-            sources[f"{s.kind}:{s.account}"] = {
-                "last_progress_ms": seen.since_ms, "stall_s": s.stall_s, "stalled": stalled}
+            sources[f"{s.kind}:{s.account}"] = SourceCheck(
+                last_progress_ms=seen.since_ms, stall_s=s.stall_s, stalled=stalled)
         ing = h.ingest
         wall = self._wall()
         failing_s = (0.0 if ing.failing_since_ms is None
@@ -117,11 +186,11 @@ class HealthWatch:
                 f"store WAL is {ing.wal_bytes >> 20} MiB after a checkpoint: a reader holds an "
                 "old snapshot (a notebook or sqlite shell with an open transaction?); close it "
                 "and the next checkpoint truncates the WAL")
-        return HealthVerdict(ok=not problems, problems=problems, warnings=warnings, report={
-            "sources": sources,
-            "store": {"ok": store_ok, "failing_s": round(failing_s, 1),
-                      "wal_bytes": ing.wal_bytes,
-                      "last_error": ing.last_error if not store_ok else None},
-            "ingest_queue": {"ok": queue_ok, "events": ing.queue_events, "max": ing.queue_max,
-                             "above_half_s": round(high_s, 1)},
-        })
+        checks = ChecksReport(
+            sources=sources,
+            store=StoreCheck(ok=store_ok, failing_s=round(failing_s, 1), wal_bytes=ing.wal_bytes,
+                             last_error=ing.last_error if not store_ok else None),
+            ingest_queue=QueueCheck(ok=queue_ok, events=ing.queue_events, max=ing.queue_max,
+                                    above_half_s=round(high_s, 1)),
+        )
+        return HealthVerdict(ok=not problems, problems=problems, warnings=warnings, report=checks)

@@ -20,7 +20,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from monitor.alert.manager import immediate
 from monitor.collect.eventqueue import DETECTION_MAX_EVENTS, BatchQueue
@@ -31,7 +31,13 @@ from monitor.core.findings import Finding
 from monitor.detect.engine import DetectionEngine
 from monitor.features import MINUTE_MS
 from monitor.service.health import HealthServer, build_app
-from monitor.service.healthchecks import HealthVerdict, HealthWatch
+from monitor.service.healthchecks import (
+    CollectorCounters,
+    ComponentCheck,
+    HealthReport,
+    HealthVerdict,
+    HealthWatch,
+)
 from monitor.service.metrics import Metrics
 from monitor.service.startup import startup_line
 from monitor.service.supervisor import Supervisor
@@ -49,7 +55,7 @@ class Source(Protocol):
 
     async def stop(self) -> None: ...
 
-    def counters(self) -> dict[str, Any]: ...
+    def counters(self) -> CollectorCounters: ...
 
 
 SourceFactory = Callable[[Callable[[list[Event]], Awaitable[None] | None]], Source]
@@ -344,29 +350,30 @@ class Service:
             return HealthVerdict(ok=True)
         return self.watch.check(report(), self.clock.now_ms())
 
-    def health_report(self) -> dict[str, Any]:
+    def health_report(self) -> HealthReport:
         now = self.clock.now_ms()
-        sources = self.source.counters() if self.source is not None else {}
+        sources = self.source.counters() if self.source is not None else CollectorCounters()
         checks = self._checks()
         components = {
-            name: {"running": st.running, "restarts": st.restarts, "last_error": st.last_error}
+            name: ComponentCheck(running=st.running, restarts=st.restarts,
+                                 last_error=st.last_error)
             for name, st in self.supervisor.state.items()
         }
         backlog = self._backlog()
         fresh = self.counters.last_event_ms == 0 or now - self.counters.last_event_ms < 300_000
         ok = all(c["running"] for c in components.values()) and fresh and checks.ok
-        return {
-            "ok": ok,
-            "now_ms": now,
-            "last_event_ms": self.counters.last_event_ms,
-            "fresh": fresh,
-            "outbox_backlog": backlog,
-            "components": components,
-            "sources": sources,
-            "problems": checks.problems,
-            "warnings": checks.warnings,
-            "checks": checks.report,
-        }
+        return HealthReport(
+            ok=ok,
+            now_ms=now,
+            last_event_ms=self.counters.last_event_ms,
+            fresh=fresh,
+            outbox_backlog=backlog,
+            components=components,
+            sources=sources,
+            problems=checks.problems,
+            warnings=checks.warnings,
+            checks=checks.report,
+        )
 
     async def run(self, stop: asyncio.Event | None = None, *, install_signals: bool = False
                   ) -> int:

@@ -14,12 +14,14 @@ Every problem carries the rule's action text, in the table and in `--json`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 from monitor.config import USE_CASE_POLICY, Config, KeyConfig
 from monitor.core.findings import Severity
 from monitor.core.keyrestrictions import KeyConfigPoll, KeyRestrictions
+from monitor.core.wirefields import JsonObject
 from monitor.detect.posture import CHECKS, DAY_MS, KeyFacts
 from monitor.detect.rules import Rule
 from monitor.features import FeatureContext
@@ -29,6 +31,35 @@ from monitor.features import FeatureContext
 CATCH_ALL_PREFIX = {4: 8, 6: 32}
 
 
+Evidence = dict[str, Any]
+"""What a check saw (its own facts, JSON-ready): free-form by design, as a finding's evidence."""
+
+
+class AuditItemJson(TypedDict):
+    account: str
+    key: str
+    check: str
+    severity: str
+    message: str
+    evidence: Evidence
+    action: str
+
+
+class KeyReportJson(TypedDict):
+    """One key in `keywatch audit --json`."""
+
+    account: str
+    key: str
+    use_case: str
+    verified: bool
+    note: str
+    fix: str
+    created: str | None
+    due: str | None
+    items: list[AuditItemJson]
+    status: str
+
+
 @dataclass
 class AuditItem:
     account: str
@@ -36,11 +67,13 @@ class AuditItem:
     check: str
     severity: str
     message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=dict)
     action: str = ""  # what to do, the rule's own text
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> AuditItemJson:
+        return AuditItemJson(account=self.account, key=self.key, check=self.check,
+                             severity=self.severity, message=self.message,
+                             evidence=deepcopy(self.evidence), action=self.action)
 
 
 @dataclass
@@ -63,11 +96,11 @@ class KeyReport:
             return max((Severity(i.severity) for i in self.items), key=lambda s: s.rank).value
         return "ok" if self.verified else "not checked"
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status
-        d["items"] = [i.to_dict() for i in self.items]
-        return d
+    def to_dict(self) -> KeyReportJson:
+        return KeyReportJson(account=self.account, key=self.key, use_case=self.use_case,
+                             verified=self.verified, note=self.note, fix=self.fix,
+                             created=self.created, due=self.due,
+                             items=[i.to_dict() for i in self.items], status=self.status)
 
 
 def _config_checks(account: str, key: KeyConfig) -> list[AuditItem]:
@@ -98,7 +131,7 @@ UNIVERSAL_TRANSFER = "universal_transfer_on_trading_key"
 TRADING_FLAGS = frozenset({"enableSpotAndMarginTrading", "enableFutures"})
 
 
-def _universal_transfer(account: str, key: KeyConfig, flags: dict[str, Any]) -> list[AuditItem]:
+def _universal_transfer(account: str, key: KeyConfig, flags: JsonObject) -> list[AuditItem]:
     """A trading key that may also move funds between wallets: a leaked bot key can then move
     the balance to where the attacker trades it away. High, not just an extra permission."""
     if flags.get("permitsUniversalTransfer") is not True:
@@ -114,7 +147,7 @@ def _universal_transfer(account: str, key: KeyConfig, flags: dict[str, Any]) -> 
         "by hand.")]
 
 
-def _created_ms(key: KeyConfig, flags: dict[str, Any] | None) -> int | None:
+def _created_ms(key: KeyConfig, flags: JsonObject | None) -> int | None:
     """The key's creation: Binance's createTime, else the config's `created` date."""
     created = (flags or {}).get("createTime")
     if isinstance(created, int | float) and not isinstance(created, bool):
@@ -127,7 +160,7 @@ def _created_ms(key: KeyConfig, flags: dict[str, Any] | None) -> int | None:
     return None
 
 
-def audit_key(cfg: Config, account: str, key: KeyConfig, flags: dict[str, Any] | None,
+def audit_key(cfg: Config, account: str, key: KeyConfig, flags: JsonObject | None,
               rules: list[Rule], now_ms: int, unverified_note: str = "") -> KeyReport:
     """Every posture check for one key; `flags` is its apiRestrictions answer, if we have it.
 

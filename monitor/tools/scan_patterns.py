@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TypedDict
 
 CONTEXT_LINES = 2  # a Binance-ish name up to this many lines above a value still counts
 ENV_TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tpl")
@@ -62,6 +62,27 @@ class ScanError(Exception):
     """A usage problem (missing path, not a git repository, git missing): exit code 2."""
 
 
+class LeakJson(TypedDict):
+    rule: str
+    path: str
+    line: int
+    masked: str
+    name: str
+    commit: str | None
+    location: str
+    message: str
+
+
+class ScanReportJson(TypedDict):
+    """`keywatch scan --json`."""
+
+    findings: list[LeakJson]
+    files_scanned: int
+    commits_scanned: int
+    staged_files_scanned: int
+    skipped: dict[str, int]
+
+
 @dataclass(frozen=True)
 class Leak:
     """One suspect: where it is and the masked value; never the value itself."""
@@ -84,8 +105,10 @@ class Leak:
             return ".env file is not ignored by git; add it to .gitignore (keywatch init does)"
         return f"64-character key/secret {self.masked} near {self.name!r}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "location": self.location(), "message": self.message()}
+    def to_dict(self) -> LeakJson:
+        return LeakJson(rule=self.rule, path=self.path, line=self.line, masked=self.masked,
+                        name=self.name, commit=self.commit, location=self.location(),
+                        message=self.message())
 
 
 @dataclass
@@ -99,14 +122,14 @@ class ScanReport:
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "findings": [leak.to_dict() for leak in self.leaks],
-            "files_scanned": self.files_scanned,
-            "commits_scanned": self.commits_scanned,
-            "staged_files_scanned": self.staged_files_scanned,
-            "skipped": dict(sorted(self.skipped.items())),
-        }
+    def to_dict(self) -> ScanReportJson:
+        return ScanReportJson(
+            findings=[leak.to_dict() for leak in self.leaks],
+            files_scanned=self.files_scanned,
+            commits_scanned=self.commits_scanned,
+            staged_files_scanned=self.staged_files_scanned,
+            skipped=dict(sorted(self.skipped.items())),
+        )
 
 
 def mask(value: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 import httpx
 import typer
@@ -14,6 +13,7 @@ from monitor.config import Config, ConfigError, KeyConfig, load_config
 
 # PRIVILEGED: the flags a read-only monitor key must not have (the key record's definition)
 from monitor.core.keyrestrictions import PRIVILEGED
+from monitor.core.wirefields import JsonObject
 
 log = logging.getLogger("keywatch.run")
 
@@ -41,7 +41,7 @@ def _refuse_unusable_store(config: Path, cfg: Config) -> None:
 
 async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient,
                     *, monitor_key: bool = True
-                    ) -> tuple[dict[str, Any] | None, int | None, str]:
+                    ) -> tuple[JsonObject | None, int | None, str]:
     """(apiRestrictions flags, clock offset ms, note) for a key whose secret we hold.
 
     `monitor_key`: False for another key read for the audit, so a refusal is reported as
