@@ -9,8 +9,8 @@ the same environment) with nbclient; HTML comes from nbconvert when it is instal
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
@@ -19,9 +19,11 @@ from monitor.core import resources
 NOTEBOOKS = resources.notebooks_dir()  # the wheel's package data, or the checkout's notebooks/
 INCIDENT = NOTEBOOKS / "incident.ipynb"
 BASELINE = NOTEBOOKS / "baseline.ipynb"
+# A parameter's value: written into the injected cell as its Python literal (`repr`).
+Param = str | int | float | bool | None
 
 
-def inject(nb: nbformat.NotebookNode, params: dict[str, Any]) -> nbformat.NotebookNode:
+def inject(nb: nbformat.NotebookNode, params: Mapping[str, Param]) -> nbformat.NotebookNode:
     """A copy of `nb` with a cell assigning `params` after the `parameters` cell."""
     nb = copy.deepcopy(nb)
     idx = next((i for i, c in enumerate(nb.cells)
@@ -39,7 +41,7 @@ def inject(nb: nbformat.NotebookNode, params: dict[str, Any]) -> nbformat.Notebo
     return nb
 
 
-def execute(path: str | Path, params: dict[str, Any], *, cwd: str | Path | None = None,
+def execute(path: str | Path, params: Mapping[str, Param], *, cwd: str | Path | None = None,
             timeout: int = 300) -> nbformat.NotebookNode:
     """Run the notebook top to bottom in a fresh python3 kernel; raise on the first error."""
     from nbclient import NotebookClient
