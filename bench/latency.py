@@ -197,8 +197,8 @@ def _first_alert(store: SQLiteStore, receiver: AlertReceiver) -> dict[str, int]:
     for rec in sorted(receiver.received, key=lambda r: r.at_ms):
         for alert_id in rec.alert_ids:
             alert = store.load_alert(alert_id)
-            for item in (alert or {}).get("payload", {}).get("items", []):
-                f = findings.get(item.get("finding_id", ""))
+            for item in alert.payload.items if alert else ():
+                f = findings.get(item.finding_id)
                 if f is None:
                     continue
                 if f.rule_id == "unknown_ip.new_caller" and f.key == "leaked":

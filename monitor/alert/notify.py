@@ -172,8 +172,8 @@ class Notifier:
             alert = self.store.load_alert(d.alert_id)
             if alert is None:  # cannot happen with the outbox's foreign key; be explicit
                 continue
-            result = await self._send(channel, alert["title"], alert["body"],
-                                      alert["payload"].get("markdown"), alert["severity"])
+            result = await self._send(channel, alert.title, alert.body, alert.payload.markdown,
+                                      alert.severity)
             now = self.clock.now_ms()
             if result.ok:
                 self.store.record_attempt(d.alert_id, name, True, now)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from monitor.core.events import Event, Kind
 from monitor.core.findings import Finding
+from monitor.store.alerts import AlertPayload, AlertState, StateName, StoredAlert
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class Store(ABC):
     @abstractmethod
     def enqueue_alert(
         self, alert_id: str, fingerprint: str, created_ts: int, severity: str, account: str,
-        key: str | None, kind: str, title: str, body: str, payload: dict[str, Any],
+        key: str | None, kind: str, title: str, body: str, payload: AlertPayload,
         channels: Sequence[str],
     ) -> bool:
         """Write the alert and one pending delivery per channel atomically, before any send."""
@@ -181,23 +182,23 @@ class Store(ABC):
     def deliveries(self, alert_id: str | None = None) -> list[Delivery]: ...
 
     @abstractmethod
-    def load_alert(self, alert_id: str) -> dict[str, Any] | None: ...
+    def load_alert(self, alert_id: str) -> StoredAlert | None: ...
 
     @abstractmethod
-    def load_alerts(self, since: int | None = None) -> list[dict[str, Any]]: ...
+    def load_alerts(self, since: int | None = None) -> list[StoredAlert]: ...
 
     @abstractmethod
     def last_alert_ts(self, fingerprint: str) -> int | None: ...
 
     @abstractmethod
     def load_alert_states(
-        self, state: str | None = None, fingerprints: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]:
+        self, state: StateName | None = None, fingerprints: Sequence[str] | None = None
+    ) -> list[AlertState]:
         """The alert manager's per-fingerprint records, optionally by state or fingerprint."""
 
     @abstractmethod
-    def save_alert_states(self, states: Sequence[dict[str, Any]], now_ms: int) -> None:
-        """Upsert records (each has `fingerprint`, `account`, `state`) in one transaction."""
+    def save_alert_states(self, states: Sequence[AlertState], now_ms: int) -> None:
+        """Upsert records (by fingerprint) in one transaction."""
 
     # silences
     @abstractmethod

@@ -1,5 +1,8 @@
 """The alert outbox's tables: alerts, their per-channel deliveries, and the manager's state.
 
+Records in and out are `store/alerts.py`'s typed ones; an alert state lives in real columns
+(schema v5), the Finding it shows as its JSON text in one of them.
+
 A mixin for `SQLiteStore` (which supplies `_conn`), kept apart because it is its own concern:
 an alert and its pending deliveries are written atomically before any send.
 """
@@ -9,8 +12,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
+from monitor.core.findings import Finding
+from monitor.store.alerts import AlertLine, AlertPayload, AlertState, StateName, StoredAlert
 from monitor.store.base import Delivery
 from monitor.store.rows import Tx
 
@@ -21,7 +27,7 @@ class OutboxTables:
 
     def enqueue_alert(
         self, alert_id: str, fingerprint: str, created_ts: int, severity: str, account: str,
-        key: str | None, kind: str, title: str, body: str, payload: dict[str, Any],
+        key: str | None, kind: str, title: str, body: str, payload: AlertPayload,
         channels: Sequence[str],
     ) -> bool:
         conn = self._conn()
@@ -29,7 +35,7 @@ class OutboxTables:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (alert_id, fingerprint, created_ts, severity, account, key, kind, title, body,
-                 json.dumps(payload, default=str, sort_keys=True)),
+                 payload_json(payload)),
             )
             if cur.rowcount == 0:
                 return False
@@ -81,28 +87,19 @@ class OutboxTables:
         rows = self._conn().execute(sql + " ORDER BY alert_id, channel", args).fetchall()
         return [Delivery(*r) for r in rows]
 
-    _ALERT_COLS = (
-        "alert_id", "fingerprint", "created_ts", "severity", "account", "key", "kind", "title",
-        "body", "payload",
-    )
-
-    def _alert_dict(self, row: Sequence[Any]) -> dict[str, Any]:
-        d = dict(zip(self._ALERT_COLS, row, strict=True))
-        d["payload"] = json.loads(d["payload"])
-        return d
-
-    def load_alert(self, alert_id: str) -> dict[str, Any] | None:
+    def load_alert(self, alert_id: str) -> StoredAlert | None:
         row = self._conn().execute(
-            "SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)
+            f"SELECT {_ALERT_COLS} FROM alerts WHERE alert_id = ?", (alert_id,)
         ).fetchone()
-        return self._alert_dict(row) if row else None
+        return _alert(row) if row else None
 
-    def load_alerts(self, since: int | None = None) -> list[dict[str, Any]]:
+    def load_alerts(self, since: int | None = None) -> list[StoredAlert]:
         rows = self._conn().execute(
-            "SELECT * FROM alerts WHERE created_ts >= ? ORDER BY created_ts, alert_id",
+            f"SELECT {_ALERT_COLS} FROM alerts WHERE created_ts >= ? "
+            "ORDER BY created_ts, alert_id",
             (since or 0,),
         ).fetchall()
-        return [self._alert_dict(r) for r in rows]
+        return [_alert(r) for r in rows]
 
     def last_alert_ts(self, fingerprint: str) -> int | None:
         row = self._conn().execute(
@@ -111,10 +108,10 @@ class OutboxTables:
         return None if row is None or row[0] is None else int(row[0])
 
     def load_alert_states(
-        self, state: str | None = None, fingerprints: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]:
+        self, state: StateName | None = None, fingerprints: Sequence[str] | None = None
+    ) -> list[AlertState]:
         where: list[str] = []
-        args: list[Any] = []
+        args: list[str] = []
         if state is not None:
             where.append("state = ?")
             args.append(state)
@@ -124,25 +121,71 @@ class OutboxTables:
                 return []
             where.append(f"fingerprint IN ({', '.join('?' for _ in fps)})")
             args.extend(fps)
-        sql = "SELECT body FROM alert_state"
+        sql = f"SELECT {_STATE_COLS} FROM alert_state"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._conn().execute(sql + " ORDER BY fingerprint", args).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [_state(r) for r in rows]
 
-    def save_alert_states(self, states: Sequence[dict[str, Any]], now_ms: int) -> None:
+    def save_alert_states(self, states: Sequence[AlertState], now_ms: int) -> None:
         rows = [
-            (s["fingerprint"], s["account"], s["state"], now_ms,
-             json.dumps(s, default=str, sort_keys=True))
+            (s.fingerprint, s.account, s.state, now_ms, s.rule_id, s.key, s.kind,
+             s.pending_since, s.first_seen, s.last_seen, s.count, s.finding.model_dump_json(),
+             json.dumps(list(s.incidents)), s.n_incidents, s.last_notified_ts, s.last_alert_id)
             for s in states
         ]
         if not rows:
             return
+        cols = _STATE_COLS.split(", ")
         conn = self._conn()
         with Tx(conn):
             conn.executemany(
-                "INSERT INTO alert_state VALUES (?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO "
-                "UPDATE SET account = excluded.account, state = excluded.state, "
-                "updated_ts = excluded.updated_ts, body = excluded.body",
+                f"INSERT INTO alert_state ({_STATE_COLS}) VALUES ({', '.join('?' for _ in cols)})"
+                " ON CONFLICT(fingerprint) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in cols[1:]),
                 rows,
             )
+
+
+_ALERT_COLS = (
+    "alert_id, fingerprint, created_ts, severity, account, key, kind, title, body, payload"
+)
+_STATE_COLS = (
+    "fingerprint, account, state, updated_ts, rule_id, key, kind, pending_since, first_seen, "
+    "last_seen, count, finding, incidents, n_incidents, last_notified_ts, last_alert_id"
+)
+
+
+def payload_json(p: AlertPayload) -> str:
+    """The payload column's text (the same keys the outbox has always held)."""
+    d: dict[str, object] = {"markdown": p.markdown, "fingerprints": list(p.fingerprints)}
+    if p.items:
+        d["items"] = [asdict(i) for i in p.items]
+    if p.day is not None:
+        d["day"] = p.day
+    return json.dumps(d, sort_keys=True)
+
+
+def _payload(text: str) -> AlertPayload:
+    d = json.loads(text)
+    return AlertPayload(
+        markdown=d.get("markdown"), fingerprints=tuple(d.get("fingerprints") or ()),
+        items=tuple(AlertLine(**i) for i in d.get("items") or ()), day=d.get("day"),
+    )
+
+
+def _alert(row: Sequence[Any]) -> StoredAlert:
+    alert_id, fp, created_ts, severity, account, key, kind, title, body, payload = row
+    return StoredAlert(alert_id, fp, created_ts, severity, account, key, kind, title, body,
+                       _payload(payload))
+
+
+def _state(row: Sequence[Any]) -> AlertState:
+    (fp, account, state, _updated, rule_id, key, kind, since, first, last, count, finding,
+     incidents, n_incidents, notified, alert_id) = row
+    return AlertState(
+        fingerprint=fp, account=account, rule_id=rule_id, key=key, state=state, kind=kind,
+        pending_since=since, first_seen=first, last_seen=last, count=count,
+        finding=Finding.model_validate_json(finding), incidents=tuple(json.loads(incidents)),
+        n_incidents=n_incidents, last_notified_ts=notified, last_alert_id=alert_id,
+    )

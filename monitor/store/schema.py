@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from monitor.core.events import EVENT_COLUMNS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: list[str] = [
     """
@@ -119,6 +119,41 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL,
         record TEXT NOT NULL
     );
+    """,
+    # v5: the alert manager's state in typed columns instead of one JSON body per fingerprint
+    # (issue 16); each v4 body is converted in place (a key older bodies lack gets its default).
+    """
+    CREATE TABLE alert_state_v5 (
+        fingerprint TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_ts INTEGER NOT NULL,
+        rule_id TEXT NOT NULL,
+        key TEXT,
+        kind TEXT NOT NULL,
+        pending_since INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        finding TEXT NOT NULL,
+        incidents TEXT NOT NULL,
+        n_incidents INTEGER NOT NULL,
+        last_notified_ts INTEGER,
+        last_alert_id TEXT
+    );
+    INSERT INTO alert_state_v5 SELECT
+        fingerprint, account, state, updated_ts,
+        json_extract(body, '$.rule_id'), json_extract(body, '$.key'),
+        json_extract(body, '$.kind'), json_extract(body, '$.pending_since'),
+        json_extract(body, '$.first_seen'), json_extract(body, '$.last_seen'),
+        COALESCE(json_extract(body, '$.count'), 1), json_extract(body, '$.finding'),
+        COALESCE(json_extract(body, '$.incidents'), '[]'),
+        COALESCE(json_extract(body, '$.n_incidents'), 1),
+        json_extract(body, '$.last_notified_ts'), json_extract(body, '$.last_alert_id')
+    FROM alert_state;
+    DROP TABLE alert_state;
+    ALTER TABLE alert_state_v5 RENAME TO alert_state;
+    CREATE INDEX alert_state_state ON alert_state(state);
     """,
 ]
 

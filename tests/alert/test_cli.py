@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.cli.commands.alerts import parse_duration
-from monitor.store import SQLiteStore
+from monitor.store import AlertPayload, SQLiteStore
 from tests.alert.conftest import MONITOR_ACCOUNT_TOML, alerts_cfg, channel, finding, foreign_order
 from tests.alert.receivers import SmtpSink, _free_port, mail_text
 from tests.factories import fake_secret
@@ -76,8 +76,8 @@ def test_alerts_lists_recent_alerts_with_delivery_state(setup):
 
     now = SystemClock().now_ms()
     store.enqueue_alert("kw-0123456789", "fp", now, "critical", "main", "grid-bot", "firing",
-                        "[CRITICAL] main/grid-bot: test [kw-0123456789]", "body text", {},
-                        ["mail", "dead-hook"])
+                        "[CRITICAL] main/grid-bot: test [kw-0123456789]", "body text",
+                        AlertPayload(), ["mail", "dead-hook"])
     store.record_attempt("kw-0123456789", "mail", True, now)
     store.close()
     r = CliRunner().invoke(app, ["alerts", "--config", str(cfg)])
@@ -122,7 +122,7 @@ def test_the_silence_command_printed_in_an_alert_silences_that_alert(setup, firs
         return mgr.flush()
 
     (alert_id,) = fire(first)
-    body = store.load_alert(alert_id)["body"]
+    body = store.load_alert(alert_id).body
     (line,) = [x for x in body.splitlines() if x.startswith("Silence: ")]
     argv = shlex.split(line.removeprefix("Silence: "))
     assert argv[:3] == ["keywatch", "silence", "add"]

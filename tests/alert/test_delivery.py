@@ -52,18 +52,18 @@ async def test_json_and_mail_receive_title_body_severity(store, clock, sink, smt
     assert await sender.send_due() == 2
 
     (got,) = sink.received
-    assert got["title"] == alert["title"]
+    assert got["title"] == alert.title
     assert got["title"].startswith("[CRITICAL] main/grid-bot:") and alert_id in got["title"]
     assert got["type"] == "failure"  # Apprise's notify type carries the severity
     body = got["message"]
-    assert body == alert["body"]  # JSON hooks prefer plain text
+    assert body == alert.body  # JSON hooks prefer plain text
     for needle in ("Severity: CRITICAL", "Account: main", "Key: grid-bot", "127.66.0.9",
                    "notional: 25,000", "free balance: 1,520.50", "delete key 'grid-bot'",
                    "support ticket", f"keywatch notebook {alert_id}"):
         assert needle in body, needle
 
     (mail,) = smtp.messages
-    assert mail["Subject"] == alert["title"]
+    assert mail["Subject"] == alert.title
     assert mail["To"] == "oncall@example.com"
     text, html = mail_text(mail), mail_html(mail)
     assert "CRITICAL" in text and f"keywatch notebook {alert_id}" in text
@@ -93,7 +93,7 @@ async def test_outage_then_recovery_and_healthy_channel_not_blocked(store, clock
             clock.advance(30_000)
             await sender.send_due()
         assert sorted(r["title"] for r in down.received) == sorted(
-            store.load_alert(i)["title"] for i in ids
+            store.load_alert(i).title for i in ids
         )
         for i in ids:
             states = {d.channel: d for d in store.deliveries(i)}

@@ -75,7 +75,7 @@ def _run(mgr: AlertManager, store, clock, steps) -> list[str]:
         now = clock.now_ms()
         mgr.submit([f.model_copy(update={"ts": now}) for f in findings])
         clock.advance(10_000)
-        kinds += [store.load_alert(a)["kind"] for a in mgr.flush()]
+        kinds += [store.load_alert(a).kind for a in mgr.flush()]
     return kinds
 
 
@@ -91,12 +91,12 @@ def test_update_carries_count_newest_evidence_and_the_open_alert(store, clock):
     clock.advance(10 * MIN)
     (update,) = _run_ids(mgr, clock, [o(2), o(3), o(4), o(3)])
     alert = store.load_alert(update)
-    (item,) = alert["payload"]["items"]
-    assert (alert["kind"], item["kind"]) == ("update", "update")
-    assert item["incident"] == "order_id=4"  # the newest incident's evidence
-    assert item["incidents"] == 4 and item["count"] == 4
-    assert alert["fingerprint"] == store.load_alert(first)["fingerprint"]  # folded, same alert
-    body = alert["body"]
+    (item,) = alert.payload.items
+    assert (alert.kind, item.kind) == ("update", "update")
+    assert item.incident == "order_id=4"  # the newest incident's evidence
+    assert item.incidents == 4 and item.count == 4
+    assert alert.fingerprint == store.load_alert(first).fingerprint  # folded, same alert
+    body = alert.body
     assert "NEW INCIDENT" in body and f"earlier ones in {first}" in body
     assert "order id: 4" in body and "incidents so far: 4" in body
     assert [d.channel for d in store.deliveries(update)] == ["hook"]  # delivered, not dropped

@@ -22,9 +22,9 @@ def test_storm_of_identical_findings_yields_one_alert(store, clock):
     assert len(ids) == 1
     alerts = store.load_alerts()
     assert len(alerts) == 1
-    assert ids[0] in alerts[0]["title"] and ids[0] in alerts[0]["body"]
+    assert ids[0] in alerts[0].title and ids[0] in alerts[0].body
     # the first group collected every occurrence seen while it waited (10 s of the storm)
-    assert alerts[0]["payload"]["items"][0]["count"] >= 1600
+    assert alerts[0].payload.items[0].count >= 1600
     assert [d.channel for d in store.deliveries(ids[0])] == ["hook"]
     assert len(store.load_findings()) == 10_000
 
@@ -42,12 +42,12 @@ def test_findings_for_one_account_within_group_wait_share_one_message(store, clo
     ids = mgr.flush()
     assert len(ids) == 1
     alert = store.load_alert(ids[0])
-    assert alert is not None and alert["account"] == "main"
-    assert len(alert["payload"]["fingerprints"]) == 3
-    assert "127.66.0.9" in alert["body"] and "127.66.0.10" in alert["body"]
+    assert alert is not None and alert.account == "main"
+    assert len(alert.payload.fingerprints) == 3
+    assert "127.66.0.9" in alert.body and "127.66.0.10" in alert.body
     clock.advance(4_000)
     other = mgr.flush()
-    assert len(other) == 1 and store.load_alert(other[0])["account"] == "other"
+    assert len(other) == 1 and store.load_alert(other[0]).account == "other"
 
 
 def test_repeat_after_interval_and_resolved_notice(store, clock):
@@ -64,13 +64,13 @@ def test_repeat_after_interval_and_resolved_notice(store, clock):
     clock.advance(10_000)
     (again,) = mgr.flush()
     repeat = store.load_alert(again)
-    assert repeat["kind"] == "repeat" and first in repeat["body"]  # names the first alert
-    assert "STILL FIRING" in repeat["body"]
+    assert repeat.kind == "repeat" and first in repeat.body  # names the first alert
+    assert "STILL FIRING" in repeat.body
     mgr.submit([finding(state="resolved")])
     clock.advance(10_000)
     (resolved,) = mgr.flush()
     notice = store.load_alert(resolved)
-    assert notice["kind"] == "resolved" and "RESOLVED" in notice["title"]
+    assert notice.kind == "resolved" and "RESOLVED" in notice.title
     # a resolve for something that never fired is not news
     mgr.submit([finding(ip="127.66.0.77", state="resolved")])
     clock.advance(10_000)
@@ -114,7 +114,7 @@ def test_silence_suppresses_until_it_expires(store, clock):
     mgr.submit([finding()])
     clock.advance(10_000)
     ids = mgr.flush()
-    assert len(ids) == 1 and "grid-bot" in store.load_alert(ids[0])["title"]
+    assert len(ids) == 1 and "grid-bot" in store.load_alert(ids[0]).title
 
 
 def test_silence_added_while_a_group_waits(store, clock):
@@ -158,7 +158,7 @@ def test_daily_digest_collects_lower_severities(store, clock):
     ids = mgr.flush()
     assert len(ids) == 1
     digest = store.load_alert(ids[0])
-    assert digest["kind"] == "digest" and "x5" in digest["body"] and "posture" in digest["body"]
+    assert digest.kind == "digest" and "x5" in digest.body and "posture" in digest.body
     assert [d.channel for d in store.deliveries(ids[0])] == ["mail"]
     assert mgr.flush() == []  # once a day
 

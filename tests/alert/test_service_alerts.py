@@ -182,10 +182,10 @@ async def test_a_moved_bot_is_one_incident_beside_its_known_addresses_and_a_pump
     second = _with(sink, "foreign.order")[1]
     assert "NEW INCIDENT" in second["message"] and f"order id: {pump}" in second["message"]
     assert "ETHUSDT" in second["message"] and "caller IP" not in second["message"]
-    foreign = [a for a in alerts if any(i["rule_id"] == "foreign.order"
-                                        for i in a["payload"]["items"])]
-    assert [i["incident"] for a in foreign for i in a["payload"]["items"]
-            if i["rule_id"] == "foreign.order"] == [f"ip={MOVED_IP}", f"order_id={pump}"]
+    foreign = [a for a in alerts if any(i.rule_id == "foreign.order"
+                                        for i in a.payload.items)]
+    assert [i.incident for a in foreign for i in a.payload.items
+            if i.rule_id == "foreign.order"] == [f"ip={MOVED_IP}", f"order_id={pump}"]
     assert len(sink.received) == len(alerts)  # every alert was delivered
 
 

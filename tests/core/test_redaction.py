@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -82,7 +83,7 @@ def _alert_text(name: str, value: str) -> str:
                 evidence={name: value, "url": f"/sapi?x=1&{name}={value}"}, group={},
             )])
             mgr.flush(T0 + 1)
-            return json.dumps(store.load_alerts())
+            return json.dumps([asdict(a) for a in store.load_alerts()])
         finally:
             store.close()
 

@@ -125,8 +125,8 @@ async def test_a_page_is_sent_without_waiting_for_the_tick_or_the_poll(tmp_path)
         # no window close between the page and its delivery: the immediate path did it
         assert not [c for c in engine.calls if c[0] == "tick" and sent <= c[1] <= delivered]
         (alert,) = store.load_alerts()
-        assert alert["payload"]["items"][0]["finding_id"] == f"page:{ev.event_id}"
-        assert alert["alert_id"] in receiver.received[0].title
+        assert alert.payload.items[0].finding_id == f"page:{ev.event_id}"
+        assert alert.alert_id in receiver.received[0].title
         # the receiver holds the body before Apprise has its answer; "sent" follows the answer
         await _until(lambda: {d.state for d in store.deliveries()} == {"sent"}, timeout=10)
         # nor before it (a minute close after delivery, under a loaded CI, is allowed)
@@ -254,7 +254,7 @@ async def test_queued_stragglers_join_their_minute_at_the_close(tmp_path):
         assert svc.counters.findings_by_rule.get("unknown_ip.auth_burst") == 1
         # the page went straight to the outbox
         (alert,) = store.load_alerts()
-        assert alert["payload"]["items"][0]["rule_id"] == "unknown_ip.auth_burst"
+        assert alert.payload.items[0].rule_id == "unknown_ip.auth_burst"
     finally:
         await receiver.stop()
         store.close()

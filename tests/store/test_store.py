@@ -14,7 +14,7 @@ import pytest
 
 from monitor.core.events import EVENT_COLUMNS
 from monitor.core.findings import Finding, Severity, Signal
-from monitor.store import SCHEMA_VERSION, SQLiteStore, events_from_frame
+from monitor.store import SCHEMA_VERSION, AlertPayload, SQLiteStore, events_from_frame
 from tests.factories import T0, full_event, small_event
 
 
@@ -175,9 +175,10 @@ def test_findings_cursors_snapshots_silences(tmp_path):
 def test_outbox_records_each_delivery_once(tmp_path):
     store = SQLiteStore(tmp_path / "kw.db")
     assert store.enqueue_alert("a1", "fp", T0, "high", "main", "k", "firing", "title", "body",
-                               {"x": 1}, ["json", "email"])
+                               AlertPayload(markdown="**title**", fingerprints=("fp",)),
+                               ["json", "email"])
     assert not store.enqueue_alert("a1", "fp", T0, "high", "main", "k", "firing", "title", "b",
-                                   {}, ["json"])
+                                   AlertPayload(), ["json"])
     due = store.due_deliveries(T0)
     assert {d.channel for d in due} == {"json", "email"}
     store.record_attempt("a1", "json", ok=False, now_ms=T0, next_try_ts=T0 + 500, error="500")
@@ -188,4 +189,5 @@ def test_outbox_records_each_delivery_once(tmp_path):
     email = [d for d in store.deliveries("a1") if d.channel == "email"][0]
     assert (email.state, email.attempts, email.sent_ts) == ("sent", 1, T0)
     assert store.last_alert_ts("fp") == T0
-    assert store.load_alert("a1")["payload"] == {"x": 1}
+    assert store.load_alert("a1").payload == AlertPayload(markdown="**title**",
+                                                          fingerprints=("fp",))

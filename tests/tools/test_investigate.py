@@ -140,8 +140,8 @@ def test_baseline_replay_agrees_with_the_alerts_in_the_store(built):
     replay = kb.rule_replay(b)
     store = SQLiteStore(built.db)
     try:
-        sent = {i["rule_id"] for a in store.load_alerts() if a["kind"] != "digest"
-                for i in a["payload"]["items"] if i["kind"] in ("new", "repeat")}
+        sent = {i.rule_id for a in store.load_alerts() if a.kind != "digest"
+                for i in a.payload.items if i.kind in ("new", "repeat")}
     finally:
         store.close()
     assert set(replay.loc[replay["paged"] > 0, "rule"]) == sent

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.store import SQLiteStore
+from monitor.store import AlertPayload, SQLiteStore
 from monitor.tools.investigate import run as nbrun
 from monitor.tools.investigate.files import write_private
 
@@ -47,7 +47,7 @@ def test_notebook_command_writes_0600_files(tmp_path, monkeypatch, umask_022) ->
     db = tmp_path / "kw.db"
     store = SQLiteStore(db)
     store.enqueue_alert("kw-1", "fp", T0, "critical", "main", "bot", "new", "t", "b",
-                        {"items": []}, ["hook"])
+                        AlertPayload(), ["hook"])
     store.close()
     # the kernel run is not what this test is about: a one-cell notebook stands in for it
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("balances: 1 BTC")])

@@ -143,18 +143,18 @@ def register(app: typer.Typer) -> None:
                 if alert is None:
                     typer.echo(f"no alert {show}", err=True)
                     raise typer.Exit(code=1)
-                typer.echo(alert["title"] + "\n\n" + alert["body"])
+                typer.echo(alert.title + "\n\n" + alert.body)
                 return
             start = SystemClock().now_ms() - parse_duration(since) * 1000
             rows = store.load_alerts(since=start)
             for a in rows:
-                ds = store.deliveries(a["alert_id"])
+                ds = store.deliveries(a.alert_id)
                 states = ", ".join(
                     f"{d.channel}={d.state}" + (f"({d.attempts} tries)" if d.attempts > 1 else "")
                     for d in ds
                 ) or "no channel"
-                typer.echo(f"{iso(a['created_ts'])}  {a['alert_id']}  {a['severity']:<8}  "
-                           f"{a['kind']:<8}  {a['title']}  [{states}]")
+                typer.echo(f"{iso(a.created_ts)}  {a.alert_id}  {a.severity:<8}  "
+                           f"{a.kind:<8}  {a.title}  [{states}]")
             if not rows:
                 typer.echo(f"no alerts in the last {since}")
         finally:

@@ -205,7 +205,7 @@ def rule_replay(b: Baseline, rules_dir: str | Path | None = None) -> pd.DataFram
         model = _model_path(cfg) if b.forest is not None else None
         replay_alerts(store, cfg, b.events, model, rules)
         findings = store.load_findings()
-        alerts = [a for a in store.load_alerts() if a["kind"] != "digest"]
+        alerts = [a for a in store.load_alerts() if a.kind != "digest"]
     finally:
         log.setLevel(level)
         store.close()
@@ -215,8 +215,8 @@ def rule_replay(b: Baseline, rules_dir: str | Path | None = None) -> pd.DataFram
         return pd.DataFrame(columns=cols)
     out = f.groupby("rule").agg(severity=("severity", "first"), findings=("rule", "size"),
                                 paging=("paging", "first"))
-    paged = pd.Series([i["rule_id"] for a in alerts for i in a["payload"].get("items", [])
-                       if i["kind"] in ("new", "repeat")], dtype=str).value_counts()
+    paged = pd.Series([i.rule_id for a in alerts for i in a.payload.items
+                       if i.kind in ("new", "repeat")], dtype=str).value_counts()
     out["paged"] = paged.reindex(out.index).fillna(0).astype(int)
     out["digest"] = np.where(out["paging"], 0, out["findings"])
     return out.reset_index()[cols].sort_values(["paged", "findings"], ascending=False,

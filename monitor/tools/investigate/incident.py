@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +135,13 @@ def pick_alert(store: Store, alert_id: str | None) -> dict[str, Any]:
     if alert_id:
         alert = store.load_alert(alert_id)
         if alert is None:
-            known = [a["alert_id"] for a in store.load_alerts()[-5:]]
+            known = [a.alert_id for a in store.load_alerts()[-5:]]
             raise InvestigateError(f"alert {alert_id!r} is not in the store; latest: {known}")
-        return alert
-    alerts = [a for a in store.load_alerts() if a["kind"] != "digest"]
+        return asdict(alert)  # the notebooks' view of the stored record
+    alerts = [a for a in store.load_alerts() if a.kind != "digest"]
     if not alerts:
         raise InvestigateError("the store holds no alerts yet")
-    return alerts[-1]
+    return asdict(alerts[-1])
 
 
 def alert_findings(store: Store, alert: dict[str, Any]) -> list[Finding]:

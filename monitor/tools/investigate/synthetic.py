@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -21,7 +20,7 @@ from monitor.config import Config
 from monitor.core import resources
 from monitor.core.clock import ManualClock
 from monitor.detect.engine import DetectionEngine
-from monitor.store import SQLiteStore, events_from_frame
+from monitor.store import SQLiteStore, StoredAlert, events_from_frame
 from monitor.tools.investigate.incident import DEFAULT_MODEL
 from monitor.world.evaluate.generator import generate
 from monitor.world.groundtruth import AttackType, GroundTruth
@@ -34,7 +33,7 @@ class BuiltDB:
     db: Path
     config: Path
     truth: GroundTruth
-    alerts: list[dict[str, Any]]
+    alerts: list[StoredAlert]
 
     def alert_for(self, attack: AttackType) -> str:
         """The id of the first alert whose findings fall inside the episode of `attack`."""
@@ -45,12 +44,11 @@ class BuiltDB:
         finally:
             store.close()
         for a in self.alerts:
-            if a["kind"] == "resolved":
+            if a.kind == "resolved":
                 continue
-            ts = [findings[i["finding_id"]] for i in a["payload"].get("items", [])
-                  if i["finding_id"] in findings]
+            ts = [findings[i.finding_id] for i in a.payload.items if i.finding_id in findings]
             if any(ep.start_ms <= t <= ep.end_ms + 5 * 60_000 for t in ts):
-                return str(a["alert_id"])
+                return a.alert_id
         raise LookupError(f"no alert caught the {attack.value} episode")
 
 
@@ -119,7 +117,7 @@ def build_db(path: str | Path, *, keys: int = 2, days: float = 0.4, seed: int = 
     try:
         store.insert_events(events_from_frame(_as_store_frame(syn.events)))
         replay_alerts(store, cfg, syn.events)
-        alerts = [a for a in store.load_alerts() if a["kind"] != "digest"]
+        alerts = [a for a in store.load_alerts() if a.kind != "digest"]
     finally:
         store.close()
     return BuiltDB(path, cfg_path, syn.truth, alerts)

@@ -165,8 +165,8 @@ def _first_match(ep: Episode, rec: Received, store: SQLiteStore,
         alert = store.load_alert(alert_id)
         if alert is None:
             continue
-        for item in alert["payload"].get("items", []):
-            f = findings.get(item.get("finding_id", ""))
+        for item in alert.payload.items:
+            f = findings.get(item.finding_id)
             if f is None or f.state != "firing" or f.account != ep.account:
                 continue
             if f.key is not None and ep.key is not None and f.key != ep.key:

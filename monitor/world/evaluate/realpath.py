@@ -98,8 +98,8 @@ def _explained(rec: Received, store: SQLiteStore, by_id: dict[str, Finding],
         alert = store.load_alert(alert_id)
         if alert is None:
             continue
-        for item in alert["payload"].get("items", []):
-            f = by_id.get(item.get("finding_id", ""))
+        for item in alert.payload.items:
+            f = by_id.get(item.finding_id)
             if f is None or f.state != "firing":
                 continue
             firing = True
