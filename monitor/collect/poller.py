@@ -221,13 +221,12 @@ class Poller:
             start = self._monitor_at_start = self._monitor_at_start or rec
             retired_for = rec.gained(start)
         ev = parse_rest.key_config_event(
-            ctx, res.ts, rec, KeyRestrictions.from_raw(prev[1]) if prev else None,
+            ctx, res.ts, rec, prev[1] if prev else None,
             retired_for=retired_for)
         if ev is not None:
             self.counters["key_changes"] += prev is not None
             await self._emit([ev])
-            await self._store(self.store.save_key_snapshot, self.account, label, res.ts,
-                              rec.to_dict())
+            await self._store(self.store.save_key_snapshot, self.account, label, res.ts, rec)
         if retired_for:
             why = (f"the monitor key {label} of account {self.account} gained "
                    f"{', '.join(retired_for)} while Keywatch was running; a read-only monitor "

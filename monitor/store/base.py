@@ -5,12 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
 from monitor.core.events import Event, Kind
 from monitor.core.findings import Finding
+from monitor.core.keyrestrictions import KeyRestrictions
 from monitor.store.alerts import AlertPayload, AlertState, StateName, StoredAlert
 
 
@@ -222,11 +222,13 @@ class Store(ABC):
     def set_cursor(self, name: str, value: str) -> None: ...
 
     @abstractmethod
-    def save_key_snapshot(self, account: str, key: str, ts: int, snapshot: dict[str, Any]) -> None:
-        ...
+    def save_key_snapshot(self, account: str, key: str, ts: int, rec: KeyRestrictions) -> None:
+        """Keep a key's restrictions as polled (in the answer's own shape)."""
 
     @abstractmethod
-    def last_key_snapshot(self, account: str, key: str) -> tuple[int, dict[str, Any]] | None: ...
+    def last_key_snapshot(self, account: str, key: str
+                          ) -> tuple[int, KeyRestrictions | None] | None:
+        """The newest snapshot's time and restrictions (None: the stored one is unreadable)."""
 
     @abstractmethod
     def close(self) -> None: ...

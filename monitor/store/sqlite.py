@@ -25,6 +25,7 @@ import pandas as pd
 
 from monitor.core.events import EVENT_COLUMNS, Event, Kind
 from monitor.core.findings import Finding
+from monitor.core.keyrestrictions import KeyRestrictions
 from monitor.store.base import QuarantineRow, Silence, Store, WalState, WriteResult
 from monitor.store.frames import events_frame, to_ms
 from monitor.store.outbox import OutboxTables
@@ -254,21 +255,22 @@ class SQLiteStore(OutboxTables, Store):
         with Tx(conn):
             set_cursors(conn, {name: value}, int(time.time() * 1000))
 
-    def save_key_snapshot(self, account: str, key: str, ts: int, snapshot: dict[str, Any]) -> None:
+    def save_key_snapshot(self, account: str, key: str, ts: int, rec: KeyRestrictions) -> None:
         conn = self._conn()
         with Tx(conn):
             conn.execute(
                 "INSERT OR REPLACE INTO key_snapshots VALUES (?, ?, ?, ?)",
-                (account, key, ts, json.dumps(snapshot, sort_keys=True)),
+                (account, key, ts, json.dumps(rec.to_dict(), sort_keys=True)),
             )
 
-    def last_key_snapshot(self, account: str, key: str) -> tuple[int, dict[str, Any]] | None:
+    def last_key_snapshot(self, account: str, key: str
+                          ) -> tuple[int, KeyRestrictions | None] | None:
         row = self._conn().execute(
             "SELECT ts, snapshot FROM key_snapshots WHERE account = ? AND key = ? "
             "ORDER BY ts DESC LIMIT 1",
             (account, key),
         ).fetchone()
-        return None if row is None else (int(row[0]), json.loads(row[1]))
+        return None if row is None else (int(row[0]), KeyRestrictions.from_raw(row[1]))
 
 
 def private_file(path: str) -> None:

@@ -8,12 +8,14 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from monitor.core.events import EVENT_COLUMNS
 from monitor.core.findings import Finding, Severity, Signal
+from monitor.core.keyrestrictions import KeyRestrictions
 from monitor.store import SCHEMA_VERSION, AlertPayload, SQLiteStore, events_from_frame
 from tests.factories import T0, full_event, small_event
 
@@ -159,9 +161,14 @@ def test_findings_cursors_snapshots_silences(tmp_path):
     store.set_cursor("poller:main", "41")
     store.set_cursor("poller:main", "42")
     assert store.get_cursor("poller:main") == "42"
-    store.save_key_snapshot("main", "monitor", T0, {"ipRestrict": True})
-    store.save_key_snapshot("main", "monitor", T0 + 1, {"ipRestrict": False})
-    assert store.last_key_snapshot("main", "monitor") == (T0 + 1, {"ipRestrict": False})
+    locked = KeyRestrictions(ip_restrict=True, create_time=T0, flags={"enableReading": True})
+    store.save_key_snapshot("main", "monitor", T0, locked)
+    store.save_key_snapshot("main", "monitor", T0 + 1, replace(locked, ip_restrict=False))
+    assert store.last_key_snapshot("main", "monitor") == (T0 + 1, replace(locked,
+                                                                          ip_restrict=False))
+    store._conn().execute("INSERT INTO key_snapshots VALUES ('main', 'monitor', ?, '[1]')",
+                          (T0 + 2,))
+    assert store.last_key_snapshot("main", "monitor") == (T0 + 2, None)  # unreadable: no rights
     sid = store.add_silence("r1", None, "grid-bot", T0, T0 + 1000, "known maintenance")
     assert [s.silence_id for s in store.silences(T0 + 10)] == [sid]
     assert store.silences(T0 + 10)[0].matches("r1", "main", "grid-bot", T0 + 10)
