@@ -1,7 +1,8 @@
 """The alert outbox's tables: alerts, their per-channel deliveries, and the manager's state.
 
-Records in and out are `store/alerts.py`'s typed ones; an alert state lives in real columns
-(schema v5), the Finding it shows as its JSON text in one of them.
+Records in and out are `store/alerts.py`'s typed ones, in real columns: an alert's lines in
+`alert_items` (schema v6), an alert state on its row (v5), the Finding it shows as its JSON
+text in one column and its incident ids and an alert's fingerprints as JSON arrays.
 
 A mixin for `SQLiteStore` (which supplies `_conn`), kept apart because it is its own concern:
 an alert and its pending deliveries are written atomically before any send.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from monitor.core.findings import Finding
@@ -33,12 +33,19 @@ class OutboxTables:
         conn = self._conn()
         with Tx(conn):
             cur = conn.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO alerts ({_ALERT_COLS}, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
                 (alert_id, fingerprint, created_ts, severity, account, key, kind, title, body,
-                 payload_json(payload)),
+                 payload.markdown, json.dumps(list(payload.fingerprints)), payload.day),
             )
             if cur.rowcount == 0:
                 return False
+            conn.executemany(
+                f"INSERT INTO alert_items (alert_id, pos, {_ITEM_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(alert_id, pos, i.fingerprint, i.kind, i.rule_id, i.finding_id, i.key, i.signal,
+                  i.count, i.incident, i.incidents) for pos, i in enumerate(payload.items)],
+            )
             conn.executemany(
                 "INSERT OR IGNORE INTO deliveries (alert_id, channel, state, next_try_ts) "
                 "VALUES (?, ?, 'pending', ?)",
@@ -88,18 +95,30 @@ class OutboxTables:
         return [Delivery(*r) for r in rows]
 
     def load_alert(self, alert_id: str) -> StoredAlert | None:
-        row = self._conn().execute(
-            f"SELECT {_ALERT_COLS} FROM alerts WHERE alert_id = ?", (alert_id,)
-        ).fetchone()
-        return _alert(row) if row else None
+        alerts = self._alerts("a.alert_id = ?", (alert_id,))
+        return alerts[0] if alerts else None
 
     def load_alerts(self, since: int | None = None) -> list[StoredAlert]:
+        return self._alerts("a.created_ts >= ?", (since or 0,))
+
+    def _alerts(self, where: str, args: tuple[str | int, ...]) -> list[StoredAlert]:
+        """One statement (one snapshot): each alert row with its lines joined, in order."""
+        cols = ", ".join(f"a.{c}" for c in _ALERT_COLS.split(", "))
+        items = ", ".join(f"i.{c}" for c in _ITEM_COLS.split(", "))
         rows = self._conn().execute(
-            f"SELECT {_ALERT_COLS} FROM alerts WHERE created_ts >= ? "
-            "ORDER BY created_ts, alert_id",
-            (since or 0,),
+            f"SELECT {cols}, i.pos, {items} FROM alerts AS a LEFT JOIN alert_items AS i "
+            f"ON i.alert_id = a.alert_id WHERE {where} ORDER BY a.created_ts, a.alert_id, i.pos",
+            args,
         ).fetchall()
-        return [_alert(r) for r in rows]
+        n = len(_ALERT_COLS.split(", "))
+        heads: dict[str, Sequence[Any]] = {}
+        lines: dict[str, list[AlertLine]] = {}
+        for r in rows:
+            heads.setdefault(r[0], r[:n])
+            got = lines.setdefault(r[0], [])
+            if r[n] is not None:
+                got.append(AlertLine(*r[n + 1:]))
+        return [_alert(head, lines[alert_id]) for alert_id, head in heads.items()]
 
     def last_alert_ts(self, fingerprint: str) -> int | None:
         row = self._conn().execute(
@@ -148,36 +167,22 @@ class OutboxTables:
 
 
 _ALERT_COLS = (
-    "alert_id, fingerprint, created_ts, severity, account, key, kind, title, body, payload"
+    "alert_id, fingerprint, created_ts, severity, account, key, kind, title, body, markdown, "
+    "fingerprints, day"
 )
+_ITEM_COLS = "fingerprint, kind, rule_id, finding_id, key, signal, count, incident, incidents"
 _STATE_COLS = (
     "fingerprint, account, state, updated_ts, rule_id, key, kind, pending_since, first_seen, "
     "last_seen, count, finding, incidents, n_incidents, last_notified_ts, last_alert_id"
 )
 
 
-def payload_json(p: AlertPayload) -> str:
-    """The payload column's text (the same keys the outbox has always held)."""
-    d: dict[str, object] = {"markdown": p.markdown, "fingerprints": list(p.fingerprints)}
-    if p.items:
-        d["items"] = [asdict(i) for i in p.items]
-    if p.day is not None:
-        d["day"] = p.day
-    return json.dumps(d, sort_keys=True)
-
-
-def _payload(text: str) -> AlertPayload:
-    d = json.loads(text)
-    return AlertPayload(
-        markdown=d.get("markdown"), fingerprints=tuple(d.get("fingerprints") or ()),
-        items=tuple(AlertLine(**i) for i in d.get("items") or ()), day=d.get("day"),
-    )
-
-
-def _alert(row: Sequence[Any]) -> StoredAlert:
-    alert_id, fp, created_ts, severity, account, key, kind, title, body, payload = row
+def _alert(row: Sequence[Any], lines: list[AlertLine]) -> StoredAlert:
+    (alert_id, fp, created_ts, severity, account, key, kind, title, body, markdown,
+     fingerprints, day) = row
     return StoredAlert(alert_id, fp, created_ts, severity, account, key, kind, title, body,
-                       _payload(payload))
+                       AlertPayload(markdown=markdown, fingerprints=tuple(json.loads(fingerprints)),
+                                    items=tuple(lines), day=day))
 
 
 def _state(row: Sequence[Any]) -> AlertState:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from monitor.core.events import EVENT_COLUMNS
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: list[str] = [
     """
@@ -154,6 +154,43 @@ MIGRATIONS: list[str] = [
     DROP TABLE alert_state;
     ALTER TABLE alert_state_v5 RENAME TO alert_state;
     CREATE INDEX alert_state_state ON alert_state(state);
+    """,
+    # v6: what an alert holds beyond its text in columns too (issue 16): its Markdown body,
+    # fingerprints and digest day on the row, one `alert_items` row per fingerprint's line, each
+    # converted from the v4/v5 payload JSON (a key older payloads lack gets its default). The
+    # `payload` column stays (SQLite cannot drop a column everywhere) and is no longer read.
+    """
+    ALTER TABLE alerts ADD COLUMN markdown TEXT;
+    ALTER TABLE alerts ADD COLUMN fingerprints TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE alerts ADD COLUMN day TEXT;
+    UPDATE alerts SET
+        markdown = json_extract(payload, '$.markdown'),
+        fingerprints = COALESCE(json_extract(payload, '$.fingerprints'), '[]'),
+        day = json_extract(payload, '$.day');
+    CREATE TABLE alert_items (
+        alert_id TEXT NOT NULL REFERENCES alerts(alert_id),
+        pos INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        finding_id TEXT NOT NULL,
+        key TEXT,
+        signal TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        incident TEXT,
+        incidents INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, pos)
+    );
+    CREATE INDEX alert_items_finding ON alert_items(finding_id);
+    INSERT INTO alert_items SELECT
+        a.alert_id, CAST(j.key AS INTEGER),
+        json_extract(j.value, '$.fingerprint'), json_extract(j.value, '$.kind'),
+        json_extract(j.value, '$.rule_id'), json_extract(j.value, '$.finding_id'),
+        json_extract(j.value, '$.key'), json_extract(j.value, '$.signal'),
+        COALESCE(json_extract(j.value, '$.count'), 1), json_extract(j.value, '$.incident'),
+        COALESCE(json_extract(j.value, '$.incidents'), 1)
+    FROM alerts AS a, json_each(a.payload, '$.items') AS j;
+    UPDATE alerts SET payload = '{}';
     """,
 ]
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from monitor.core.findings import Finding, Severity, Signal
-from monitor.store import AlertState, SQLiteStore
+from monitor.store import AlertLine, AlertPayload, AlertState, SQLiteStore
 from monitor.store.schema import MIGRATIONS, split_sql
 from tests.factories import T0
 
@@ -21,8 +21,9 @@ def _finding(n: int) -> Finding:
                    evidence={"order_id": n, "client_order_id": f"web_{n}"})
 
 
-def _v4_db(path, bodies: list[dict]) -> None:
-    """A database as Keywatch v4 left it, with the manager's state as JSON bodies."""
+def _v4_db(path, bodies: list[dict], alerts: list[tuple] = ()) -> None:
+    """A database as Keywatch v4 left it: the manager's state as JSON bodies, each alert's
+    payload as JSON."""
     conn = sqlite3.connect(path, isolation_level=None)
     for script in MIGRATIONS[:4]:
         for stmt in split_sql(script):
@@ -32,6 +33,7 @@ def _v4_db(path, bodies: list[dict]) -> None:
         (b["fingerprint"], b["account"], b["state"], T0, json.dumps(b, sort_keys=True))
         for b in bodies
     ])
+    conn.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", alerts)
     conn.close()
 
 
@@ -112,5 +114,53 @@ def test_a_group_waiting_at_the_upgrade_is_sent_after_it(tmp_path) -> None:
         assert alert.payload.items[0].count == 2
         (st,) = store.load_alert_states()
         assert (st.state, st.last_alert_id) == ("firing", alert_id)
+    finally:
+        store.close()
+
+
+def test_v4_alert_payloads_read_back_typed_after_the_migration(tmp_path) -> None:
+    items = [
+        {"fingerprint": "fp-a", "kind": "new", "rule_id": "foreign.order", "finding_id": "f:1",
+         "key": None, "signal": "foreign_order", "count": 3, "incident": "order_id=1",
+         "incidents": 2},
+        {"fingerprint": "fp-b", "kind": "repeat", "rule_id": "unknown_ip.new_caller",  # pre-14
+         "finding_id": "f:2", "key": "bot", "signal": "unknown_ip", "count": 1},
+    ]
+    alert = ("kw-1", "group:x", T0, "high", "main", None, "firing", "title", "body",
+             json.dumps({"markdown": "**md**", "fingerprints": ["fp-a", "fp-b"], "items": items}))
+    digest = ("kw-2", "digest", T0 + 1, "warning", "*", None, "digest", "t", "b",
+              json.dumps({"markdown": "d", "fingerprints": ["fp-c"], "day": "2026-07-25"}))
+    _v4_db(tmp_path / "kw.db", [], [alert, digest])
+    store = SQLiteStore(tmp_path / "kw.db")
+    try:
+        got = store.load_alert("kw-1")
+        assert got is not None and (got.fingerprint, got.title, got.body) == (
+            "group:x", "title", "body")
+        assert got.payload == AlertPayload(markdown="**md**", fingerprints=("fp-a", "fp-b"), items=(
+            AlertLine("fp-a", "new", "foreign.order", "f:1", None, "foreign_order", 3,
+                      "order_id=1", 2),
+            AlertLine("fp-b", "repeat", "unknown_ip.new_caller", "f:2", "bot", "unknown_ip", 1,
+                      None, 1),
+        ))
+        assert [a.alert_id for a in store.load_alerts()] == ["kw-1", "kw-2"]
+        assert store.load_alerts(since=T0 + 1)[0].payload == AlertPayload(
+            markdown="d", fingerprints=("fp-c",), day="2026-07-25")
+        assert store._conn().execute("SELECT COUNT(*) FROM alert_items").fetchone()[0] == 2
+    finally:
+        store.close()
+
+
+def test_an_alert_keeps_its_lines_in_order_and_a_duplicate_adds_none(tmp_path) -> None:
+    store = SQLiteStore(tmp_path / "kw.db")
+    try:
+        lines = tuple(AlertLine(f"fp-{n}", "new", "r", f"f:{n}", None, "unknown_ip", 1,
+                                f"ip=127.66.0.{n}", 1) for n in (3, 1, 2))
+        payload = AlertPayload(markdown="m", fingerprints=("fp-1", "fp-2", "fp-3"), items=lines)
+        args = ("kw-1", "group:x", T0, "high", "main", None, "firing", "t", "b")
+        assert store.enqueue_alert(*args, payload, ["hook"])
+        assert not store.enqueue_alert(*args, AlertPayload(), ["hook"])
+        got = store.load_alert("kw-1")
+        assert got is not None and got.payload == payload
+        assert store.load_alert("kw-2") is None
     finally:
         store.close()
