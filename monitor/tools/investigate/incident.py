@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from monitor.config import Config
 from monitor.core import resources
 from monitor.core.clock import DAY_MS, MINUTE_MS
 from monitor.core.findings import Finding
+from monitor.core.wirefields import JsonObject
 from monitor.detect.forest import ForestModel, ModelMismatch
 from monitor.features import (
     ACCOUNT_ROW,
@@ -31,7 +32,7 @@ from monitor.features import (
     enrich,
     normalise,
 )
-from monitor.store import SQLiteStore, Store
+from monitor.store import SQLiteStore, Store, StoredAlert
 
 DEFAULT_MODEL = resources.default_model()
 
@@ -40,11 +41,31 @@ class InvestigateError(Exception):
     """Something the person running the notebook can fix (a wrong path or alert id)."""
 
 
+@dataclass(frozen=True)
+class IncidentAlert:
+    """The alert an incident opens, as the notebook shows it; `load_window`'s stand-in has no
+    id (kind "window", severity "-")."""
+
+    alert_id: str | None
+    created_ts: int
+    account: str
+    key: str | None
+    severity: str
+    kind: str
+    title: str
+    finding_ids: frozenset[str] = frozenset()  # the findings its lines name
+
+    @classmethod
+    def of(cls, a: StoredAlert) -> IncidentAlert:
+        return cls(a.alert_id, a.created_ts, a.account, a.key, a.severity, a.kind, a.title,
+                   frozenset(i.finding_id for i in a.payload.items))
+
+
 @dataclass
 class Incident:
     """Everything the incident notebook shows, loaded once."""
 
-    alert: dict[str, Any]
+    alert: IncidentAlert
     findings: list[Finding]
     account: str
     key: str | None  # None: the alert is account-wide (e.g. foreign orders only)
@@ -55,7 +76,7 @@ class Incident:
     events: pd.DataFrame  # enriched events of the account in [since, until)
     windows: pd.DataFrame  # one-minute feature windows (all keys of the account)
     callers_before: pd.DataFrame  # key, ip, first_ts, last_ts, calls: callers before `since`
-    flags_before: dict[str, dict[str, Any]]  # key -> its last apiRestrictions poll before since
+    flags_before: dict[str, JsonObject]  # key -> its last apiRestrictions answer before since
     ctx: FeatureContext
     config: Config | None
     forest: ForestModel | None
@@ -63,7 +84,7 @@ class Incident:
 
     @property
     def alert_ts(self) -> pd.Timestamp:
-        return pd.Timestamp(self.alert["created_ts"], unit="ms", tz="UTC")
+        return pd.Timestamp(self.alert.created_ts, unit="ms", tz="UTC")
 
     def key_mask(self, e: pd.DataFrame | None = None) -> pd.Series:
         """Rows of the incident's key (all keys of the account when the alert is account-wide)."""
@@ -130,33 +151,32 @@ def _ms(v: int | str | pd.Timestamp) -> int:
     return int(ts.value // 1_000_000)
 
 
-def pick_alert(store: Store, alert_id: str | None) -> dict[str, Any]:
+def pick_alert(store: Store, alert_id: str | None) -> IncidentAlert:
     """The named alert, or the latest alert that is not a digest."""
     if alert_id:
         alert = store.load_alert(alert_id)
         if alert is None:
             known = [a.alert_id for a in store.load_alerts()[-5:]]
             raise InvestigateError(f"alert {alert_id!r} is not in the store; latest: {known}")
-        return asdict(alert)  # the notebooks' view of the stored record
+        return IncidentAlert.of(alert)
     alerts = [a for a in store.load_alerts() if a.kind != "digest"]
     if not alerts:
         raise InvestigateError("the store holds no alerts yet")
-    return asdict(alerts[-1])
+    return IncidentAlert.of(alerts[-1])
 
 
-def alert_findings(store: Store, alert: dict[str, Any]) -> list[Finding]:
+def alert_findings(store: Store, alert: IncidentAlert) -> list[Finding]:
     """The findings an alert was built from (the payload names them by id)."""
-    ids = {i["finding_id"] for i in alert["payload"].get("items", [])}
-    day = alert["created_ts"] - 7 * DAY_MS
-    found = [f for f in store.load_findings(since=day, until=alert["created_ts"] + 1)
-             if f.finding_id in ids]
+    day = alert.created_ts - 7 * DAY_MS
+    found = [f for f in store.load_findings(since=day, until=alert.created_ts + 1)
+             if f.finding_id in alert.finding_ids]
     return sorted(found, key=lambda f: f.ts)
 
 
-def incident_key(alert: dict[str, Any], findings: list[Finding]) -> str | None:
+def incident_key(alert: IncidentAlert, findings: list[Finding]) -> str | None:
     """The key the alert is about: its own, else the one most of its findings name."""
-    if alert.get("key"):
-        return str(alert["key"])
+    if alert.key:
+        return alert.key
     keys = pd.Series([f.key for f in findings if f.key])
     return str(keys.mode().iloc[0]) if len(keys) else None
 
@@ -171,9 +191,9 @@ def load_incident(
     try:
         alert = pick_alert(store, alert_id)
         findings = alert_findings(store, alert)
-        start = min([f.ts for f in findings] or [alert["created_ts"]])
-        end = max([f.ts for f in findings] + [alert["created_ts"]])
-        return _load(store, alert, findings, alert["account"],
+        start = min([f.ts for f in findings] or [alert.created_ts])
+        end = max([f.ts for f in findings] + [alert.created_ts])
+        return _load(store, alert, findings, alert.account,
                      key or incident_key(alert, findings), start, end, config, model_path,
                      before, after)
     finally:
@@ -190,10 +210,8 @@ def load_window(
     s, u = _ms(since), _ms(until)
     findings = [f for f in store.load_findings(since=s, until=u)
                 if f.account == account and (key is None or f.key in (key, None))]
-    alert: dict[str, Any] = {
-        "alert_id": None, "created_ts": u, "account": account, "key": key, "severity": "-",
-        "title": f"{account}/{key or '*'} from {pd.Timestamp(s, unit='ms')} UTC",
-        "kind": "window", "payload": {"items": []}}
+    alert = IncidentAlert(None, u, account, key, "-", "window",
+                          f"{account}/{key or '*'} from {pd.Timestamp(s, unit='ms')} UTC")
     try:
         return _load(store, alert, findings, account, key, s, u, config, model_path, "0min",
                      "0min")
@@ -201,7 +219,7 @@ def load_window(
         _close_if_opened(db, store)
 
 
-def _load(store: Store, alert: dict[str, Any], findings: list[Finding], account: str,
+def _load(store: Store, alert: IncidentAlert, findings: list[Finding], account: str,
           key: str | None, start: int, end: int, config: Config | str | Path | None,
           model_path: str | Path | None, before: str, after: str) -> Incident:
     cfg = read_config(config)
@@ -263,10 +281,10 @@ def known_callers(store: Store, account: str, key: str | None, before_ms: int,
 
 
 def _flags_before(store: Store, account: str, key: str | None, before_ms: int
-                  ) -> dict[str, dict[str, Any]]:
+                  ) -> dict[str, JsonObject]:
     df = store.load_events(since=before_ms - DAY_MS, until=before_ms, account=account, key=key,
                            kinds=["key_config"])
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, JsonObject] = {}
     for k, raw in zip(df["key"], df["raw"], strict=True):
         flags = parse_flags(raw)
         if flags and isinstance(k, str):
@@ -274,8 +292,9 @@ def _flags_before(store: Store, account: str, key: str | None, before_ms: int
     return out
 
 
-def parse_flags(raw: Any) -> dict[str, Any]:
-    """apiRestrictions flags from a key_config event's raw JSON ({} when unreadable)."""
+def parse_flags(raw: Any) -> JsonObject:
+    """apiRestrictions flags from a key_config event's raw JSON ({} when unreadable): Binance's
+    answer as stored, its fields read by `KeyConfigPoll`."""
     try:
         data = json.loads(raw) if isinstance(raw, str) else {}
     except ValueError:
@@ -285,5 +304,6 @@ def parse_flags(raw: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-__all__ = ["ACCOUNT_ROW", "Incident", "InvestigateError", "load_incident", "load_window",
-           "read_config", "load_forest", "known_callers", "parse_flags", "pick_alert"]
+__all__ = ["ACCOUNT_ROW", "Incident", "IncidentAlert", "InvestigateError", "load_incident",
+           "load_window", "read_config", "load_forest", "known_callers", "parse_flags",
+           "pick_alert"]

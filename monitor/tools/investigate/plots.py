@@ -63,9 +63,9 @@ def mark_alert(ax, inc: Incident, label: bool = False) -> None:
     t1 = pd.Timestamp(inc.end_ms, unit="ms", tz="UTC")
     ax.axvspan(t0, max(t1, t0 + pd.Timedelta("1min")), color="#d62728", alpha=0.12,
                label="findings" if label else None)
-    if inc.alert.get("alert_id"):
+    if inc.alert.alert_id:
         ax.axvline(inc.alert_ts, color="#d62728", lw=1.5,
-                   label=f"alert {inc.alert['alert_id']}" if label else None)
+                   label=f"alert {inc.alert.alert_id}" if label else None)
 
 
 def _title(inc: Incident, what: str) -> str:

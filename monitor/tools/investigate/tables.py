@@ -17,6 +17,7 @@ from monitor.alert.render import actions_for
 from monitor.config import USE_CASE_POLICY
 from monitor.core.errorcodes import code_name
 from monitor.core.keyrestrictions import KeyConfigPoll
+from monitor.core.wirefields import JsonObject
 from monitor.detect import posture
 from monitor.detect.forest import FOREST_FEATURES
 from monitor.features import ACCOUNT_ROW, MINUTE_MS
@@ -159,7 +160,7 @@ def key_polls(inc: Incident) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _answer(flags: dict[str, Any]) -> dict[str, Any]:
+def _answer(flags: JsonObject) -> JsonObject:
     """A polls-frame row back into the answer's types (a frame turns ints into floats and
     bools into numpy's), so the posture record can read it."""
     out = {f: (v.item() if hasattr(v, "item") else v) for f, v in flags.items()}
@@ -169,7 +170,7 @@ def _answer(flags: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _flags(row: pd.Series) -> dict[str, Any]:
+def _flags(row: pd.Series) -> JsonObject:
     return {k: v for k, v in row.items() if k not in ("time", "key") and v == v}
 
 
@@ -181,7 +182,7 @@ def drift(inc: Incident) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     out = []
     for key, g in polls.groupby("key", sort=True):
-        prev: dict[str, Any] | None = inc.flags_before.get(str(key))
+        prev: JsonObject | None = inc.flags_before.get(str(key))
         for _, row in g.iterrows():
             cur = _flags(row)
             if prev is not None:
@@ -201,7 +202,7 @@ def key_posture(inc: Incident) -> pd.DataFrame:
     polls = key_polls(inc)
     if len(polls):  # as it was when the alert fired
         polls = polls[polls["time"] <= pd.Timestamp(inc.end_ms, unit="ms", tz="UTC")]
-    latest: dict[str, tuple[int, dict[str, Any]]] = {
+    latest: dict[str, tuple[int, JsonObject]] = {
         k: (inc.since_ms, f) for k, f in inc.flags_before.items()
         if inc.key is None or k == inc.key}
     for _, row in polls.iterrows():
@@ -257,9 +258,9 @@ def header(inc: Incident) -> Note:
     a = inc.alert
     span = (f"{_utc(inc.since_ms):%Y-%m-%d %H:%M} to {_utc(inc.until_ms):%H:%M} UTC "
             f"({len(inc.events):,} events of account {inc.account})")
-    lines = [f"### {a.get('title', '')}", "",
-             f"- **Alert:** `{a.get('alert_id')}` ({a.get('severity')}, {a.get('kind')}), sent "
-             f"{_utc(a['created_ts']):%Y-%m-%d %H:%M:%S} UTC",
+    lines = [f"### {a.title}", "",
+             f"- **Alert:** `{a.alert_id}` ({a.severity}, {a.kind}), sent "
+             f"{_utc(a.created_ts):%Y-%m-%d %H:%M:%S} UTC",
              f"- **Key:** {inc.key or 'account-wide: every key of the account is shown'}",
              f"- **Findings:** {len(inc.findings)}, first {_utc(inc.start_ms):%H:%M:%S} UTC",
              f"- **Window loaded:** {span}"]
@@ -285,4 +286,4 @@ def what_to_do_now(inc: Incident) -> Steps:
     """`what_to_do` as the notebook's last cell shows it."""
     steps = what_to_do(inc) or [
         "No finding in this alert asks for action; compare the key with the baseline notebook."]
-    return Steps(f"Do this now (alert {inc.alert.get('alert_id')})", steps)
+    return Steps(f"Do this now (alert {inc.alert.alert_id})", steps)
