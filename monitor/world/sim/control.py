@@ -43,12 +43,15 @@ class Control:
 
     def create_key(self, account: str, label: str, *, permissions: dict[str, bool] | None = None,
                    ip_whitelist: list[str] | None = None,
-                   create_time_ms: int | None = None) -> tuple[str, str]:
-        """Make a key; returns (api_key, secret), both random at run time."""
+                   create_time_ms: int | None = None,
+                   public_key: str | None = None) -> tuple[str, str]:
+        """Make a key; returns (api_key, secret), both random at run time. With the user's PEM
+        `public_key` (Ed25519 or RSA) the key is registered as that type and the secret is
+        empty: the user signs with the private half, which the simulator never sees."""
         _check_flags(permissions or {})
         key = self._ex.books.add_key(account, label, permissions, ip_whitelist,
                                      create_time_ms if create_time_ms is not None
-                                     else self._ex.now_ms())
+                                     else self._ex.now_ms(), public_key)
         return key.api_key, key.secret
 
     def list_keys(self) -> list[KeyInfo]:

@@ -262,7 +262,7 @@ def _authenticate(ex: Exchange, ep: Endpoint, request: Request, ip: str,
     auth.check_timestamp(params, ex.now_ms())
     q_signed, q_sig = auth.strip_signature(query)
     b_signed, b_sig = auth.strip_signature(body)
-    auth.verify_signature(key, q_signed + b_signed, q_sig or b_sig)
+    auth.verify_signature(key, q_signed + b_signed, q_sig or b_sig, in_query=True)
     auth.check_permission(key, ep.security)
     return key
 

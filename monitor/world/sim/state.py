@@ -43,6 +43,9 @@ class ApiKey:
     permissions: dict[str, bool]
     ip_whitelist: list[str] | None
     create_time_ms: int
+    # Ed25519/RSA keys: the PEM public key the user registered (Binance holds no secret for
+    # them; `secret` is then empty). None: an HMAC key, Binance's generated secret.
+    public_key: str | None = None
 
     def restrictions(self) -> dict[str, object]:
         out: dict[str, object] = {"ipRestrict": self.ip_whitelist is not None,
@@ -198,13 +201,21 @@ class Books:
         return account
 
     def add_key(self, account: str, label: str, permissions: dict[str, bool] | None,
-                ip_whitelist: list[str] | None, create_time_ms: int) -> ApiKey:
+                ip_whitelist: list[str] | None, create_time_ms: int,
+                public_key: str | None = None) -> ApiKey:
+        """A new key: HMAC (Binance generates the secret) or, given the user's PEM public key,
+        Ed25519/RSA (Binance registers the public half and issues only the API key)."""
         if account not in self.accounts:
             raise ValueError(f"unknown account {account!r}; create it first")
+        if public_key is not None:
+            from monitor.world.sim.auth import public_key_type
+
+            public_key_type(public_key)  # refuses what Binance would not register
         # Random at run time, never a literal: 64 alphanumerics like a real key.
         key = ApiKey(
             api_key=secrets.token_hex(32),
-            secret=secrets.token_hex(32),
+            secret="" if public_key is not None else secrets.token_hex(32),
+            public_key=public_key,
             account=account,
             label=label,
             permissions=dict(permissions if permissions is not None else DEFAULT_PERMISSIONS),

@@ -23,6 +23,11 @@ class Connection:
         default_factory=lambda: asyncio.Queue(QUEUE_MAX))
     subs: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (account, api_key)
     next_sub: int = 0
+    # session.logon (Ed25519 keys only): the logged-on key, since when, and the subscription
+    # userDataStream.subscribe made with it (session.logout ends only that one)
+    session_key: str | None = None
+    authorized_since: int | None = None
+    logon_sub: int | None = None
     stalled_until_ms: float = 0.0
     dropped: int = 0
     close_reason: str | None = None

@@ -25,12 +25,14 @@ from monitor.world.sim.endpoint import KEY, Ctx, Endpoint
 from monitor.world.sim.errors import ApiError
 from monitor.world.sim.exchange import Exchange
 from monitor.world.sim.limits import ORDERS_1D_LIMIT, ORDERS_10S_LIMIT, WEIGHT_LIMIT
+from monitor.world.sim.state import ApiKey
 from monitor.world.sim.streams import Connection
 from monitor.world.sim.views import cancel_view, order_list_view
 
 MAX_CONNECTION_MS = 24 * 3600 * 1000
 METHOD_WEIGHT = {
     "ping": 1, "time": 1, "userDataStream.subscribe.signature": 2,
+    "userDataStream.subscribe": 2, "session.logon": 2, "session.logout": 2,
     "userDataStream.unsubscribe": 2, "session.subscriptions": 2, "session.status": 2,
     "userDataStream.start": 2, "userDataStream.ping": 2, "userDataStream.stop": 2,
 }
@@ -125,13 +127,17 @@ def _mirror(ex: Exchange, conn: Connection, method: str, ep: Endpoint,
     ex.limits.charge(conn.ip, f"ws:{method}", weight, now)
     key = None
     if ep.security is not None:
-        key = auth.lookup_key(ex.books, str_params.get("apiKey"))
+        # after session.logon a request may omit apiKey and signature: the session's key
+        # signs it; an explicit apiKey (and signature) overrides the session for this request
+        by_session = "apiKey" not in str_params and conn.session_key is not None
+        key = auth.lookup_key(ex.books, conn.session_key if by_session
+                              else str_params.get("apiKey"))
         auth.check_ip(key, conn.ip)
         if ep.security != KEY:
             auth.check_timestamp(str_params, now)
-            sig = params.get("signature")
-            auth.verify_signature(key, auth.ws_payload(params).encode(),
-                                  str(sig) if sig else None)
+            if not by_session:
+                sig = params.get("signature")
+                auth.verify_signature(key, auth.ws_payloads(params), str(sig) if sig else None)
             auth.check_permission(key, ep.security)
     handler_params = {k: v for k, v in str_params.items() if k not in ("apiKey", "signature")}
     headers: dict[str, str] = {}
@@ -170,12 +176,44 @@ def _error(ex: Exchange, req_id: object, err: ApiError, ip: str) -> dict[str, ob
             "rateLimits": _rate_limits(ex, ip)}
 
 
-def _subscribe(ex: Exchange, conn: Connection, params: dict[str, object]) -> object:
+def _signed_key(ex: Exchange, conn: Connection, params: dict[str, object]) -> ApiKey:
+    """The key of a request signed in its params (apiKey, timestamp, signature)."""
     key = auth.lookup_key(ex.books, str(params.get("apiKey") or ""))
     auth.check_ip(key, conn.ip)
     auth.check_timestamp({k: str(v) for k, v in params.items()}, ex.now_ms())
     sig = params.get("signature")
-    auth.verify_signature(key, auth.ws_payload(params).encode(), str(sig) if sig else None)
+    auth.verify_signature(key, auth.ws_payloads(params), str(sig) if sig else None)
+    return key
+
+
+def _session(ex: Exchange, conn: Connection) -> dict[str, object]:
+    """session.logon/status/logout's result: apiKey and authorizedSince null when logged out."""
+    return {"apiKey": conn.session_key, "authorizedSince": conn.authorized_since,
+            "connectedSince": conn.connected_ms, "returnRateLimits": True,
+            "serverTime": ex.now_ms(), "userDataStream": bool(conn.subs)}
+
+
+def _logon(ex: Exchange, conn: Connection, params: dict[str, object]) -> dict[str, object]:
+    """Only Ed25519 keys may log on (web-socket-api.md, Session Authentication); the docs give
+    no code for another type, the reported answer is the invalid-signature one."""
+    key = auth.lookup_key(ex.books, str(params.get("apiKey") or ""))
+    if key.public_key is None or auth.public_key_type(key.public_key) != "ed25519":
+        raise errors.bad_signature()
+    key = _signed_key(ex, conn, params)
+    conn.session_key, conn.authorized_since = key.api_key, ex.now_ms()
+    return _session(ex, conn)
+
+
+def _subscribe(ex: Exchange, conn: Connection, params: dict[str, object],
+               *, by_session: bool = False) -> object:
+    """userDataStream.subscribe.signature (any key type, signed in its params) or, after
+    session.logon, userDataStream.subscribe (no params: the logged-on account)."""
+    if by_session:
+        if conn.session_key is None:  # the docs name no code; -2015 is "no valid key"
+            raise errors.rejected_key()
+        key = auth.lookup_key(ex.books, conn.session_key)
+    else:
+        key = _signed_key(ex, conn, params)
     if any(acct == key.account for acct, _k in conn.subs.values()):
         raise ApiError(400, -2035, "User Data Stream subscription already active.")
     if conn.next_sub >= 65535:
@@ -183,6 +221,8 @@ def _subscribe(ex: Exchange, conn: Connection, params: dict[str, object]) -> obj
     sub_id = conn.next_sub
     conn.next_sub += 1
     conn.subs[sub_id] = (key.account, key.api_key)
+    if by_session:
+        conn.logon_sub = sub_id
     return {"subscriptionId": sub_id}
 
 
@@ -196,10 +236,12 @@ def _unsubscribe(ex: Exchange, conn: Connection, params: dict[str, object]) -> l
 
 def _revalidate(ex: Exchange, conn: Connection) -> bool:
     """A key that turned invalid mid-session revokes the session on the next request."""
-    for _acct, api_key in list(conn.subs.values()):
+    held = [api_key for _acct, api_key in conn.subs.values()]
+    for api_key in held + ([conn.session_key] if conn.session_key else []):
         key = ex.books.keys.get(api_key)
         if key is None or (key.ip_whitelist is not None and conn.ip not in key.ip_whitelist):
             conn.subs.clear()
+            conn.session_key = conn.authorized_since = conn.logon_sub = None
             return False
     return True
 
@@ -230,7 +272,7 @@ async def _handle(ex: Exchange, conn: Connection, frame: dict) -> None:
     ep = mirrored(method)
     if ep is None:
         ex.limits.charge(conn.ip, f"ws:{method}", METHOD_WEIGHT.get(method, 1), ex.now_ms())
-    if conn.subs and not _revalidate(ex, conn):
+    if (conn.subs or conn.session_key) and not _revalidate(ex, conn):
         conn.push({"id": None, "status": 401, "error": errors.rejected_key().body()})
         return
     result: object
@@ -245,6 +287,16 @@ async def _handle(ex: Exchange, conn: Connection, frame: dict) -> None:
         result = {"serverTime": ex.now_ms()}
     elif method == "userDataStream.subscribe.signature":
         result = _subscribe(ex, conn, params)
+    elif method == "userDataStream.subscribe":
+        result = _subscribe(ex, conn, params, by_session=True)
+    elif method == "session.logon":
+        result = _logon(ex, conn, params)
+    elif method == "session.logout":
+        ended, conn.logon_sub = conn.logon_sub, None
+        conn.session_key = conn.authorized_since = None
+        if ended is not None and ended in conn.subs:
+            ex.hub.terminate(conn, ended)  # signature-based subscriptions survive the logout
+        result = _session(ex, conn)
     elif method == "userDataStream.unsubscribe":
         ids = _unsubscribe(ex, conn, params)
         conn.push({"id": req_id, "status": 200, "result": {},
@@ -255,9 +307,7 @@ async def _handle(ex: Exchange, conn: Connection, frame: dict) -> None:
     elif method == "session.subscriptions":
         result = [{"subscriptionId": i} for i in sorted(conn.subs)]
     elif method == "session.status":
-        result = {"apiKey": None, "authorizedSince": None, "connectedSince": conn.connected_ms,
-                  "returnRateLimits": True, "serverTime": ex.now_ms(),
-                  "userDataStream": bool(conn.subs)}
+        result = _session(ex, conn)
     elif method.startswith("userDataStream.") and method.split(".")[1] in ("start", "ping",
                                                                            "stop"):
         raise errors.retired()
