@@ -92,7 +92,7 @@ class AlertManager:
         """
         now = self.clock.now_ms() if now_ms is None else now_ms
         wait_ms = int(self.cfg.group_wait_s * 1000)
-        silences = self.store.silences(now)
+        silences = self.silence.active(now)
         out: list[str] = []
         for account, waiting in group.due(self.fold.pending(), wait_ms, now, final=final):
             shown: list[AlertState] = []

@@ -53,7 +53,7 @@ class Digest:
         if last is not None and last >= cut:
             return None
         since = last if last is not None else cut - DAY_MS
-        silences = self.store.silences()
+        silences = self.silence.active(None)
         rows: dict[str, _Row] = {}
         for f in self.store.load_findings(since, cut):
             if immediate(f) or f.state != "firing" or not self.silence.keep([f], silences, f.ts):

@@ -29,7 +29,11 @@ class Silence:
 
     def run(self, findings: list[Finding], now: int) -> list[Finding]:
         """Intake: the findings no silence active now matches."""
-        return self.keep(findings, self.store.silences(now), now)
+        return self.keep(findings, self.active(now), now)
+
+    def active(self, now: int | None) -> list[SilenceRecord]:
+        """The silences active at `now` (None: every silence, for findings of other times)."""
+        return self.store.silences(now)
 
     def keep(self, findings: Sequence[Finding], silences: Sequence[SilenceRecord], now: int,
              *, waited: bool = False) -> list[Finding]:
