@@ -14,30 +14,22 @@ from monitor.cli import app
 from monitor.collect.logfile import parse_line
 from monitor.store import SQLiteStore
 from tests.alert.receivers import JsonSink
+from tests.configs import Account, Key, Sections, config_toml
 from tests.factories import fake_secret
 
 T = 1_785_000_000_000
 MIN = 60_000
 BOT_IP, STRANGER = "127.66.0.9", "127.77.0.5"
-CONFIG = """
-store_path = "kw.db"
-[[accounts]]
-name = "main"
-monitor_key = "monitor"
-  [[accounts.keys]]
-  label = "monitor"
-  use_case = "monitoring"
-  api_key_env = "KW_TEST_KEY"
-  api_secret_env = "KW_TEST_SECRET"
-  [[accounts.keys]]
-  label = "grid-bot"
-  use_case = "spot-bot"
-  ip_whitelist = ["{bot_ip}"]
-  client_order_prefixes = ["grid1-"]
-[[alerts.channels]]
-name = "pager"
-url = "{url}"
-"""
+
+
+def _config(url: str) -> str:
+    return config_toml({"store_path": "kw.db"}, Sections(channels=[{"name": "pager", "url": url}]),
+                       [Account("main", "monitor", [
+                           Key("monitor", "monitoring", "KW_TEST_KEY", "KW_TEST_SECRET"),
+                           Key("grid-bot", "spot-bot", ip_whitelist=[BOT_IP],
+                               client_order_prefixes=["grid1-"])])])
+
+
 ENV = {"KW_TEST_KEY": fake_secret("key"), "KW_TEST_SECRET": fake_secret("secret")}
 
 
@@ -50,7 +42,7 @@ def _line(i: int, ip: str, **kw: object) -> str:
 
 def _files(tmp_path: Path, url: str = "json://127.0.0.1:9/") -> tuple[Path, Path]:
     cfg = tmp_path / "keywatch.toml"
-    cfg.write_text(CONFIG.format(bot_ip=BOT_IP, url=url))
+    cfg.write_text(_config(url))
     log = tmp_path / "grid.jsonl"
     lines = [_line(i, BOT_IP) for i in range(40)]
     lines.insert(20, "this is not json\n")

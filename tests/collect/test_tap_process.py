@@ -28,58 +28,23 @@ from monitor.collect.logfile import parse_line
 from monitor.core.clock import SystemClock
 from monitor.world.sim import Simulator
 from monitor.world.sim.client import ActorClient
+from tests.configs import Key, sim_config
 from tests.service.test_service import BOT_IP, free_port, rows
 
-BAD_CHANNEL = 'url = "json://"'  # a typo'd channel: Apprise cannot parse it, `run` refuses
+BAD_CHANNEL = "json://"  # a typo'd channel: Apprise cannot parse it, `run` refuses
 
 
 def write_config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int,
-                 channel: str, fsync_s: float = 0.05, spool: str | None = None,
+                 channel_url: str, fsync_s: float = 0.05, spool: str | None = None,
                  upstream: str | None = None) -> Path:
-    (tmp / ".env").write_text(
-        f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
-        f"KW_BOT_KEY={keys['bot'][0]}\n")
-    path = tmp / "keywatch.toml"
-    path.write_text(f"""
-store_path = "{tmp / 'kw.db'}"
-rules_dir = "{Path('rules').resolve()}"
-model_path = "{Path('models/default.skops').resolve()}"
-[binance]
-rest_url = "{sim.rest_url}"
-ws_api_url = "{sim.ws_api_url}"
-[sources]
-poll_interval_s = 2
-[sources.tap]
-enabled = true
-mode = "process"
-spool = "{spool or tmp / 'tap-spool.jsonl'}"
-fsync_interval_s = {fsync_s}
-listen = "127.0.0.1:{tap_port}"
-upstream = "{upstream or sim.rest_url}"
-[alerts]
-group_wait_s = 0
-[[alerts.channels]]
-name = "ops"
-{channel}
-tags = ["critical"]
-[[accounts]]
-name = "main"
-monitor_key = "keywatch"
-symbols = ["BTCUSDT"]
-  [[accounts.keys]]
-  label = "keywatch"
-  use_case = "monitoring"
-  api_key_env = "KW_MON_KEY"
-  api_secret_env = "KW_MON_SECRET"
-  ip_whitelist = ["127.0.0.1"]
-  [[accounts.keys]]
-  label = "bot"
-  use_case = "spot-bot"
-  api_key_env = "KW_BOT_KEY"
-  ip_whitelist = ["127.0.0.1", "{BOT_IP}"]
-  client_order_prefixes = ["bot1-"]
-""")
-    return path
+    return sim_config(
+        tmp, sim, keys, sources={"poll_interval_s": 2},
+        tap={"enabled": True, "mode": "process", "spool": spool or tmp / "tap-spool.jsonl",
+             "fsync_interval_s": fsync_s, "listen": f"127.0.0.1:{tap_port}",
+             "upstream": upstream or sim.rest_url},
+        bot=Key("bot", "spot-bot", "KW_BOT_KEY", ip_whitelist=["127.0.0.1", BOT_IP],
+                client_order_prefixes=["bot1-"]),
+        channel={"name": "ops", "url": channel_url, "tags": ["critical"]})
 
 
 def setup_sim(sim: Simulator) -> dict[str, tuple[str, str]]:
@@ -209,7 +174,7 @@ async def test_service_refuses_tap_forwards_then_spool_ingested_exactly_once(tmp
 
             # the fixed service ingests the spool, and what the tap records while it runs
             fixed = write_config(tmp_path, sim, keys, tap_port,
-                                 f'url = "json://127.0.0.1:{free_port()}/"')
+                                 f"json://127.0.0.1:{free_port()}/")
             target = 2 * made  # this batch, and the same calls again while the service runs
             task = asyncio.create_task(run_service_until(
                 tmp_path, fixed,

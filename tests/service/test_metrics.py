@@ -32,6 +32,7 @@ from monitor.service.metrics import SOURCE_KINDS, UNKNOWN_KEY, Metrics
 from monitor.world.sim import Simulator
 from monitor.world.sim.client import ActorClient
 from tests.alert.receivers import JsonSink
+from tests.configs import Account, Key, Sections, config_toml
 from tests.factories import full_event
 from tests.service.test_service import BOT_IP, free_port, write_config
 
@@ -87,34 +88,17 @@ def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 
 
 # -- unit: priming and hooks -------------------------------------------------------------------
-CONFIG = """
-rules_dir = "{rules}"
-[sources.tap]
-enabled = true
-upstream = "http://127.0.0.1:1"
-[[sources.logs]]
-path = "/var/log/bot.jsonl"
-account = "main"
-[[alerts.channels]]
-name = "pager"
-url = "json://127.0.0.1:1/"
-[[accounts]]
-name = "main"
-monitor_key = "mon"
-  [[accounts.keys]]
-  label = "mon"
-  use_case = "monitoring"
-  api_key_env = "A"
-  api_secret_env = "B"
-  [[accounts.keys]]
-  label = "grid-bot"
-  use_case = "spot-bot"
-  api_key_env = "C"
-"""
+CONFIG = config_toml(
+    {"rules_dir": ROOT / "rules"},
+    Sections(tap={"enabled": True, "upstream": "http://127.0.0.1:1"},
+             logs=[{"path": "/var/log/bot.jsonl", "account": "main"}],
+             channels=[{"name": "pager", "url": "json://127.0.0.1:1/"}]),
+    [Account("main", "mon", [Key("mon", "monitoring", "A", "B"),
+                             Key("grid-bot", "spot-bot", "C")])])
 
 
 def primed(tmp_path: Path) -> Metrics:
-    (tmp_path / "k.toml").write_text(CONFIG.format(rules=ROOT / "rules"))
+    (tmp_path / "k.toml").write_text(CONFIG)
     cfg = load_config(tmp_path / "k.toml", env={"A": "a" * 64, "B": "b" * 64, "C": "c" * 64})
     m = Metrics()
     m.prime(cfg, rules=["foreign.order", "forest.anomaly"], channels=["pager"],

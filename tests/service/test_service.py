@@ -17,6 +17,7 @@ import httpx
 from monitor.core.clock import SystemClock
 from monitor.world.sim import Simulator
 from monitor.world.sim.client import ActorClient
+from tests.configs import Key, sim_config
 
 BOT_IP = "127.0.0.5"
 
@@ -29,44 +30,11 @@ def free_port() -> int:
 
 def write_config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]]) -> Path:
     dead = free_port()  # nothing listens here: every alert stays pending in the outbox
-    (tmp / ".env").write_text(
-        f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
-        f"KW_BOT_KEY={keys['bot'][0]}\n"
-    )
-    path = tmp / "keywatch.toml"
-    path.write_text(f"""
-store_path = "{tmp / 'kw.db'}"
-rules_dir = "{Path('rules').resolve()}"
-model_path = "{Path('models/default.skops').resolve()}"
-[binance]
-rest_url = "{sim.rest_url}"
-ws_api_url = "{sim.ws_api_url}"
-[sources]
-poll_interval_s = 2
-[alerts]
-group_wait_s = 0
-[[alerts.channels]]
-name = "down"
-url = "json://127.0.0.1:{dead}/"
-tags = ["critical"]
-[[accounts]]
-name = "main"
-monitor_key = "keywatch"
-symbols = ["BTCUSDT"]
-  [[accounts.keys]]
-  label = "keywatch"
-  use_case = "monitoring"
-  api_key_env = "KW_MON_KEY"
-  api_secret_env = "KW_MON_SECRET"
-  ip_whitelist = ["127.0.0.1"]
-  [[accounts.keys]]
-  label = "bot"
-  use_case = "spot-bot"
-  api_key_env = "KW_BOT_KEY"
-  ip_whitelist = ["{BOT_IP}"]
-  client_order_prefixes = ["bot1-"]
-""")
-    return path
+    return sim_config(
+        tmp, sim, keys, sources={"poll_interval_s": 2},
+        bot=Key("bot", "spot-bot", "KW_BOT_KEY", ip_whitelist=[BOT_IP],
+                client_order_prefixes=["bot1-"]),
+        channel={"name": "down", "url": f"json://127.0.0.1:{dead}/", "tags": ["critical"]})
 
 
 def rows(db: Path, sql: str) -> list[tuple]:

@@ -23,6 +23,7 @@ import pytest
 
 from monitor.core.clock import SystemClock
 from monitor.world.sim import Simulator
+from tests.configs import Key
 from tests.service.test_service import free_port
 from tests.world.evaluate.test_provenance import (
     ccxt_client,
@@ -53,7 +54,7 @@ async def test_new_caller_on_a_learning_key_and_an_oversized_market_order(tmp_pa
         tap_port = free_port()
         # no whitelist declared for the bot: its addresses are learned (and reported)
         cfg = config(tmp_path, sim, keys, tap_port, symbols=("BTCUSDT", "ETHUSDT"),
-                     bot_lines="")
+                     bot=Key("bot", "spot-bot", "KW_BOT_KEY"))
         db = tmp_path / "kw.db"
         tap = f"http://127.0.0.1:{tap_port}"
         async with running_service(cfg, tmp_path, tap_port):

@@ -28,6 +28,7 @@ from monitor.core.clock import SystemClock
 from monitor.world.sim import Simulator
 from monitor.world.sim.clients.ccxt_grid import make_exchange
 from monitor.world.sim.clients.common import bind
+from tests.configs import Key, sim_config
 from tests.service.test_service import free_port
 
 BOT_IP = "127.0.0.5"
@@ -35,59 +36,25 @@ FOREIGN_IP = "127.0.0.66"
 REPO = Path(__file__).resolve().parents[3]
 
 
-BOT_LINES = f"""  ip_whitelist = ["{BOT_IP}"]
-  client_order_prefixes = ["x-TKT5PX2F"]
-"""
+BOT = Key("bot", "spot-bot", "KW_BOT_KEY", ip_whitelist=[BOT_IP],
+          client_order_prefixes=["x-TKT5PX2F"])
 
 
 def config(tmp: Path, sim: Simulator, keys: dict[str, tuple[str, str]], tap_port: int, *,
-           symbols: tuple[str, ...] = ("BTCUSDT",), bot_lines: str = BOT_LINES) -> Path:
+           symbols: tuple[str, ...] = ("BTCUSDT",), bot: Key = BOT) -> Path:
     """A service config watching account "main": the monitor key, the bot's key known to the
-    tap (`bot_lines` adds its whitelist or prefixes), a channel that cannot deliver."""
+    tap (`bot` with its whitelist or prefixes), a channel that cannot deliver."""
     dead = free_port()
-    (tmp / ".env").write_text(
-        f"KW_MON_KEY={keys['keywatch'][0]}\nKW_MON_SECRET={keys['keywatch'][1]}\n"
-        f"KW_BOT_KEY={keys['bot'][0]}\n")
-    path = tmp / "keywatch.toml"
-    path.write_text(f"""
-store_path = "{tmp / 'kw.db'}"
-rules_dir = "{REPO / 'rules'}"
-model_path = "{REPO / 'models' / 'default.skops'}"
-[binance]
-rest_url = "{sim.rest_url}"
-ws_api_url = "{sim.ws_api_url}"
-# 10 % of the minute's weight: at the default 1 % (60) the start-up round (backfill, order
-# counts, prices) spends the minute and the next round waits for the next one, up to 65 s,
-# so whether the poller's prices arrive within a test's wait depended on the wall clock
-weight_budget_pct = 10
-[sources]
-poll_interval_s = 5
-[sources.tap]
-enabled = true
-listen = "127.0.0.1:{tap_port}"
-upstream = "{sim.rest_url}"
-[alerts]
-group_wait_s = 0
-[[alerts.channels]]
-name = "down"
-url = "json://127.0.0.1:{dead}/"
-tags = ["critical"]
-[[accounts]]
-name = "main"
-monitor_key = "keywatch"
-symbols = {json.dumps(list(symbols))}
-  [[accounts.keys]]
-  label = "keywatch"
-  use_case = "monitoring"
-  api_key_env = "KW_MON_KEY"
-  api_secret_env = "KW_MON_SECRET"
-  ip_whitelist = ["127.0.0.1"]
-  [[accounts.keys]]
-  label = "bot"
-  use_case = "spot-bot"
-  api_key_env = "KW_BOT_KEY"
-{bot_lines}""")
-    return path
+    # weight_budget_pct: 10 % of the minute's weight: at the default 1 % (60) the start-up
+    # round (backfill, order counts, prices) spends the minute and the next round waits for
+    # the next one, up to 65 s, so whether the poller's prices arrive within a test's wait
+    # depended on the wall clock
+    return sim_config(
+        tmp, sim, keys, binance={"weight_budget_pct": 10}, sources={"poll_interval_s": 5},
+        tap={"enabled": True, "listen": f"127.0.0.1:{tap_port}", "upstream": sim.rest_url},
+        bot=bot, channel={"name": "down", "url": f"json://127.0.0.1:{dead}/",
+                          "tags": ["critical"]},
+        symbols=symbols)
 
 
 def findings(db: Path) -> list[dict]:
