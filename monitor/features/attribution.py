@@ -19,6 +19,7 @@ import pandas as pd
 
 from monitor.core.framecodes import combine, isin_codes, joined, text_codes
 from monitor.core.orderpaths import endpoint
+from monitor.features import provenance_frame
 from monitor.features.base import ACCOUNT_ROW, Fact, FeatureContext, FeatureState, Row
 from monitor.features.provenance import Held, Provenance, Verdict
 
@@ -62,9 +63,9 @@ class Attribution:
 
     def replay(self, df: pd.DataFrame) -> pd.DataFrame:
         df, pv = self._verdicts(df)
-        cats, wcodes = np.unique(pv["wkey"].astype(str), return_inverse=True)  # sorted
+        wcodes, cats = _sorted_codes(pv["wkey"])
         df["wkey"] = pd.Categorical.from_codes(
-            wcodes.reshape(-1), validate=False,
+            wcodes, validate=False,
             categories=pd.Index(cats.astype(object), dtype=object))
         df["ak"] = joined(df, ["account", "wkey"])  # categorical: lookups per key, not per row
         order_evt = isin_codes(df["source"], ("stream", "rest")) & isin_codes(df["kind"],
@@ -75,16 +76,19 @@ class Attribution:
         df["provenance"] = pv["how"]
         return df
 
-    def _verdicts(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    def _verdicts(self, df: pd.DataFrame, machine: bool = False
+                  ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """Each row's window key and origin verdict, in event order.
 
         Only stream/REST order and fill reports and the tapped rows that can change what the
-        state machine decides take part (a Python pass over those few rows; everything else
-        keeps its label): calls to an endpoint that acts on orders, and each (account, key,
-        address)'s first call (it marks the key tapped and the address known; later calls of
-        the same triple change nothing). The frame is taken as complete: reports still waiting
-        at its end are decided foreign. A report a later record explains moves to just after
-        that record (where live enriches it); all else keeps its place.
+        state machine decides take part (everything else keeps its label): calls to an
+        endpoint that acts on orders, and each (account, key, address)'s first call (it marks
+        the key tapped and the address known; later calls of the same triple change nothing).
+        They are decided all at once by `provenance_frame.verdicts` or, where it does not
+        apply (and with `machine`), one at a time by the state machine itself. The frame is
+        taken as complete: reports still waiting at its end are decided foreign. A report a
+        later record explains moves to just after that record (where live enriches it); all
+        else keeps its place.
         """
         n = len(df)
         exchange = isin_codes(df["source"], ("stream", "rest")) & isin_codes(df["kind"],
@@ -102,39 +106,12 @@ class Attribution:
         minor = np.zeros(n, dtype=np.int64)
         moved = 0
         if len(rows):
-            pst = self.state.provenance
-            prov = Provenance(self.ctx, pst)
-            cols = {c: df[c].to_numpy()[rows].tolist() for c in _COLS}
-            is_tap = tapped[rows].tolist()
-
-            def put(i: int, v: Verdict) -> None:
-                wkey[i], placed_by[i], how[i] = v.wkey, v.placed_by, v.how
-                foreign[i], fcancel[i] = v.foreign, v.foreign_cancel
-
-            for j, i in enumerate(rows.tolist()):
-                ts = int(cols["ts"][j])
-                if pst.dues and pst.dues[0][0] < ts:
-                    for h, v in prov.expire(ts):
-                        put(h.seq, v)
-                a = cols["account"][j]
-                if is_tap[j]:
-                    for h, v in prov.record(
-                            a, _text(cols["key"][j]), cols["source"][j], ts,
-                            _text(cols["ip"][j]), _text(cols["method"][j]),
-                            _text(cols["endpoint"][j]), cols["status"][j], cols["code"][j],
-                            _text(cols["symbol"][j]), cols["order_id"][j],
-                            _text(cols["client_order_id"][j]), _text(cols["raw"][j])):
-                        put(h.seq, v)
-                        moved += 1
-                        major[h.seq], minor[h.seq] = i, moved
-                    continue
-                got = prov.arrive(i, a, ts, cols["kind"][j], _text(cols["exec_type"][j]),
-                                  _text(cols["symbol"][j]), cols["order_id"][j],
-                                  _text(cols["client_order_id"][j]))
-                if not isinstance(got, Held):
-                    put(i, got)
-            for h, v in prov.expire(2**62):
-                put(h.seq, v)
+            out = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
+                   "foreign_cancel": fcancel, "major": major, "minor": minor}
+            prov = Provenance(self.ctx, self.state.provenance)
+            got = None if machine else provenance_frame.verdicts(prov, df, rows, tapped[rows],
+                                                                 out)
+            moved = _machine(prov, df, rows, tapped, out) if got is None else got
         pv = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
               "foreign_cancel": fcancel}
         if moved:
@@ -142,6 +119,62 @@ class Attribution:
             df = df.iloc[perm].reset_index(drop=True)
             pv = {k: v[perm] for k, v in pv.items()}
         return df, pv
+
+
+def _machine(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, tapped: np.ndarray,
+             out: dict[str, np.ndarray]) -> int:
+    """The state machine over the selected rows, one at a time (the definition the
+    vectorised `provenance_frame.verdicts` is checked against, and its fallback)."""
+    wkey, placed_by, how = out["wkey"], out["placed_by"], out["how"]
+    foreign, fcancel, major, minor = (out["foreign"], out["foreign_cancel"], out["major"],
+                                      out["minor"])
+    pst = prov.st
+    pst.settle()
+    moved = 0
+    cols = {c: df[c].to_numpy()[rows].tolist() for c in _COLS}
+    is_tap = tapped[rows].tolist()
+
+    def put(i: int, v: Verdict) -> None:
+        wkey[i], placed_by[i], how[i] = v.wkey, v.placed_by, v.how
+        foreign[i], fcancel[i] = v.foreign, v.foreign_cancel
+
+    for j, i in enumerate(rows.tolist()):
+        ts = int(cols["ts"][j])
+        if pst.dues and pst.dues[0][0] < ts:
+            for h, v in prov.expire(ts):
+                put(h.seq, v)
+        a = cols["account"][j]
+        if is_tap[j]:
+            for h, v in prov.record(
+                    a, _text(cols["key"][j]), cols["source"][j], ts,
+                    _text(cols["ip"][j]), _text(cols["method"][j]),
+                    _text(cols["endpoint"][j]), cols["status"][j], cols["code"][j],
+                    _text(cols["symbol"][j]), cols["order_id"][j],
+                    _text(cols["client_order_id"][j]), _text(cols["raw"][j])):
+                put(h.seq, v)
+                moved += 1
+                major[h.seq], minor[h.seq] = i, moved
+            continue
+        got = prov.arrive(i, a, ts, cols["kind"][j], _text(cols["exec_type"][j]),
+                          _text(cols["symbol"][j]), cols["order_id"][j],
+                          _text(cols["client_order_id"][j]))
+        if not isinstance(got, Held):
+            put(i, got)
+    for h, v in prov.expire(2**62):
+        put(h.seq, v)
+    return moved
+
+
+def _sorted_codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(v.astype(str), return_inverse=True)`, hashing instead of sorting every row."""
+    codes, uniq = pd.factorize(v)
+    if (codes < 0).any():
+        cats, inv = np.unique(v.astype(str), return_inverse=True)
+        return inv.reshape(-1), cats
+    names = [str(u) for u in uniq]
+    cats = np.array(sorted(set(names)))
+    rank = {c: i for i, c in enumerate(cats.tolist())}
+    return np.array([rank[n] for n in names], dtype=np.int64)[codes], cats
 
 
 def _acts_on_orders(df: pd.DataFrame) -> np.ndarray:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,16 @@ class ProvenanceState:
     held: dict[int, Held] = field(default_factory=dict)
     held_by_key: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     dues: list[tuple[int, int]] = field(default_factory=list)  # heap of (due, seq)
+    # a replay's final state, filled in when first read (`provenance_frame`; most replays
+    # drop their state unread)
+    pending: Callable[[ProvenanceState], None] | None = field(default=None, compare=False,
+                                                               repr=False)
+
+    def settle(self) -> None:
+        """Fill in the state a vectorised replay left pending (every reader calls this)."""
+        if self.pending is not None:
+            fill, self.pending = self.pending, None
+            fill(self)
 
 
 def _keys(acct: str, action: str, symbol: Any, oid: Any, cid: Any, lookup: bool = False
@@ -130,6 +141,8 @@ class Provenance:
         Returns the held reports it explains (in arrival order) with their verdicts."""
         if not isinstance(key, str) or (acct, key) not in self.registered:
             return []
+        if self.st.pending is not None:
+            self.st.settle()
         self.st.tapped.add((acct, key))
         expected = self._expected(acct, key, ip)
         if status is None or status != status or status >= 400 or (code is not None
@@ -206,6 +219,8 @@ class Provenance:
         """A stream/REST order or fill report: its verdict now, or a `Held` to wait for."""
         action = JUDGED.get(exec_type) if kind == "order" else None
         st = self.st
+        if st.pending is not None:
+            st.settle()
         if action is None:  # fills and other reports: whose order is it?
             owner = self._owner(acct, symbol, oid, cid)
             if owner:
@@ -247,6 +262,7 @@ class Provenance:
     def expire(self, now_ms: int) -> list[tuple[Held, Verdict]]:
         """Held reports whose grace ended before `now_ms`: foreign, in arrival order."""
         st, due = self.st, []
+        st.settle()
         while st.dues and st.dues[0][0] < now_ms:
             _, seq = heapq.heappop(st.dues)
             h = st.held.get(seq)
@@ -260,11 +276,13 @@ class Provenance:
     def next_due(self) -> int | None:
         """Event time after which the earliest held report may be called foreign."""
         st = self.st
+        st.settle()
         while st.dues and st.dues[0][1] not in st.held:
             heapq.heappop(st.dues)
         return st.dues[0][0] if st.dues else None
 
     def held_min_minute(self, minute_ms: int) -> int | None:
+        self.st.settle()
         return min(((h.ts // minute_ms) * minute_ms for h in self.st.held.values()),
                    default=None)
 
