@@ -24,14 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypedDict
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.binance.parse_rest import usage_facts
+from monitor.collect.taprecord import (
+    HttpScope,
+    OrderFacts,
+    TapRaw,
+    answer_json,
+    order_facts,
+    request_params,
+)
 from monitor.collect.upstream import StaleConnection, Upstream, UpstreamError
 from monitor.core.clock import Clock
 from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
@@ -79,42 +86,6 @@ def end_to_end(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
             named.update(t.strip().lower() for t in v.split(b","))
     strip = drop | named if named else drop
     return [(k, v) for k, v in headers if k.lower() not in strip]
-
-
-class HttpScope(TypedDict, total=False):
-    """The fields of an ASGI connection scope (ASGI spec, HTTP and lifespan) the tap reads."""
-
-    type: str
-    method: str
-    path: str
-    raw_path: bytes | None
-    query_string: bytes
-    headers: list[tuple[bytes, bytes]]
-    client: tuple[str, int] | None
-
-
-class TapRaw(TypedDict, total=False):
-    """What a tap event keeps in `raw` (spooled with it; the log tailer reads it back)."""
-
-    params: dict[str, str]  # the request's params, as Binance reads them
-    key_present: bool
-    unknown_key_sha256_12: str  # an API key the config does not name: its fingerprint's start
-    error: str | None  # why the tap answered or recorded it so (refused, upstream error, cut)
-    ids: list[list[str | int | None]]  # order endpoints: the orders the ANSWER names
-    msg: str  # Binance's error message, cut to 300 characters
-
-
-class _OrderFacts(TypedDict, total=False):
-    """The `Event` fields an order call fills in (from its params and Binance's answer)."""
-
-    symbol: str | None
-    side: str | None
-    order_type: str | None
-    qty: float | None
-    price: float | None
-    notional: float | None
-    order_id: int | None
-    client_order_id: str | None
 
 
 class Tap:
@@ -306,7 +277,7 @@ class Tap:
                     ) -> Event:
         method, path = scope["method"], scope["path"]
         hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        params = _params(scope.get("query_string", b""), body, hdrs.get("content-type", ""))
+        params = request_params(scope.get("query_string", b""), body, hdrs.get("content-type", ""))
         api_key = hdrs.get("x-mbx-apikey")
         account, label = self.default_account, None
         raw = TapRaw(params=params, key_present=api_key is not None, error=error)
@@ -317,13 +288,13 @@ class Tap:
                 account, label = match
             else:
                 raw["unknown_key_sha256_12"] = fp[:12]
-        resp_body = _json(peek)
+        resp_body = answer_json(peek)
         code = resp_body.get("code") if isinstance(resp_body, dict) else None
         code = code if isinstance(code, int) and not isinstance(code, bool) and code else None
         order = method == "POST" and path in ORDER_PATHS
-        facts = _OrderFacts()
+        facts = OrderFacts()
         if order:
-            facts = _order_facts(params, resp_body if isinstance(resp_body, dict) else {})
+            facts = order_facts(params, resp_body if isinstance(resp_body, dict) else {})
         rejected = rejected_placement(method, path, status, code)
         client = scope.get("client")
         if endpoint(method, path) is not None:
@@ -332,7 +303,7 @@ class Tap:
             raw["ids"] = [list(i) for i in ids]
             if ids and not order:
                 _, sym, oid, cid = ids[0]
-                facts = _OrderFacts(symbol=sym or params.get("symbol") or None, order_id=oid,
+                facts = OrderFacts(symbol=sym or params.get("symbol") or None, order_id=oid,
                                     client_order_id=cid)
         if isinstance(resp_body, dict) and "msg" in resp_body:
             raw["msg"] = str(resp_body["msg"])[:300]
@@ -364,51 +335,3 @@ def _refusal(scope: Mapping[str, Any]
                 b"tap: protocol upgrades are not forwarded; the tap proxies Binance's REST API "
                 b"over HTTP/1.1", [])
     return None
-
-
-def _params(query: bytes, body: bytes, content_type: str) -> dict[str, str]:
-    """Request params as Binance reads them: body first, the query string wins on conflict."""
-    out: dict[str, str] = {}
-    if body and "json" not in content_type:
-        out.update(_pairs(body))
-    out.update(_pairs(query))
-    return out
-
-
-def _pairs(data: bytes) -> Iterable[tuple[str, str]]:
-    try:
-        return parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True)[:200]
-    except ValueError:
-        return []
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):  # an answer nested past the parser is no JSON
-        return None
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f >= 0 and f == f and f != float("inf") else None
-
-
-def _order_facts(params: Mapping[str, str], resp: Mapping[str, Any]) -> _OrderFacts:
-    qty, price = _num(params.get("quantity")), _num(params.get("price"))
-    quote = _num(params.get("quoteOrderQty"))
-    notional = qty * price if qty is not None and price else quote
-    if notional is None:
-        notional = _num(resp.get("cummulativeQuoteQty")) or None
-    oid = resp.get("orderId")
-    cid = params.get("newClientOrderId") or resp.get("clientOrderId")
-    return _OrderFacts(
-        symbol=params.get("symbol") or None, side=params.get("side") or None,
-        order_type=params.get("type") or None, qty=qty, price=price or None,
-        notional=notional,
-        order_id=oid if isinstance(oid, int) and not isinstance(oid, bool) else None,
-        client_order_id=cid if isinstance(cid, str) and cid else None,
-    )
