@@ -3,15 +3,15 @@ read (`FeatureContext`), the history they carry (`FeatureState`) and the shape o
 
 A derived fact is a `Fact` (a column every enriched event gets); facts come from `Step`s, run in
 the order `catalog.ENRICH` lists them, each in two forms over the same state: `replay(df)`
-vectorised over a whole frame, `row(r, verdict)` for one live event. Row-local facts are plain
-expressions (`expr`) and need no step code at all.
+vectorised over a whole frame, `row(r, verdict)` for one live event. Declared facts (an `expr`
+or a `history.How`) need no step code at all: `history.Facts` generates both forms.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ from monitor.features.provenance import GRACE_MS, ProvenanceState, Verdict
 
 if TYPE_CHECKING:
     from monitor.features.expr import Expr
+    from monitor.features.history import How
 
 ACCOUNT_ROW = ""  # window key for account-level facts (counters, foreign orders, withdrawals)
 CONTEXT_MINUTES = 60  # `untapped_1h` looks back this far: live keeps at least this history
@@ -39,12 +40,25 @@ WindowRow = dict[str, str | int | float]
 
 @dataclass(frozen=True)
 class Fact:
-    """One derived column. `public`: rules may test it (`where:`, `group_by:`)."""
+    """One derived column, declared once. `public`: rules may test it (`where:`, `group_by:`).
+    Computed by `expr` (from its row, earlier facts included) or by `how` (with history, see
+    `history`). A `_name` is scratch (dropped at its step's end); `rewrite` replaces an event
+    column (a MARKET order's notional); neither is listed in `catalog.FACTS`."""
 
     name: str
     doc: str
     public: bool = False
-    expr: Expr | None = None  # row-local: computed from this expression in both paths
+    expr: Expr | None = None
+    how: How | None = None
+    rewrite: bool = False
+
+    @property
+    def scratch(self) -> bool:
+        return self.name.startswith("_")
+
+    @property
+    def listed(self) -> bool:
+        return not (self.scratch or self.rewrite)
 
 
 @dataclass(frozen=True)
@@ -87,28 +101,21 @@ class FeatureContext:
 
 @dataclass
 class FeatureState:
-    """History that outlives a batch; carried by the live engine, fresh for a replay.
-    Each field names the step (`history`, `attribution`) that owns it."""
+    """History that outlives a batch; carried by the live engine, fresh for a replay."""
 
-    seen: dict[str, set[tuple[str, str, str]]] = field(  # FirstSeen
-        default_factory=lambda: {f: set() for f in NEW_VALUE_FIELDS})
-    key_first_ts: dict[str, int] = field(default_factory=dict)  # FirstSeen: "account\x1fkey"
-    balance: dict[tuple[str, str], float] = field(default_factory=dict)  # RejectVsBalance
-    own_sum: dict[str, float] = field(default_factory=dict)  # OrderSizes
-    own_cnt: dict[str, float] = field(default_factory=dict)  # OrderSizes
-    bot_orders: dict[str, int] = field(default_factory=dict)  # CounterGrowth: tapped orders
-    last_usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # CounterGrowth
-    last_price: dict[str, float] = field(default_factory=dict)  # PriceOrders: symbol -> price
+    # each declared fact's history, under its name (made by its `how` on first use)
+    facts: dict[str, Any] = field(default_factory=dict)
     provenance: ProvenanceState = field(default_factory=ProvenanceState)  # Attribution
+
+    @property
+    def seen(self) -> dict[str, set[tuple[str, str, str]]]:
+        """Per NEW_VALUE_FIELDS, every (account, key, value) sighted: the `first_*` facts'
+        state (the engine reads the callers' addresses here)."""
+        return {f: self.facts.setdefault(f"first_{f}", set()) for f in NEW_VALUE_FIELDS}
 
 
 class Step(Protocol):
-    """One stage of enrichment: the facts it adds, in both forms (see the module docstring)."""
-
-    facts: ClassVar[tuple[Fact, ...]]
-
-    def __init__(self, ctx: FeatureContext, state: FeatureState) -> None:
-        ...
+    """One stage of enrichment over one context and state, in both forms (module docstring)."""
 
     def replay(self, df: pd.DataFrame) -> pd.DataFrame:
         """Add this step's columns to a time-ordered frame (it may reorder rows); advance state."""
@@ -116,4 +123,16 @@ class Step(Protocol):
 
     def row(self, r: Row, verdict: Verdict | None) -> None:
         """Add this step's columns to one live row; advance state."""
+        ...
+
+
+class StepMaker(Protocol):
+    """What `catalog.ENRICH` lists: the facts a step adds and how to make it (`Step(ctx, state)`):
+    a `history.Facts` declaration, or a step class (`attribution.Attribution`)."""
+
+    @property
+    def facts(self) -> tuple[Fact, ...]:
+        ...
+
+    def __call__(self, ctx: FeatureContext, state: FeatureState) -> Step:
         ...

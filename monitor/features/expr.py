@@ -12,9 +12,10 @@ Missing values follow the frame's conventions: numbers are NaN (never None), tex
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import pandas as pd
 from monitor.core.framecodes import isin_codes
 
 Row = dict[str, Any]
+NAN = float("nan")
 
 
 class Expr:
@@ -216,6 +218,191 @@ class Classify(Expr):
     def names(self) -> dict[str, Any]:
         return {f"_by_code_{id(self)}": {float(k): v for k, v in self.by_code.items()},
                 **self.when.names()}
+
+
+class Arith(Expr):
+    """Arithmetic and choices over numbers (the values of history facts): IEEE semantics in
+    both forms (x/0 = +-inf, 0/0 = NaN, NaN compares False), numpy's warnings silenced."""
+
+    def values(self, df: pd.DataFrame) -> Any:
+        with np.errstate(all="ignore"):
+            return self._values(df)
+
+    def _values(self, df: pd.DataFrame) -> Any:
+        raise NotImplementedError
+
+
+def _num(e: Expr, df: pd.DataFrame) -> Any:
+    return e._values(df) if isinstance(e, Arith) else e.values(df)
+
+
+@dataclass(frozen=True)
+class Col(Arith):
+    """A numeric column's value (NaN: missing)."""
+
+    col: str
+
+    def _values(self, df: pd.DataFrame) -> np.ndarray:
+        return df[self.col].to_numpy(dtype=float)
+
+    def src(self) -> str:
+        return f"r[{self.col!r}]"
+
+
+@dataclass(frozen=True)
+class Const(Arith):
+    value: float
+
+    def _values(self, df: pd.DataFrame) -> np.ndarray:
+        return np.full(len(df), self.value)
+
+    def src(self) -> str:
+        v = float(self.value)
+        return repr(v) if math.isfinite(v) else f"_const_{id(self)}"
+
+    def names(self) -> dict[str, Any]:
+        v = float(self.value)
+        return {} if math.isfinite(v) else {f"_const_{id(self)}": v}
+
+
+@dataclass(frozen=True)
+class Known(Expr):
+    """A text column that is not missing."""
+
+    col: str
+
+    def values(self, df: pd.DataFrame) -> np.ndarray:
+        return df[self.col].notna().to_numpy()
+
+    def src(self) -> str:
+        return f"r[{self.col!r}] is not None"
+
+
+@dataclass(frozen=True)
+class Binary(Arith):
+    """`a <op> b` over numbers, the same operator in both forms."""
+
+    a: Expr
+    b: Expr
+    op: ClassVar[str] = ""
+    vec: ClassVar[Any]  # the numpy ufunc
+
+    def _values(self, df: pd.DataFrame) -> Any:
+        return type(self).vec(_num(self.a, df), _num(self.b, df))
+
+    def src(self) -> str:
+        return f"({self.a.src()} {self.op} {self.b.src()})"
+
+    def names(self) -> dict[str, Any]:
+        return {**self.a.names(), **self.b.names()}
+
+
+class Mul(Binary):
+    op, vec = "*", np.multiply
+
+
+class Sub(Binary):
+    op, vec = "-", np.subtract
+
+
+class Gt(Binary):
+    op, vec = ">", np.greater
+
+
+class Ge(Binary):
+    op, vec = ">=", np.greater_equal
+
+
+class Eq(Binary):
+    op, vec = "==", np.equal
+
+
+@dataclass(frozen=True)
+class Div(Arith):
+    """a / b; live through `_fdiv`, numpy's division as a function (x/0 = +-inf, 0/0 = NaN)."""
+
+    a: Expr
+    b: Expr
+
+    def _values(self, df: pd.DataFrame) -> Any:
+        return _num(self.a, df) / _num(self.b, df)
+
+    def src(self) -> str:
+        return f"_fdiv({self.a.src()}, {self.b.src()})"
+
+    def names(self) -> dict[str, Any]:
+        return {"_fdiv": fdiv, **self.a.names(), **self.b.names()}
+
+
+@dataclass(frozen=True)
+class Where(Arith):
+    """`then` where `cond` holds, else `other` (live evaluates only the branch taken)."""
+
+    cond: Expr
+    then: Expr
+    other: Expr
+
+    def _values(self, df: pd.DataFrame) -> Any:
+        return np.where(self.cond.values(df), _num(self.then, df), _num(self.other, df))
+
+    def src(self) -> str:
+        return f"({self.then.src()} if ({self.cond.src()}) else {self.other.src()})"
+
+    def names(self) -> dict[str, Any]:
+        return {**self.cond.names(), **self.then.names(), **self.other.names()}
+
+
+@dataclass(frozen=True)
+class AtLeastOf(Arith):
+    """max(`low`, x), NaN counting as `low` (np.fmax; Python's max keeps `low` first)."""
+
+    x: Expr
+    low: float
+
+    def _values(self, df: pd.DataFrame) -> Any:
+        return np.fmax(self.low, _num(self.x, df))
+
+    def src(self) -> str:
+        return f"max({float(self.low)!r}, {self.x.src()})"
+
+    def names(self) -> dict[str, Any]:
+        return self.x.names()
+
+
+@dataclass(frozen=True)
+class Apply(Expr):
+    """A plain function of some columns' values (text missing: None), for the few rows that
+    need it: `values_at` calls it per row (replay), the live source calls it on the row."""
+
+    fn: Callable[..., Any]
+    cols: tuple[str, ...]
+
+    def values(self, df: pd.DataFrame) -> np.ndarray:
+        return self.values_at(df, np.arange(len(df)))
+
+    def values_at(self, df: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        cols = [[v if isinstance(v, str) else None for v in df[c].to_numpy(dtype=object)[rows]]
+                if not pd.api.types.is_numeric_dtype(df[c].dtype)
+                else df[c].to_numpy()[rows] for c in self.cols]
+        out = np.empty(len(rows), dtype=object)
+        out[:] = [self.fn(*vs) for vs in zip(*cols, strict=True)] if len(rows) else []
+        return out
+
+    def src(self) -> str:
+        return f"_fn_{id(self)}({', '.join(f'r[{c!r}]' for c in self.cols)})"
+
+    def names(self) -> dict[str, Any]:
+        return {f"_fn_{id(self)}": self.fn}
+
+
+def fdiv(a: float, b: float) -> float:
+    """a / b with numpy's IEEE semantics (x/0 = +-inf, 0/0 = nan), as the vectorised form."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a != a or a == 0:
+            return NAN
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, Any], None]:
