@@ -1,7 +1,8 @@
 """The registry of rule kinds: each declares its parameters, validates them, and builds its
 detector.
 
-Window kinds (threshold, baseline_ratio: `windowrules.py`) read the closed one-minute windows;
+Window kinds (threshold, baseline_ratio: `windowrules.py`; rate_shift, with memory beyond the
+hour: `rateshift.py`) read the closed one-minute windows;
 event kinds (new_value, event_match: `eventrules.py`) read enriched events and fire at once;
 posture (`posture.py`) reads key_config polls. The engine only sees `Detector`s
 (`candidate.py`): adding a kind is one entry here plus its module, never an engine change.
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 from monitor.detect.candidate import Detector
 from monitor.detect.eventrules import EventMatch, NewValue
+from monitor.detect.rateshift import RateShift
 from monitor.detect.rules import Rule
 from monitor.detect.where import EVENT_FIELDS, Errors, _num, validate_where
 from monitor.detect.windowrules import BaselineRatio, Threshold
@@ -66,6 +68,18 @@ def _validate_baseline(raw: Params, lists: Lists) -> tuple[Params, Errors]:
             errs.append((k, f"{k} must be an integer >= 1"))
     if not _num(p["floor"]) or p["floor"] <= 0:
         errs.append(("floor", "floor must be a number > 0"))
+    return p, errs
+
+
+def _validate_rate_shift(raw: Params, lists: Lists) -> tuple[Params, Errors]:
+    p, errs = dict(raw), cast(Errors, [])
+    _check_metric(p, errs)
+    _check_scope(p, errs)
+    for k, default, low in (("ratio", 10.0, 1.0), ("threshold", 15.0, 0.0),
+                            ("floor_per_hour", 1.0, 0.0), ("horizon_days", 7.0, 0.0)):
+        p.setdefault(k, default)
+        if not _num(p[k]) or p[k] <= low:
+            errs.append((k, f"{k} must be a number > {low:g}"))
     return p, errs
 
 
@@ -137,6 +151,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("baseline_ratio",
          ("metric", "ratio", "min_count", "baseline_windows", "min_history", "floor", "scope"),
          _validate_baseline, _per_rule(BaselineRatio)),
+    Kind("rate_shift",
+         ("metric", "ratio", "threshold", "floor_per_hour", "horizon_days", "scope"),
+         _validate_rate_shift, _per_rule(RateShift)),
     Kind("new_value", ("field", "learn_minutes", "while_learning", "where"),
          _validate_new_value, _per_rule(NewValue)),
     Kind("event_match", ("where", "group_by"), _validate_event_match, _per_rule(EventMatch)),
