@@ -281,8 +281,9 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     exp_tab = _Table(ecode[ex], pos[ex], ej)
     sus_tab = _Table(ecode[ux], pos[ux], ej)
     # each entry's key, time and source, one padding entry after them (at -1 and ne)
-    ekey = np.append(np.asarray(ku, dtype=object)[kc[ej]], None)
-    ets, esrc = np.append(ts[ej], 0), np.append(src[ej], None)
+    pad = np.array([None], dtype=object)
+    ekey = np.concatenate([np.asarray(ku, dtype=object)[kc[ej]], pad])
+    ets, esrc = np.append(ts[ej], 0), np.concatenate([src[ej].astype(object), pad])
 
     # reports ------------------------------------------------------------------------------
     kd, kdu = _strs(df, "kind", rows)
