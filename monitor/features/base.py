@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 
@@ -33,7 +33,10 @@ STATUS_CLASS = {429: "rate", 418: "rate"}
 ORDER_ENDPOINTS = PLACEMENT_PATHS  # placements (monitor/core/orderpaths.py declares every endpoint)
 NEW_VALUE_FIELDS = ("ip", "symbol", "endpoint")
 
-Row = dict[str, Any]  # one enriched live event (the same columns as a replay frame row)
+# One enriched live event: the event's columns then every declared fact (a replay frame row's
+# columns). Its keys come from the declarations (a TypedDict would declare every fact twice)
+# and generated code reads it, so its values stay untyped (the one such alias in features).
+Row = dict[str, Any]
 # one closed window: account, key (str), minute (int ms), then every feature (float)
 WindowRow = dict[str, str | int | float]
 
@@ -104,14 +107,15 @@ class FeatureState:
     """History that outlives a batch; carried by the live engine, fresh for a replay."""
 
     # each declared fact's history, under its name (made by its `how` on first use)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, object] = field(default_factory=dict)
     provenance: ProvenanceState = field(default_factory=ProvenanceState)  # Attribution
 
     @property
     def seen(self) -> dict[str, set[tuple[str, str, str]]]:
         """Per NEW_VALUE_FIELDS, every (account, key, value) sighted: the `first_*` facts'
         state (the engine reads the callers' addresses here)."""
-        return {f: self.facts.setdefault(f"first_{f}", set()) for f in NEW_VALUE_FIELDS}
+        return {f: cast(set[tuple[str, str, str]], self.facts.setdefault(f"first_{f}", set()))
+                for f in NEW_VALUE_FIELDS}
 
 
 class Step(Protocol):

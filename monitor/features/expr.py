@@ -15,15 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
 
 from monitor.core.framecodes import isin_codes
 
-Row = dict[str, Any]
+if TYPE_CHECKING:
+    from monitor.features.base import Row
+
 NAN = float("nan")
+# what generated source refers to by name (constants, functions, state): opaque values
+Namespace = dict[str, object]
 
 
 class Expr:
@@ -35,7 +39,7 @@ class Expr:
     def src(self) -> str:
         raise NotImplementedError
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         """Constants the rendered source refers to (the live namespace)."""
         return {}
 
@@ -142,7 +146,7 @@ class Not(Expr):
     def src(self) -> str:
         return f"(not ({self.arg.src()}))"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return self.arg.names()
 
 
@@ -159,7 +163,7 @@ class All(Expr):
     def src(self) -> str:
         return "(" + " and ".join(f"({a.src()})" for a in self.args) + ")"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {k: v for a in self.args for k, v in a.names().items()}
 
 
@@ -176,7 +180,7 @@ class AnyOf(Expr):
     def src(self) -> str:
         return "(" + " or ".join(f"({a.src()})" for a in self.args) + ")"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {k: v for a in self.args for k, v in a.names().items()}
 
 
@@ -215,7 +219,7 @@ class Classify(Expr):
         return (f"({self.ok!r} if not ({self.when.src()}) else (_by_code_{id(self)}.get(r['code'])"
                 f" or {statuses!r}.get(r['status'], {self.other!r})))")
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {f"_by_code_{id(self)}": {float(k): v for k, v in self.by_code.items()},
                 **self.when.names()}
 
@@ -260,7 +264,7 @@ class Const(Arith):
         v = float(self.value)
         return repr(v) if math.isfinite(v) else f"_const_{id(self)}"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         v = float(self.value)
         return {} if math.isfinite(v) else {f"_const_{id(self)}": v}
 
@@ -293,7 +297,7 @@ class Binary(Arith):
     def src(self) -> str:
         return f"({self.a.src()} {self.op} {self.b.src()})"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {**self.a.names(), **self.b.names()}
 
 
@@ -330,7 +334,7 @@ class Div(Arith):
     def src(self) -> str:
         return f"_fdiv({self.a.src()}, {self.b.src()})"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {"_fdiv": fdiv, **self.a.names(), **self.b.names()}
 
 
@@ -348,7 +352,7 @@ class Where(Arith):
     def src(self) -> str:
         return f"({self.then.src()} if ({self.cond.src()}) else {self.other.src()})"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {**self.cond.names(), **self.then.names(), **self.other.names()}
 
 
@@ -365,7 +369,7 @@ class AtLeastOf(Arith):
     def src(self) -> str:
         return f"max({float(self.low)!r}, {self.x.src()})"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return self.x.names()
 
 
@@ -391,7 +395,7 @@ class Apply(Expr):
     def src(self) -> str:
         return f"_fn_{id(self)}({', '.join(f'r[{c!r}]' for c in self.cols)})"
 
-    def names(self) -> dict[str, Any]:
+    def names(self) -> Namespace:
         return {f"_fn_{id(self)}": self.fn}
 
 
@@ -405,10 +409,10 @@ def fdiv(a: float, b: float) -> float:
         return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, Any], None]:
+def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, object], None]:
     """`r[name] = expr` for each pair in order, as one generated function over a row dict
     (its second argument, a step's `verdict`, is unused)."""
-    ns: dict[str, Any] = {}
+    ns: Namespace = {}
     lines = [f"def {name}(r, _verdict=None):"]
     for col, e in assign:
         ns.update(e.names())
@@ -416,6 +420,6 @@ def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, An
     if len(lines) == 1:
         lines.append("    pass")
     exec("\n".join(lines), ns)  # noqa: S102 - source built from the declarations above
-    fn: Callable[[Row, Any], None] = ns[name]
+    fn = cast(Callable[[Row, object], None], ns[name])
     fn.__doc__ = "\n".join(lines)  # what runs, readable with help()
     return fn

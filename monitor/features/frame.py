@@ -6,19 +6,22 @@ the live path reads the same columns off each `Event` (`live.to_row`), with NUM_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from monitor.core.events import EVENT_COLUMNS, Event
 
+if TYPE_CHECKING:
+    from monitor.features.base import Row
+
 NAN = float("nan")
 
 
 def events_to_frame(events: list[Event]) -> pd.DataFrame:
     """Events -> the column layout `enrich` reads (no per-column validation: already valid)."""
-    cols: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
+    cols: dict[str, list[object]] = {c: [] for c in EVENT_COLUMNS}
     for e in events:
         d = e.__dict__
         for c in EVENT_COLUMNS:
@@ -40,7 +43,7 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     is most of replay's speed). Ties keep their input order (a store load is already ordered
     by ts, event_id), so live batches fed in that order see exactly what a replay sees.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, np.ndarray | pd.Series] = {}
     n = len(df)
     for c in EVENT_COLUMNS:
         s = df[c].reset_index(drop=True) if c in df.columns else pd.Series([None] * n)
@@ -64,7 +67,7 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     return res
 
 
-def to_row(ev: Event) -> dict[str, Any]:
+def to_row(ev: Event) -> Row:
     """One event -> the row dict the live path enriches: a replay frame row's values
     (enum values as text, NUM_COLS as floats with NaN for missing)."""
     r = dict(ev.__dict__)

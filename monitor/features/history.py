@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
 
 from monitor.core.framecodes import combine, text_codes
 from monitor.features.base import Fact, FeatureContext, FeatureState, Row
-from monitor.features.expr import Apply, Expr
+from monitor.features.expr import Apply, Expr, Namespace
 from monitor.features.provenance import Verdict
 
 NAN = float("nan")
@@ -95,7 +95,7 @@ def _keys_at(df: pd.DataFrame, key: tuple[KeyPart, ...], rows: np.ndarray) -> li
     return cols[0] if len(key) == 1 else list(zip(*cols, strict=True))
 
 
-def _key_src(key: tuple[KeyPart, ...]) -> tuple[str, dict[str, Any]]:
+def _key_src(key: tuple[KeyPart, ...]) -> tuple[str, Namespace]:
     parts = [k.src() if isinstance(k, Apply) else f"r[{k!r}]" for k in key]
     names = {n: v for k in key if isinstance(k, Apply) for n, v in k.names().items()}
     return (parts[0] if len(parts) == 1 else "(" + ", ".join(parts) + ")"), names
@@ -114,7 +114,7 @@ class How:
         raise NotImplementedError
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         raise NotImplementedError
 
 
@@ -146,7 +146,7 @@ class Lookup(How):
         return out
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         key, names = _key_src(tuple(self.cols))
         call = f"{v}fn({v}ctx, {'*' if len(self.cols) > 1 else ''}_t)" if self.with_ctx else (
             f"{v}fn({'*' if len(self.cols) > 1 else ''}_t)")
@@ -183,7 +183,7 @@ class FirstValue(How):
         return look[kc]
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         lines = [f"if {self.when.src()}:",
                  f"    {v}st.setdefault(r[{self.key!r}], r[{self.value!r}])",
                  f"r[{out!r}] = {v}st.get(r[{self.key!r}], {v}default)"]
@@ -210,7 +210,7 @@ class FirstSighting(How):
         return out
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         key, names = _key_src(tuple(self.cols))
         lines = ["_f = False", f"if {self.when.src()}:", f"    _t = {key}",
                  f"    if _t not in {v}st:", f"        {v}st.add(_t)", "        _f = True",
@@ -253,7 +253,7 @@ class LastValue(How):
         return out
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         rkey, rnames = _key_src(self.read_key or self.key)
         ukey, unames = _key_src(self.key)
         lines = [f"r[{out!r}] = {v}st.get({rkey}, _NAN) if {self.read.src()} else _NAN",
@@ -297,7 +297,7 @@ class RunningMean(How):
             return np.where(excl_cnt > 0, excl_sum / np.maximum(excl_cnt, 1), np.nan)
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         lines = [f"_k = r[{self.key!r}]", f"_c = {v}cnt.get(_k, 0.0)",
                  f"r[{out!r}] = {v}sum.get(_k, 0.0) / _c if _c > 0 else _NAN",
                  f"if {self.include.src()}:",
@@ -327,7 +327,7 @@ class RunningCount(How):
         return out
 
     def live(self, out: str, v: str, st: Any, ctx: FeatureContext
-             ) -> tuple[list[str], dict[str, Any]]:
+             ) -> tuple[list[str], Namespace]:
         lines = [f"_k = r[{self.key!r}]", f"if {self.when.src()}:",
                  f"    {v}st[_k] = {v}st.get(_k, 0) + 1", f"r[{out!r}] = {v}st.get(_k, 0)"]
         return lines, {**self.when.names(), f"{v}st": st}
@@ -350,8 +350,8 @@ class BoundFacts:
 
     def __init__(self, step: Facts, ctx: FeatureContext, state: FeatureState) -> None:
         self.step, self.ctx = step, ctx
-        self.states: dict[str, Any] = {}
-        ns: dict[str, Any] = {}
+        self.states: dict[str, object] = {}
+        ns: Namespace = {}
         name = "_".join(step.name.split())
         lines = [f"def {name}(r, _verdict=None):"]
         for i, f in enumerate(step.declared):
@@ -368,7 +368,7 @@ class BoundFacts:
             lines += ["    " + b for b in body]
         lines += [f"    del r[{f.name!r}]" for f in step.declared if f.scratch]
         exec("\n".join(lines), ns)  # noqa: S102 - source generated from the declarations
-        self.row: Callable[[Row, Verdict | None], None] = ns[name]
+        self.row = cast(Callable[[Row, Verdict | None], None], ns[name])
         self.row.__doc__ = "\n".join(lines)  # what runs, readable with help()
 
     def replay(self, df: pd.DataFrame) -> pd.DataFrame:

@@ -11,22 +11,25 @@ feature. tests/features and tests/detect prove live == replay, per fact and per 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from monitor.core.events import Event
-from monitor.features.base import MINUTE_MS, FeatureContext, FeatureState, Row
+from monitor.features.base import MINUTE_MS, FeatureContext, FeatureState, Row, WindowRow
 from monitor.features.catalog import ENRICH, WINDOWS
-from monitor.features.expr import Expr
+from monitor.features.expr import Expr, Namespace
 from monitor.features.frame import to_row
 from monitor.features.provenance import Held, Provenance, Verdict
 from monitor.features.reducers import clean_one
 
 WindowKey = tuple[str, str, int]  # account, window key, minute
+# an open window: each row-folding feature's running value (a count or sum, a max or None while
+# nothing was seen, the set of distinct values)
+OpenWindow = dict[str, float | set[str] | None]
 
 
-def _compile_add() -> Callable[[dict[str, Any], Row], None]:
+def _compile_add() -> Callable[[OpenWindow, Row], None]:
     """One function folding a row into an open window, generated from `WINDOWS`."""
-    ns: dict[str, Any] = {}
+    ns: Namespace = {}
     masks: dict[Expr, str] = {}
     lines = ["def add(w, r):"]
     for win in WINDOWS:
@@ -46,7 +49,7 @@ def _compile_add() -> Callable[[dict[str, Any], Row], None]:
         elif body:
             lines += [f"    if {var}:", *("        " + s for s in body)]
     exec("\n".join(lines), ns)  # noqa: S102 - source generated from the catalog
-    fn: Callable[[dict[str, Any], Row], None] = ns["add"]
+    fn = cast(Callable[[OpenWindow, Row], None], ns["add"])
     fn.__doc__ = "\n".join(lines)
     return fn
 
@@ -56,7 +59,7 @@ _ROW_REDUCED = tuple(w for w in WINDOWS if not w.reducer.reads)
 _FROM_FEATURES = tuple(w for w in WINDOWS if w.reducer.reads)
 
 
-def _new_window() -> dict[str, Any]:
+def _new_window() -> OpenWindow:
     return {w.name: w.reducer.live_init() for w in _ROW_REDUCED}
 
 
@@ -69,7 +72,7 @@ class LiveFeatures:
         self.steps = [step(ctx, state) for step in ENRICH]
         self._rows = tuple(s.row for s in self.steps)  # bound once: this runs per event
         self._seq = 0
-        self.open: dict[WindowKey, dict[str, Any]] = {}
+        self.open: dict[WindowKey, OpenWindow] = {}
 
     # enrichment ---------------------------------------------------------------------------
     def feed(self, ev: Event) -> list[Row]:
@@ -117,7 +120,7 @@ class LiveFeatures:
             w = self.open[wk] = _new_window()
         _ADD(w, r)
 
-    def close(self, now_ms: int) -> list[dict[str, Any]]:
+    def close(self, now_ms: int) -> list[WindowRow]:
         """Windows that ended at or before `now_ms`, as `aggregate` rows sorted by
         (account, key, minute); `Rolling` features are left 0 for the engine's context step.
         A minute that still holds a report waiting for its record stays open (with every later
@@ -128,13 +131,13 @@ class LiveFeatures:
         return [_row(k, self.open.pop(k)) for k in done]
 
 
-def _row(k: WindowKey, w: dict[str, Any]) -> dict[str, Any]:
+def _row(k: WindowKey, w: OpenWindow) -> WindowRow:
     vals: dict[str, float | None] = {}
     for f in _ROW_REDUCED:
         vals[f.name] = f.reducer.live_value(f.name, w, vals)
     for f in _FROM_FEATURES:
         vals[f.name] = f.reducer.live_value(f.name, w, vals)
-    out: dict[str, Any] = {"account": k[0], "key": k[1], "minute": k[2]}
+    out: WindowRow = {"account": k[0], "key": k[1], "minute": k[2]}
     for f in WINDOWS:
         out[f.name] = clean_one(vals[f.name])
     return out
