@@ -4,8 +4,9 @@ Declared once in `catalog` (the per-event derived facts and the window features)
 ways from those declarations: `replay` (vectorised over a whole frame) and `live` (one event
 at a time, for the service); `context` fills the features over a key's earlier windows
 (`add_context` for replay, `LiveContext` live). `attribution` + `provenance` decide whose
-window an order counts in; `history` holds the facts that need history (first sightings, usual
-order size, balance at a reject, ...); `frame` is the column layout.
+window an order counts in; `history` holds the kinds of facts with history (first sightings,
+running means, the last value before, ...), each in both forms once; `expr` and `arith` the
+row expressions; `frame` is the column layout.
 """
 
 from __future__ import annotations

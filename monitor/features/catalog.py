@@ -1,15 +1,19 @@
 """Every derived fact and every window feature, declared once; both paths are driven from here.
 
-- `ROW_FACTS`: per-event facts that need nothing but the event (an expression each, `expr`).
-- `ENRICH`: the steps that add the per-event facts, in order; the facts with history live in
-  `history`, `polls` and `attribution`, each step holding both forms of its definition.
+- Facts, in `ENRICH` order: each `Fact(name, doc, ...)` is computed by an expression over its
+  row (`expr=`, from `expr` and `arith`; earlier facts included) or, when it needs history, by
+  one of `history`'s kinds (`how=`: `Lookup`, `FirstValue`, `FirstSighting`, `LastValue`,
+  `RunningMean`, `RunningCount`), whose state `FeatureState.facts` keeps under the fact's name.
+  `history.Facts` groups them into steps and generates both forms; `_name` facts are scratch.
+  Only `attribution` (provenance, a state machine) is a hand-written step.
 - `WINDOWS`: the one-minute features per (account, key) in their published order (rules and
   the forest read them by name): a name, a reducer (`reducers`) and the rows it reads (a mask).
 
-`replay.enrich`/`replay.aggregate` (vectorised) and `live.LiveFeatures` (one event at a time)
-read these tuples and nothing else; `FEATURES`, `FACTS` and `DERIVED_FIELDS` (what rules may
+`replay` (vectorised), `live` (one event at a time) and `context` (`Rolling` features) read
+these declarations and nothing else; `FEATURES`, `FACTS` and `DERIVED_FIELDS` (what rules may
 test) are computed from them. Adding a window feature is one `Window(...)` line here plus its
-test; a row fact one `Fact(...)` line; a fact with history one step class in `history`.
+test, and adding a derived fact, with history or not, one `Fact(...)` line plus its test
+(tests/features prove live == replay for every name listed here, with no edit).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from monitor.core.framecodes import quote_base, trading_status
+from monitor.features.arith import Apply, AtLeastOf, Col, Const, Div, Eq, Ge, Gt, Mul, Sub, Where
 from monitor.features.attribution import Attribution
 from monitor.features.base import (
     ACCOUNT_ROW,
@@ -33,25 +38,14 @@ from monitor.features.base import (
     StepMaker,
 )
 from monitor.features.expr import (
-    Apply,
     AtLeast,
-    AtLeastOf,
     Classify,
-    Col,
-    Const,
-    Div,
-    Eq,
     Flag,
     FloorTo,
-    Ge,
-    Gt,
     In,
     IsFalse,
     Known,
-    Mul,
     Present,
-    Sub,
-    Where,
 )
 from monitor.features.history import (
     Facts,

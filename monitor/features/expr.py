@@ -3,8 +3,9 @@
 A window feature's mask ("tapped and failed") or a row-local derived fact ("is this a placed
 order?") is an `Expr` tree. `values(frame)` evaluates it vectorised for replay (text columns
 compared on categorical codes, see `framecodes`); `src()` renders it as one Python expression
-over a row dict `r`, which `compile_rows` turns into a plain function for the live path (no
-per-node call per event: live stays at hand-written speed). Both renderings come from the same
+over a row dict `r`, which `history.Facts` and the live window accumulator compile into plain
+functions for the live path (no per-node call per event: live stays at hand-written speed).
+Numbers (`Col`, `Div`, `Where`, ...) are in `arith`. Both renderings come from the same
 node, so the two paths cannot drift; tests/features prove they agree on generated traffic.
 
 Missing values follow the frame's conventions: numbers are NaN (never None), text is None.
@@ -12,20 +13,15 @@ Missing values follow the frame's conventions: numbers are NaN (never None), tex
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from monitor.core.framecodes import isin_codes
 
-if TYPE_CHECKING:
-    from monitor.features.base import Row
-
-NAN = float("nan")
 # what generated source refers to by name (constants, functions, state): opaque values
 Namespace = dict[str, object]
 
@@ -224,51 +220,6 @@ class Classify(Expr):
                 **self.when.names()}
 
 
-class Arith(Expr):
-    """Arithmetic and choices over numbers (the values of history facts): IEEE semantics in
-    both forms (x/0 = +-inf, 0/0 = NaN, NaN compares False), numpy's warnings silenced."""
-
-    def values(self, df: pd.DataFrame) -> Any:
-        with np.errstate(all="ignore"):
-            return self._values(df)
-
-    def _values(self, df: pd.DataFrame) -> Any:
-        raise NotImplementedError
-
-
-def _num(e: Expr, df: pd.DataFrame) -> Any:
-    return e._values(df) if isinstance(e, Arith) else e.values(df)
-
-
-@dataclass(frozen=True)
-class Col(Arith):
-    """A numeric column's value (NaN: missing)."""
-
-    col: str
-
-    def _values(self, df: pd.DataFrame) -> np.ndarray:
-        return df[self.col].to_numpy(dtype=float)
-
-    def src(self) -> str:
-        return f"r[{self.col!r}]"
-
-
-@dataclass(frozen=True)
-class Const(Arith):
-    value: float
-
-    def _values(self, df: pd.DataFrame) -> np.ndarray:
-        return np.full(len(df), self.value)
-
-    def src(self) -> str:
-        v = float(self.value)
-        return repr(v) if math.isfinite(v) else f"_const_{id(self)}"
-
-    def names(self) -> Namespace:
-        v = float(self.value)
-        return {} if math.isfinite(v) else {f"_const_{id(self)}": v}
-
-
 @dataclass(frozen=True)
 class Known(Expr):
     """A text column that is not missing."""
@@ -280,146 +231,3 @@ class Known(Expr):
 
     def src(self) -> str:
         return f"r[{self.col!r}] is not None"
-
-
-@dataclass(frozen=True)
-class Binary(Arith):
-    """`a <op> b` over numbers, the same operator in both forms."""
-
-    a: Expr
-    b: Expr
-    op: ClassVar[str] = ""
-    vec: ClassVar[Any]  # the numpy ufunc
-
-    def _values(self, df: pd.DataFrame) -> Any:
-        return type(self).vec(_num(self.a, df), _num(self.b, df))
-
-    def src(self) -> str:
-        return f"({self.a.src()} {self.op} {self.b.src()})"
-
-    def names(self) -> Namespace:
-        return {**self.a.names(), **self.b.names()}
-
-
-class Mul(Binary):
-    op, vec = "*", np.multiply
-
-
-class Sub(Binary):
-    op, vec = "-", np.subtract
-
-
-class Gt(Binary):
-    op, vec = ">", np.greater
-
-
-class Ge(Binary):
-    op, vec = ">=", np.greater_equal
-
-
-class Eq(Binary):
-    op, vec = "==", np.equal
-
-
-@dataclass(frozen=True)
-class Div(Arith):
-    """a / b; live through `_fdiv`, numpy's division as a function (x/0 = +-inf, 0/0 = NaN)."""
-
-    a: Expr
-    b: Expr
-
-    def _values(self, df: pd.DataFrame) -> Any:
-        return _num(self.a, df) / _num(self.b, df)
-
-    def src(self) -> str:
-        return f"_fdiv({self.a.src()}, {self.b.src()})"
-
-    def names(self) -> Namespace:
-        return {"_fdiv": fdiv, **self.a.names(), **self.b.names()}
-
-
-@dataclass(frozen=True)
-class Where(Arith):
-    """`then` where `cond` holds, else `other` (live evaluates only the branch taken)."""
-
-    cond: Expr
-    then: Expr
-    other: Expr
-
-    def _values(self, df: pd.DataFrame) -> Any:
-        return np.where(self.cond.values(df), _num(self.then, df), _num(self.other, df))
-
-    def src(self) -> str:
-        return f"({self.then.src()} if ({self.cond.src()}) else {self.other.src()})"
-
-    def names(self) -> Namespace:
-        return {**self.cond.names(), **self.then.names(), **self.other.names()}
-
-
-@dataclass(frozen=True)
-class AtLeastOf(Arith):
-    """max(`low`, x), NaN counting as `low` (np.fmax; Python's max keeps `low` first)."""
-
-    x: Expr
-    low: float
-
-    def _values(self, df: pd.DataFrame) -> Any:
-        return np.fmax(self.low, _num(self.x, df))
-
-    def src(self) -> str:
-        return f"max({float(self.low)!r}, {self.x.src()})"
-
-    def names(self) -> Namespace:
-        return self.x.names()
-
-
-@dataclass(frozen=True)
-class Apply(Expr):
-    """A plain function of some columns' values (text missing: None), for the few rows that
-    need it: `values_at` calls it per row (replay), the live source calls it on the row."""
-
-    fn: Callable[..., Any]
-    cols: tuple[str, ...]
-
-    def values(self, df: pd.DataFrame) -> np.ndarray:
-        return self.values_at(df, np.arange(len(df)))
-
-    def values_at(self, df: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-        cols = [[v if isinstance(v, str) else None for v in df[c].to_numpy(dtype=object)[rows]]
-                if not pd.api.types.is_numeric_dtype(df[c].dtype)
-                else df[c].to_numpy()[rows] for c in self.cols]
-        out = np.empty(len(rows), dtype=object)
-        out[:] = [self.fn(*vs) for vs in zip(*cols, strict=True)] if len(rows) else []
-        return out
-
-    def src(self) -> str:
-        return f"_fn_{id(self)}({', '.join(f'r[{c!r}]' for c in self.cols)})"
-
-    def names(self) -> Namespace:
-        return {f"_fn_{id(self)}": self.fn}
-
-
-def fdiv(a: float, b: float) -> float:
-    """a / b with numpy's IEEE semantics (x/0 = +-inf, 0/0 = nan), as the vectorised form."""
-    try:
-        return a / b
-    except ZeroDivisionError:
-        if a != a or a == 0:
-            return NAN
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-
-
-def compile_rows(assign: list[tuple[str, Expr]], name: str) -> Callable[[Row, object], None]:
-    """`r[name] = expr` for each pair in order, as one generated function over a row dict
-    (its second argument, a step's `verdict`, is unused)."""
-    ns: Namespace = {}
-    lines = [f"def {name}(r, _verdict=None):"]
-    for col, e in assign:
-        ns.update(e.names())
-        lines.append(f"    r[{col!r}] = {e.src()}")
-    if len(lines) == 1:
-        lines.append("    pass")
-    exec("\n".join(lines), ns)  # noqa: S102 - source built from the declarations above
-    fn = cast(Callable[[Row, object], None], ns[name])
-    fn.__doc__ = "\n".join(lines)  # what runs, readable with help()
-    return fn

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.framecodes import combine, text_codes
+from monitor.features.arith import Apply
 from monitor.features.base import Fact, FeatureContext, FeatureState, Row
-from monitor.features.expr import Apply, Expr, Namespace
+from monitor.features.expr import Expr, Namespace
 from monitor.features.provenance import Verdict
 
 NAN = float("nan")
