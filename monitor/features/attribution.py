@@ -63,7 +63,7 @@ class Attribution:
 
     def replay(self, df: pd.DataFrame) -> pd.DataFrame:
         df, pv = self._verdicts(df)
-        wcodes, cats = _sorted_codes(pv["wkey"])
+        wcodes, cats = pv.pop("wcode"), pv.pop("wcats")
         df["wkey"] = pd.Categorical.from_codes(
             wcodes, validate=False,
             categories=pd.Index(cats.astype(object), dtype=object))
@@ -112,12 +112,14 @@ class Attribution:
             got = None if machine else provenance_frame.verdicts(prov, df, rows, tapped[rows],
                                                                  out)
             moved = _machine(prov, df, rows, tapped, out) if got is None else got
+        wcode, wcats = _wkey_codes(df, keyed, wkey, rows)
         pv = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
-              "foreign_cancel": fcancel}
+              "foreign_cancel": fcancel, "wcode": wcode}
         if moved:
             perm = np.lexsort((minor, major))
             df = df.iloc[perm].reset_index(drop=True)
             pv = {k: v[perm] for k, v in pv.items()}
+        pv["wcats"] = wcats
         return df, pv
 
 
@@ -165,30 +167,47 @@ def _machine(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, tapped: np.nd
     return moved
 
 
-def _sorted_codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.unique(v.astype(str), return_inverse=True)`, hashing instead of sorting every row."""
-    codes, uniq = pd.factorize(v)
-    if (codes < 0).any():
-        cats, inv = np.unique(v.astype(str), return_inverse=True)
-        return inv.reshape(-1), cats
-    names = [str(u) for u in uniq]
-    cats = np.array(sorted(set(names)))
+def _wkey_codes(df: pd.DataFrame, keyed: np.ndarray, wkey: np.ndarray, rows: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(wkey.astype(str), return_inverse=True)` without hashing or sorting every
+    row: the undecided rows' window key is their key's category (or the account row)."""
+    kc, ku = text_codes(df["key"])
+    names = [str(u) for u in ku] + [str(ACCOUNT_ROW)]
+    codes = np.where(keyed, kc, len(ku))
+    if len(rows):
+        rc, ru = pd.factorize(wkey[rows])
+        if (rc < 0).any():  # a missing window key: as np.unique would spell it
+            cats, inv = np.unique(wkey.astype(str), return_inverse=True)
+            return inv.reshape(-1), cats
+        codes[rows] = rc + len(names)
+        names += [str(u) for u in ru]
+    present = np.bincount(codes, minlength=len(names)) > 0
+    cats = np.array(sorted({n for n, p in zip(names, present.tolist(), strict=True) if p}))
     rank = {c: i for i, c in enumerate(cats.tolist())}
-    return np.array([rank[n] for n in names], dtype=np.int64)[codes], cats
+    return np.array([rank.get(n, -1) for n in names], dtype=np.int64)[codes], cats
+
+
+TABLED = 1 << 22  # code spaces up to this size are looked up in a table, not hashed
 
 
 def _acts_on_orders(df: pd.DataFrame) -> np.ndarray:
     """Rows calling an endpoint that places or cancels orders (one lookup per distinct pair)."""
     mc, mu = text_codes(df["method"])
     ec, eu = text_codes(df["endpoint"])
-    codes, uniq = pd.factorize(combine((mc, mu), (ec, eu)))
-    first = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())
-    acts = []
-    for i in first.tolist():
-        m, p = mu[mc[i]] if mc[i] >= 0 else None, eu[ec[i]] if ec[i] >= 0 else None
-        ep = endpoint(_text(m), _text(p))
-        acts.append(ep is not None and bool(ep.actions))
-    return np.asarray(np.array(acts + [False], dtype=bool)[codes], dtype=bool)
+    combo = combine((mc, mu), (ec, eu))  # (method + 1) * (len(eu) + 1) + endpoint + 1
+    size = (len(mu) + 1) * (len(eu) + 1)
+    present = (np.flatnonzero(np.bincount(combo, minlength=size)) if size <= TABLED
+               else pd.unique(combo))
+    acts = {}
+    for cb in present.tolist():
+        mi, ei = divmod(cb, len(eu) + 1)
+        ep = endpoint(_text(mu[mi - 1]) if mi else None, _text(eu[ei - 1]) if ei else None)
+        acts[cb] = ep is not None and bool(ep.actions)
+    if size <= TABLED:
+        tab = np.zeros(size, dtype=bool)
+        tab[list(acts)] = list(acts.values())
+        return tab[combo]
+    return np.asarray(pd.Series(combo).map(acts).to_numpy(), dtype=bool)
 
 
 def _first_calls(df: pd.DataFrame, keyed: np.ndarray) -> np.ndarray:
@@ -196,8 +215,15 @@ def _first_calls(df: pd.DataFrame, keyed: np.ndarray) -> np.ndarray:
     out = np.zeros(len(df), dtype=bool)
     rows = np.flatnonzero(keyed)
     if len(rows):
-        combo = combine(*(_codes(df, c, rows) for c in ("account", "key", "ip")))
-        out[rows[~pd.Series(combo).duplicated().to_numpy()]] = True
+        parts = [_codes(df, c, rows) for c in ("account", "key", "ip")]
+        combo = combine(*parts)
+        size = int(np.prod([len(u) + 1 for _, u in parts], dtype=float))
+        if size <= TABLED:
+            first = np.full(size, len(rows), dtype=np.int64)
+            np.minimum.at(first, combo, np.arange(len(rows), dtype=np.int64))
+            out[rows[first[first < len(rows)]]] = True
+        else:
+            out[rows[~pd.Series(combo).duplicated().to_numpy()]] = True
     return out
 
 
