@@ -110,6 +110,9 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
     per_detector: dict[str, dict[str, Any]] = {}
     per_signal: dict[str, set[str]] = {}
     matched: set[str] = set()
+    firsts: list[float] = []  # per episode: delay of its first finding (inf: missed)
+    true_delays: list[float] = []  # per true finding: its delay after its episode's start
+    by_rule: dict[str, list[float]] = {}  # rule -> its first delay in each episode it caught
     for t in AttackType:
         eps = [e for e in truth.episodes if e.type is t]
         if not eps:
@@ -118,12 +121,19 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
         for ep in eps:
             hits = [f for f in findings if matches(f, ep, grace_ms)]
             matched.update(f.finding_id for f in hits)
+            first_by_rule: dict[str, float] = {}
             for f in hits:
                 by.add(f.rule_id)
                 per_signal.setdefault(f.signal.value, set()).add(t.value)
+                delay = max(0.0, (f.ts - ep.start_ms) / 1000)
+                true_delays.append(delay)
+                first_by_rule[f.rule_id] = min(delay, first_by_rule.get(f.rule_id, delay))
+            for rid, delay in first_by_rule.items():
+                by_rule.setdefault(rid, []).append(delay)
             if hits:
                 caught += 1
-                delays.append(max(0.0, (min(f.ts for f in hits) - ep.start_ms) / 1000))
+                delays.append(min(first_by_rule.values()))
+            firsts.append(min(first_by_rule.values()) if hits else float("inf"))
         per_attack[t.value] = {
             "caught": caught, "total": len(eps),
             "delay_median_s": round(median(delays), 1) if delays else None,
@@ -138,16 +148,42 @@ def score(findings: list[Finding], truth: GroundTruth, kd: float,
     for name, row in per_attack.items():
         for rid in row["detectors"]:
             per_detector[rid]["attacks"].add(name)
+    weeks = kd / 7
+    for rid, d in per_detector.items():
+        caught_by = by_rule.get(rid, [])
+        d["episodes"] = len(caught_by)
+        d["delay_median_s"] = round(median(caught_by), 1) if caught_by else None
+        d["false_per_key_week"] = round(d["false"] / weeks, 3) if weeks else None
     false = sum(d["false"] for d in per_detector.values())
     return {
         "key_days": round(kd, 2), "findings": len(findings), "false_findings": false,
         "confirmations": len(firing) - len(findings),
         "false_per_key_day": round(false / kd, 3) if kd else None,
+        "false_per_key_week": round(false / weeks, 3) if weeks else None,
         "per_attack": per_attack,
         "per_detector": {k: {**v, "attacks": sorted(v["attacks"])}
                          for k, v in sorted(per_detector.items())},
         "per_signal": {k: sorted(v) for k, v in sorted(per_signal.items())},
+        "by_delay": by_delay(firsts, true_delays, false),
     }
+
+
+DELAY_BOUNDS_S = (10, 60, 300, 900, 3600)
+
+
+def by_delay(firsts: list[float], true_delays: list[float], false: int) -> list[dict[str, Any]]:
+    """Precision and recall when an alert counts only if it came within `within_s` of its
+    episode's start: recall = episodes caught that soon / all episodes; precision = findings
+    that soon / (those + every false finding). A true finding later than the bound is neither
+    (it is not yet the alert the user needed)."""
+    out = []
+    for b in DELAY_BOUNDS_S:
+        tp = sum(1 for d in true_delays if d <= b)
+        out.append({"within_s": b,
+                    "recall": round(sum(1 for d in firsts if d <= b) / len(firsts), 3)
+                    if firsts else None,
+                    "precision": round(tp / (tp + false), 3) if tp + false else None})
+    return out
 
 
 def compare(events: pd.DataFrame, truth: GroundTruth,
@@ -182,10 +218,16 @@ def render(report: dict[str, Any]) -> str:
                                  f"max {r['delay_worst_s']}s")
             lines.append(f"{a:<22}" + "".join(f" {c:>28}" for c in cells))
         both = modes[names[-1]]
-        lines.append("per detector (last set-up): findings / false / attacks caught")
+        lines.append("per detector (last set-up): findings / false / false per key-week / "
+                     "episodes caught / median delay / attacks caught")
         for rid, d in both["per_detector"].items():
-            lines.append(f"  {rid:<36} {d['findings']:>5} {d['false']:>5}  "
-                         f"{', '.join(d['attacks']) or '-'}")
+            delay = "-" if d.get("delay_median_s") is None else f"{d['delay_median_s']}s"
+            lines.append(f"  {rid:<36} {d['findings']:>5} {d['false']:>5} "
+                         f"{d.get('false_per_key_week', '-')!s:>7} {d.get('episodes', 0):>4} "
+                         f"{delay:>8}  {', '.join(d['attacks']) or '-'}")
+        if both.get("by_delay"):
+            lines.append("precision / recall when the alert must come within: " + "; ".join(
+                f"{r['within_s']}s {r['precision']}/{r['recall']}" for r in both["by_delay"]))
         lines.append("per signal (last set-up): " + "; ".join(
             f"{s}: {', '.join(v)}" for s, v in both["per_signal"].items()))
         lines.append("")

@@ -38,3 +38,18 @@ def test_a_foreign_address_is_still_judged() -> None:
 def test_a_page_on_the_own_address_is_not_a_prompt() -> None:
     r = score([learned("127.0.0.2", T0 + 60_000, Severity.HIGH)], TRUTH, 1.0)
     assert r["confirmations"] == 0 and r["false_findings"] == 1
+
+
+def test_per_detector_episodes_delays_and_the_delay_table() -> None:
+    start = TRUTH.episodes[0].start_ms
+    pump = Finding(finding_id="p", ts=start + 90_000, rule_id="foreign.order",
+                   signal=Signal.FOREIGN_ORDER, severity=Severity.HIGH, account="main",
+                   key="dca", title="t", summary="s", evidence={}, group={})
+    late = pump.model_copy(update={"finding_id": "p2", "ts": start + 200_000})
+    r = score([pump, late, learned("127.0.0.7", T0 + 60_000)], TRUTH, 7.0)
+    d = r["per_detector"]["foreign.order"]
+    assert d["episodes"] == 1 and d["delay_median_s"] == 90.0 and d["false_per_key_week"] == 0
+    assert r["per_detector"]["unknown_ip.learned_caller"]["false_per_key_week"] == 1.0
+    table = {row["within_s"]: row for row in r["by_delay"]}
+    assert table[60]["recall"] == 0 and table[60]["precision"] == 0  # only the false one yet
+    assert table[300]["recall"] == 1 and table[300]["precision"] == round(2 / 3, 3)
