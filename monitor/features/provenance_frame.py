@@ -252,8 +252,8 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
 
     # one code per match key, for entries and report queries alike -------------------------
     nsym, no, ncid = len(syms.values) + 1, max(len(oids.values), 1), max(len(cidv.values), 1)
-    if na * 2 * nsym * no * 2 >= BIG or na * 2 * ncid * 2 >= BIG:
-        return None
+    if (na * 2 * max(nsym * no, ncid) * 2 + 2) * (ne + 2) >= BIG:
+        return None  # a code times a position (`_Table`) must stay inside int64
 
     def ocodes(a: np.ndarray, x: np.ndarray, s: np.ndarray, o: np.ndarray) -> np.ndarray:
         return (((a * 2 + x) * nsym + (s + 1)) * no + o) * 2
