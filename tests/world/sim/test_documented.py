@@ -27,8 +27,11 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from websockets.asyncio.client import ClientConnection, connect
 
+from monitor.binance.signing import Ed25519Signer, sign_ws_params
 from monitor.world.sim import Simulator, streamnames, wsapi
 from monitor.world.sim.auth import hmac_hex, ws_payload
 from monitor.world.sim.client import ActorClient
@@ -614,7 +617,8 @@ WS_TRADING = ["order.test", "order.place", "order.status", "openOrders.status", 
 WS_CALLED: set[str] = {"ping", "time", "session.status", "session.subscriptions",
                        "userDataStream.subscribe.signature", "userDataStream.unsubscribe",
                        "exchangeInfo", "userDataStream.start", "userDataStream.ping",
-                       "userDataStream.stop", *(m for m, _v, _p in WS_MARKET), *WS_TRADING}
+                       "userDataStream.stop", "session.logon", "userDataStream.subscribe",
+                       "session.logout", *(m for m, _v, _p in WS_MARKET), *WS_TRADING}
 WsCall = Callable[[str, str | None, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -745,6 +749,25 @@ async def test_ws_api_answers_and_user_data_events_match(world: World) -> None:
         await _events_until(ws, events, wanted)
         check("userDataStream.unsubscribe", await req("userDataStream.unsubscribe"))
         await _events_until(ws, events, {"eventStreamTerminated"})
+        # an Ed25519 key's session: logon, its status, the logon-based subscription, logout
+        ed = ed25519.Ed25519PrivateKey.generate()
+        ed_key, _ = sim.control.create_key("main", "doc-ed", permissions=TRADER,
+                                           ip_whitelist=["127.0.0.2"],
+                                           public_key=ed.public_key().public_bytes(
+                                               serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo
+                                           ).decode())
+        logon = await req("session.logon", sign_ws_params(Ed25519Signer(ed), {
+            "apiKey": ed_key, "timestamp": sim.clock.now_ms()}))
+        check("session.logon", logon)
+        check("session.status", await req("session.status"), "session.status [logged on]")
+        check("userDataStream.subscribe", await req("userDataStream.subscribe"))
+        check("session.logout", await req("session.logout"))
+
+        def ended() -> int:
+            return sum(f.get("event", {}).get("e") == "eventStreamTerminated" for f in events)
+        while ended() < 2:  # the logout ends the logon-based subscription
+            events.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
     finally:
         await ws.close()
     seen: set[str] = set()
