@@ -48,9 +48,14 @@ I64 = np.int64
 
 def _strs(df: pd.DataFrame, col: str, rows: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     """Codes of a text column at `rows`, -1 where missing or not a string (`_text`)."""
-    c, u = text_codes(df[col])
+    s = df[col]
+    if isinstance(s.dtype, pd.CategoricalDtype):  # codes at `rows` only
+        c = s.cat.codes.to_numpy()[rows].astype(I64)
+        u = np.asarray(s.cat.categories, dtype=object)
+    else:
+        c, u = text_codes(s)
+        c = c[rows]
     ok = np.array([isinstance(v, str) for v in u] + [False], dtype=bool)
-    c = c[rows]
     return np.where(ok[c], c, -1), list(u)
 
 
@@ -152,7 +157,10 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     oids = _Codes(r_oc, ou.tolist())
     cids = df["client_order_id"].to_numpy()[rows]
     cc, cu = pd.factorize(cids)
-    good = np.array([isinstance(v, str) and v != "" for v in cu] + [False], dtype=bool)
+    if pd.api.types.infer_dtype(cu, skipna=False) in ("string", "empty"):
+        good = np.append(np.asarray(cu != "", dtype=bool), False)
+    else:
+        good = np.array([isinstance(v, str) and v != "" for v in cu] + [False], dtype=bool)
     r_cc = np.where(good[cc], cc, -1).astype(I64)
     cidv = _Codes(r_cc, cu)
     syms = _Codes(symc, symu)
