@@ -15,16 +15,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import SecretStr
 
-from monitor.binance.signing import (
+from monitor.binance.signing import sign_rest_query, sign_ws_params, ws_payload
+from monitor.core.keys import (
     Ed25519Signer,
     HmacSigner,
     KeyType,
     PrivateKeyError,
     RsaSigner,
     load_signer,
-    sign_rest_query,
-    sign_ws_params,
-    ws_payload,
 )
 
 ED_SEED = hashlib.sha256(b"keywatch binance-wire-2 ed25519 test key").digest()

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from websockets.asyncio.client import ClientConnection, connect
 
-from monitor.binance.signing import Ed25519Signer, sign_ws_params
+from monitor.binance.signing import sign_ws_params
+from monitor.core.keys import Ed25519Signer
 from monitor.world.sim import Simulator, streamnames, wsapi
 from monitor.world.sim.auth import hmac_hex, ws_payload
 from monitor.world.sim.client import ActorClient
