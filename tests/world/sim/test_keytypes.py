@@ -13,13 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from monitor.binance.signing import (
-    Ed25519Signer,
-    RsaSigner,
-    Signer,
-    sign_rest_query,
-    sign_ws_params,
-)
+from monitor.binance.signing import sign_rest_query, sign_ws_params
+from monitor.core.keys import Ed25519Signer, RsaSigner, Signer
 from monitor.world.sim import Simulator
 
 from .conftest import TRADER
