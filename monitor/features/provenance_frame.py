@@ -40,6 +40,7 @@ from monitor.features.provenance import (
     Provenance,
     ProvenanceState,
 )
+from monitor.features.rowindex import Codes, RowIndex, first_valid, firsts, last_writes
 
 ACTIONS = (NEW, CANCEL)  # action codes 0, 1
 BIG = 2**62
@@ -57,71 +58,6 @@ def _strs(df: pd.DataFrame, col: str, rows: np.ndarray) -> tuple[np.ndarray, lis
         c = c[rows]
     ok = np.array([isinstance(v, str) for v in u] + [False], dtype=bool)
     return np.where(ok[c], c, -1), list(u)
-
-
-def _firsts(x: np.ndarray) -> np.ndarray:
-    """Positions of the first occurrence of each value (in order)."""
-    return np.flatnonzero(~pd.Series(x).duplicated().to_numpy())
-
-
-class _Table:
-    """Entries (code, position in row order): the last before / first after a row."""
-
-    def __init__(self, code: np.ndarray, pos: np.ndarray, erow: np.ndarray) -> None:
-        self.n = len(erow) + 1
-        comp = code * self.n + pos
-        order = np.argsort(comp, kind="stable")
-        self.comp, self.pos, self.code = comp[order], pos[order], code[order]
-        self.erow = erow  # the row of every entry, in position order
-
-    def _at(self, q: np.ndarray, bound: np.ndarray, before: bool) -> np.ndarray:
-        out = np.full(len(q), -1, dtype=I64)
-        if not len(self.comp):
-            return out
-        has = q >= 0
-        i = np.searchsorted(self.comp, np.where(has, q, 0) * self.n + bound, "left")
-        i = i - 1 if before else i
-        ok = has & (i >= 0) & (i < len(self.comp))
-        i = np.clip(i, 0, len(self.comp) - 1)
-        ok &= self.code[i] == q
-        out[ok] = self.pos[i[ok]]
-        return out
-
-    def last_before(self, q: np.ndarray, row: np.ndarray) -> np.ndarray:
-        """Per query: the last entry of code q at a row < `row` (-1: none)."""
-        return self._at(q, np.searchsorted(self.erow, row, "left"), True)
-
-    def last_upto(self, q: np.ndarray, row: np.ndarray) -> np.ndarray:
-        return self._at(q, np.searchsorted(self.erow, row, "right"), True)
-
-    def first_after(self, q: np.ndarray, row: np.ndarray) -> np.ndarray:
-        return self._at(q, np.searchsorted(self.erow, row, "right"), False)
-
-
-def _first_valid(cands: list[np.ndarray], ok: list[np.ndarray]) -> np.ndarray:
-    """Per row, the first candidate (in key order) that is valid; -1 when none is."""
-    out = np.full(len(cands[0]), -1, dtype=I64)
-    for c, o in zip(reversed(cands), reversed(ok), strict=True):
-        out = np.where(o, c, out)
-    return out
-
-
-class _Codes:
-    """Dense codes of values (order ids, clientOrderIds, symbols) across records and reports;
-    values only a multi-order answer names are added one by one."""
-
-    def __init__(self, codes: np.ndarray, uniq: Any) -> None:
-        self.codes, self.values = codes, list(uniq)
-        self._index: dict[Any, int] | None = None
-
-    def of(self, v: Any) -> int:
-        if self._index is None:
-            self._index = {u: i for i, u in enumerate(self.values)}
-        got = self._index.get(v)
-        if got is None:
-            got = self._index[v] = len(self.values)
-            self.values.append(v)
-        return got
 
 
 def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.ndarray,
@@ -154,7 +90,7 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     oc, ou = pd.factorize(oid[has_oid])
     r_oc = np.full(m, -1, dtype=I64)
     r_oc[has_oid] = oc
-    oids = _Codes(r_oc, ou.tolist())
+    oids = Codes(r_oc, ou.tolist())
     cids = df["client_order_id"].to_numpy()[rows]
     cc, cu = pd.factorize(cids)
     if pd.api.types.infer_dtype(cu, skipna=False) in ("string", "empty"):
@@ -162,8 +98,8 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     else:
         good = np.array([isinstance(v, str) and v != "" for v in cu] + [False], dtype=bool)
     r_cc = np.where(good[cc], cc, -1).astype(I64)
-    cidv = _Codes(r_cc, cu)
-    syms = _Codes(symc, symu)
+    cidv = Codes(r_cc, cu)
+    syms = Codes(symc, symu)
     src = df["source"].to_numpy()[rows]
     na, nk, nip = len(au), len(ku), len(ipu)
     a_idx = {a: i for i, a in enumerate(au)}
@@ -180,8 +116,8 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     pair = ac * (nk + 1) + kc
     rj = np.flatnonzero(reg)
     first_tap = {(au[p // (nk + 1)], ku[p % (nk + 1)]): int(j)
-                 for p, j in zip(pair[rj][_firsts(pair[rj])].tolist(),
-                                 rj[_firsts(pair[rj])].tolist(), strict=True)}
+                 for p, j in zip(pair[rj][firsts(pair[rj])].tolist(),
+                                 rj[firsts(pair[rj])].tolist(), strict=True)}
     acct_tap: dict[str, int] = {}
     for (a, _), j in first_tap.items():
         acct_tap[a] = min(j, acct_tap.get(a, m))
@@ -199,10 +135,10 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     lr = np.flatnonzero(withip & ~decl_tab[ac, kc])
     learned: list[tuple[int, int]] = []
     if len(lr):
-        tf = _firsts(triple[lr])
+        tf = firsts(triple[lr])
         new_ip = np.zeros(len(lr), dtype=bool)
         new_ip[tf] = True
-        new_ip[_firsts(pair[lr])] = False  # a key's very first address is known
+        new_ip[firsts(pair[lr])] = False  # a key's very first address is known
         expected[lr[new_ip]] = False
         learned = list(zip(pair[lr][tf].tolist(), ipc[lr][tf].tolist(), strict=True))
     status = df["status"].to_numpy(dtype=float)[rows]
@@ -261,7 +197,7 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     # one code per match key, for entries and report queries alike -------------------------
     nsym, no, ncid = len(syms.values) + 1, max(len(oids.values), 1), max(len(cidv.values), 1)
     if (na * 2 * max(nsym * no, ncid) * 2 + 2) * (ne + 2) >= BIG:
-        return None  # a code times a position (`_Table`) must stay inside int64
+        return None  # a code times a position (`RowIndex`) must stay inside int64
 
     def ocodes(a: np.ndarray, x: np.ndarray, s: np.ndarray, o: np.ndarray) -> np.ndarray:
         return (((a * 2 + x) * nsym + (s + 1)) * no + o) * 2
@@ -286,8 +222,8 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
             len(ux) > RECORDS_MAX and len(pd.unique(ecode[ux])) > RECORDS_MAX) or (
             len(ex) > OWNERS_MAX and len(pd.unique(ecode[ex][eact[ex] == 0])) > OWNERS_MAX):
         return None
-    exp_tab = _Table(ecode[ex], pos[ex], ej)
-    sus_tab = _Table(ecode[ux], pos[ux], ej)
+    exp_tab = RowIndex(ecode[ex], pos[ex], ej)
+    sus_tab = RowIndex(ecode[ux], pos[ux], ej)
     # each entry's key, time and source, one padding entry after them (at -1 and ne)
     pad = np.array([None], dtype=object)
     ekey = np.concatenate([np.asarray(ku, dtype=object)[kc[ej]], pad])
@@ -311,12 +247,12 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
 
     tsa = ts[act_j]
     cand = [exp_tab.last_before(q, act_j) for q in queries(act_j, ract[act_j])]
-    hit = _first_valid(cand, [(c >= 0) & (ets[c] >= tsa - LOOKBACK_MS) & (ets[c] <= tsa + grace)
+    hit = first_valid(cand, [(c >= 0) & (ets[c] >= tsa - LOOKBACK_MS) & (ets[c] <= tsa + grace)
                               for c in cand])
     got = hit >= 0
     put(act_j[got], hit[got], esrc[hit[got]])
     own_q = [exp_tab.last_before(q, own_j) for q in queries(own_j, np.zeros(len(own_j), I64))]
-    owner = _first_valid(own_q, [c >= 0 for c in own_q])
+    owner = first_valid(own_q, [c >= 0 for c in own_q])
     put(own_j[owner >= 0], owner[owner >= 0], "owner")
     for j in own_j[owner < 0].tolist():
         p = prov.prefix_owner(au[ac[j]], cids[j])
@@ -332,9 +268,9 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
             s.addrs.setdefault((au[p // (nk + 1)], ku[p % (nk + 1)]), set()).add(ipu[i])
         keys = _key_tuples(au, ac[ej], ekind, eact, syms.values, esym, oids.values, eval_,
                            cidv.values)
-        for e in _last_writes(ecode, ex):
+        for e in last_writes(ecode, ex):
             s.records[keys[e]] = (int(ets[e]), ekey[e], esrc[e])
-        for e in _last_writes(ecode, ux):
+        for e in last_writes(ecode, ux):
             s.suspects[keys[e]] = (int(ets[e]), ekey[e])
         for e in ex[eact[ex] == 0].tolist():
             k = keys[e]
@@ -346,7 +282,7 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
 
 def _unexplained(prov: Provenance, uj: np.ndarray, ract: np.ndarray, ts: np.ndarray,
                  ac: np.ndarray, au: Any, cids: np.ndarray, rows: np.ndarray, m: int,
-                 queries: Any, exp_tab: _Table, sus_tab: _Table, ej: np.ndarray,
+                 queries: Any, exp_tab: RowIndex, sus_tab: RowIndex, ej: np.ndarray,
                  ets: np.ndarray, ekey: np.ndarray, esrc: np.ndarray,
                  first_tap: dict[tuple[str, str], int], acct_tap: dict[str, int],
                  out: dict[str, np.ndarray]) -> int:
@@ -362,9 +298,9 @@ def _unexplained(prov: Provenance, uj: np.ndarray, ract: np.ndarray, ts: np.ndar
     due = tsu + prov.grace
     last = np.searchsorted(ts, due, "right") - 1  # the last row with ts <= due
     own_q = [exp_tab.last_before(q, uj) for q in queries(uj, np.zeros(len(uj), I64))]
-    cown = _first_valid(own_q, [c >= 0 for c in own_q])
+    cown = first_valid(own_q, [c >= 0 for c in own_q])
     sus_c = [sus_tab.last_before(q, uj) for q in qu]
-    sus = _first_valid(sus_c, [(c >= 0) & (ets[c] >= tsu - LOOKBACK_MS) & (ets[c] <= due)
+    sus = first_valid(sus_c, [(c >= 0) & (ets[c] >= tsu - LOOKBACK_MS) & (ets[c] <= due)
                                for c in sus_c])
     ne = len(ej)
     ejx = np.append(ej, -1)  # padded: position -1 is no row
@@ -403,13 +339,6 @@ def _unexplained(prov: Provenance, uj: np.ndarray, ract: np.ndarray, ts: np.ndar
         wkey[i], placed_by[i], how[i] = "", suspect, ""
         foreign[i], fcancel[i] = ract[j] == 0, ract[j] == 1
     return moved
-
-
-def _last_writes(code: np.ndarray, sel: np.ndarray) -> list[int]:
-    """Entries `sel` (positions) that are the last of their code, in position order: the
-    order of an OrderedDict written with move_to_end."""
-    rev = sel[::-1]
-    return np.sort(rev[_firsts(code[rev])]).tolist()
 
 
 def _key_tuples(au: Any, ea: np.ndarray, kind: np.ndarray, act: np.ndarray,
