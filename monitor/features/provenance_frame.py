@@ -18,13 +18,14 @@ machine's state after the same rows is built only if something reads it (`Proven
 .pending`; a replay's fresh state is usually dropped unread).
 
 `verdicts` returns None for what it does not cover, and attribution runs the machine: state
-carried in, tables that could reach their caps (`RECORDS_MAX`, `OWNERS_MAX`), order ids past
-2**62, rows out of time order. tests/features/test_provenance_frame.py checks that both forms
-give the same verdicts, row order and state on hypothesis-generated traffic.
+carried in, a lookup whose entry a cap (`RECORDS_MAX`, `OWNERS_MAX`) may have dropped by then,
+order ids past 2**62, rows out of time order. tests/features/test_provenance_frame.py checks
+that both forms give the same verdicts, row order and state on hypothesis-generated traffic.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,15 +33,9 @@ import pandas as pd
 
 from monitor.core.framecodes import text_codes
 from monitor.core.orderpaths import CANCEL, MULTI_SHAPES, NEW, endpoint, record_ids
-from monitor.features.provenance import (
-    JUDGED,
-    LOOKBACK_MS,
-    OWNERS_MAX,
-    RECORDS_MAX,
-    Provenance,
-    ProvenanceState,
-)
-from monitor.features.rowindex import Codes, RowIndex, first_valid, firsts, last_writes
+from monitor.features import provenance as machine
+from monitor.features.provenance import JUDGED, LOOKBACK_MS, Provenance, ProvenanceState, _put
+from monitor.features.rowindex import Codes, RowIndex, first_valid, firsts
 
 ACTIONS = (NEW, CANCEL)  # action codes 0, 1
 BIG = 2**62
@@ -218,10 +213,19 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
     e_exp = expected[ej]
     pos = np.arange(ne, dtype=I64)
     ex, ux = np.flatnonzero(e_exp), np.flatnonzero(~e_exp)
-    if (len(ex) > RECORDS_MAX and len(pd.unique(ecode[ex])) > RECORDS_MAX) or (
-            len(ux) > RECORDS_MAX and len(pd.unique(ecode[ux])) > RECORDS_MAX) or (
-            len(ex) > OWNERS_MAX and len(pd.unique(ecode[ex][eact[ex] == 0])) > OWNERS_MAX):
-        return None
+    nx = ex[eact[ex] == 0]
+    grp, _ = pd.factorize(ecode[nx])
+    own_first = np.full(ne + 1, -1, dtype=I64)  # where each owner key was first written
+    own_first[nx] = nx[firsts(grp)][grp]
+
+    def kept(c: np.ndarray, j: np.ndarray, owners: bool) -> bool:
+        """No cap can have dropped these entries (-1: none) by row j: fewer writes since
+        (records, suspects: since the entry, they move to the end; owners: since the key's
+        first write, they do not) than the cap. Else the machine decides the frame."""
+        since = np.searchsorted(ej, j, "left") - (own_first[c] if owners else c) - 1
+        cap = machine.OWNERS_MAX if owners else machine.RECORDS_MAX
+        return bool((since[c >= 0] < cap).all())
+
     exp_tab = RowIndex(ecode[ex], pos[ex], ej)
     sus_tab = RowIndex(ecode[ux], pos[ux], ej)
     # each entry's key, time and source, one padding entry after them (at -1 and ne)
@@ -247,19 +251,24 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
 
     tsa = ts[act_j]
     cand = [exp_tab.last_before(q, act_j) for q in queries(act_j, ract[act_j])]
-    hit = first_valid(cand, [(c >= 0) & (ets[c] >= tsa - LOOKBACK_MS) & (ets[c] <= tsa + grace)
-                              for c in cand])
+    valid = [(c >= 0) & (ets[c] >= tsa - LOOKBACK_MS) & (ets[c] <= tsa + grace) for c in cand]
+    hit = first_valid(cand, valid)
     got = hit >= 0
-    put(act_j[got], hit[got], esrc[hit[got]])
     own_q = [exp_tab.last_before(q, own_j) for q in queries(own_j, np.zeros(len(own_j), I64))]
     owner = first_valid(own_q, [c >= 0 for c in own_q])
+    if not (all(kept(np.where(v, c, -1), act_j, False) for c, v in zip(cand, valid, strict=True))
+            and all(kept(c, own_j, True) for c in own_q)):
+        return None  # (an entry out of its time window counts as missing either way)
+    moved = _unexplained(prov, act_j[~got], ract, ts, ac, au, cids, rows, m, queries, exp_tab,
+                         sus_tab, ej, ets, ekey, esrc, first_tap, acct_tap, kept, out)
+    if moved is None:
+        return None
+    put(act_j[got], hit[got], esrc[hit[got]])
     put(own_j[owner >= 0], owner[owner >= 0], "owner")
     for j in own_j[owner < 0].tolist():
         p = prov.prefix_owner(au[ac[j]], cids[j])
         wkey[rows[j]] = placed_by[rows[j]] = p
         how[rows[j]] = "prefix" if p else ""
-    moved = _unexplained(prov, act_j[~got], ract, ts, ac, au, cids, rows, m, queries, exp_tab,
-                         sus_tab, ej, ets, ekey, esrc, first_tap, acct_tap, out)
 
     # the machine's state after these rows, built when first read ------------------------
     def settle(s: ProvenanceState) -> None:
@@ -268,13 +277,13 @@ def verdicts(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, is_tap: np.nd
             s.addrs.setdefault((au[p // (nk + 1)], ku[p % (nk + 1)]), set()).add(ipu[i])
         keys = _key_tuples(au, ac[ej], ekind, eact, syms.values, esym, oids.values, eval_,
                            cidv.values)
-        for e in last_writes(ecode, ex):
-            s.records[keys[e]] = (int(ets[e]), ekey[e], esrc[e])
-        for e in last_writes(ecode, ux):
-            s.suspects[keys[e]] = (int(ets[e]), ekey[e])
-        for e in ex[eact[ex] == 0].tolist():
-            k = keys[e]
-            s.owners[(k[0], k[1], *k[3:])] = ekey[e]
+        for e, k in enumerate(keys):  # the machine's own writes, caps and all, in its order
+            if e_exp[e]:
+                _put(s.records, k, (int(ets[e]), ekey[e], esrc[e]))
+                if eact[e] == 0:
+                    prov._own(k, ekey[e])
+            else:
+                _put(s.suspects, k, (int(ets[e]), ekey[e]))
 
     st.pending = settle
     return moved
@@ -285,7 +294,8 @@ def _unexplained(prov: Provenance, uj: np.ndarray, ract: np.ndarray, ts: np.ndar
                  queries: Any, exp_tab: RowIndex, sus_tab: RowIndex, ej: np.ndarray,
                  ets: np.ndarray, ekey: np.ndarray, esrc: np.ndarray,
                  first_tap: dict[tuple[str, str], int], acct_tap: dict[str, int],
-                 out: dict[str, np.ndarray]) -> int:
+                 kept: Callable[[np.ndarray, np.ndarray, bool], bool],
+                 out: dict[str, np.ndarray]) -> int | None:
     """Reports no earlier record explains: prefix, not judged, held then explained (moved
     after the record), or foreign with a suspect, as `Provenance.arrive` and `record`."""
     if not len(uj):
@@ -300,8 +310,11 @@ def _unexplained(prov: Provenance, uj: np.ndarray, ract: np.ndarray, ts: np.ndar
     own_q = [exp_tab.last_before(q, uj) for q in queries(uj, np.zeros(len(uj), I64))]
     cown = first_valid(own_q, [c >= 0 for c in own_q])
     sus_c = [sus_tab.last_before(q, uj) for q in qu]
-    sus = first_valid(sus_c, [(c >= 0) & (ets[c] >= tsu - LOOKBACK_MS) & (ets[c] <= due)
-                               for c in sus_c])
+    sus_ok = [(c >= 0) & (ets[c] >= tsu - LOOKBACK_MS) & (ets[c] <= due) for c in sus_c]
+    sus = first_valid(sus_c, sus_ok)
+    if not (all(kept(c, uj, True) for c in own_q) and all(
+            kept(np.where(v, c, -1), uj, False) for c, v in zip(sus_c, sus_ok, strict=True))):
+        return None
     ne = len(ej)
     ejx = np.append(ej, -1)  # padded: position -1 is no row
     res = np.full(len(uj), ne, dtype=I64)

@@ -78,10 +78,3 @@ class Codes:
             got = self._index[v] = len(self.values)
             self.values.append(v)
         return got
-
-
-def last_writes(code: np.ndarray, sel: np.ndarray) -> list[int]:
-    """Entries `sel` (positions) that are the last of their code, in position order: the
-    order of an OrderedDict written with move_to_end."""
-    rev = sel[::-1]
-    return np.sort(rev[firsts(code[rev])]).tolist()

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import UseCase
 from monitor.core.events import Event
-from monitor.features import FeatureContext, FeatureState, events_to_frame
+from monitor.features import FeatureContext, FeatureState, events_to_frame, provenance
 from monitor.features.attribution import Attribution
 from monitor.features.catalog import ENRICH
 
@@ -92,8 +93,10 @@ def events(steps: list[tuple[Any, ...]]) -> list[Event]:
     return out
 
 
-def both(steps: list[tuple[Any, ...]], prefixes: bool) -> tuple[Any, Any]:
-    """(machine, vectorised): each (frame, verdict columns, provenance state)."""
+def both(steps: list[tuple[Any, ...]], prefixes: bool, strict: bool = True
+         ) -> tuple[Any, Any]:
+    """(machine, vectorised): each (frame, verdict columns, provenance state); `strict`:
+    the vectorised form must have decided (not handed the frame to the machine)."""
     ctx = context(prefixes)
     df = events_to_frame(events(steps))
     i = ENRICH.index(Attribution)  # type: ignore[arg-type]
@@ -106,14 +109,16 @@ def both(steps: list[tuple[Any, ...]], prefixes: bool) -> tuple[Any, Any]:
         d, pv = Attribution(ctx, state)._verdicts(d, machine=machine)
         pst = state.provenance
         decides = bool((d["source"].isin(["stream", "rest"]) | d["key"].notna()).any())
-        assert (pst.pending is not None) == (decides and not machine)  # no fallback
+        vectorised = pst.pending is not None
+        assert vectorised == (decides and not machine) or not (strict or machine)
         pst.settle()
-        res.append((d, pv, pst))
+        res.append((d, pv, pst, vectorised))
     return res[0], res[1]
 
 
-def assert_same(steps: list[tuple[Any, ...]], prefixes: bool) -> dict[str, np.ndarray]:
-    (d1, p1, s1), (d2, p2, s2) = both(steps, prefixes)
+def assert_same(steps: list[tuple[Any, ...]], prefixes: bool, strict: bool = True
+                ) -> dict[str, Any]:
+    (d1, p1, s1, _), (d2, p2, s2, vectorised) = both(steps, prefixes, strict)
     assert d1["event_id"].tolist() == d2["event_id"].tolist()
     for k in p1:
         bad = np.flatnonzero(p1[k] != p2[k])
@@ -122,7 +127,8 @@ def assert_same(steps: list[tuple[Any, ...]], prefixes: bool) -> dict[str, np.nd
         assert list(getattr(s1, f).items()) == list(getattr(s2, f).items()), f
     for f in ("addrs", "tapped", "held", "held_by_key", "dues"):
         assert getattr(s1, f) == getattr(s2, f), f
-    return {**p1, "moved": (d1["event_id"].to_numpy() != pd.Series(
+    return {**p1, "vectorised": vectorised, "records": len(s1.records),
+            "owners": len(s1.owners), "moved": (d1["event_id"].to_numpy() != pd.Series(
         sorted(d1["event_id"], key=lambda e: int(e.split(":")[1]))).to_numpy())}
 
 
@@ -170,6 +176,29 @@ def test_vectorised_provenance_equals_the_machine(steps: list[tuple[Any, ...]],
     assert_same(steps, prefixes)
 
 
+def _draw(rng: np.random.Generator, n: int, gaps: tuple[int, ...] = GAPS[:5]
+          ) -> list[tuple[Any, ...]]:
+    return [tuple(s[int(rng.integers(len(s)))] for s in (
+        (True, False), gaps, range(10), KEYS, IPS, ENDPOINTS, STATUS, (None, None, -2010),
+        SYMBOLS, OIDS, CIDS, EXEC, ("order", "order", "fill"),
+        ("acct0", "acct0", "acct0", "acct1"))) for _ in range(n)]
+
+
+def test_with_caps_reached_both_forms_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine drops its oldest records and owners past RECORDS_MAX / OWNERS_MAX (here
+    6): the vectorised form decides when no entry it looks up can have been dropped (and
+    leaves the machine's capped state), else hands the frame to the machine."""
+    monkeypatch.setattr(provenance, "RECORDS_MAX", 6)
+    monkeypatch.setattr(provenance, "OWNERS_MAX", 6)
+    rng = np.random.default_rng(11)
+    ran = Counter()
+    for n in range(16):
+        pv = assert_same(_draw(rng, 40 + 10 * n, GAPS), prefixes=bool(n % 2), strict=False)
+        ran["vectorised" if pv["vectorised"] else "machine"] += 1
+        ran["capped"] += pv["vectorised"] and pv["records"] == 6
+    assert ran["vectorised"] and ran["machine"] and ran["capped"], ran
+
+
 def test_the_traffic_reaches_every_verdict() -> None:
     """A comparison over verdicts that never vary proves nothing: seeded draws of the same
     steps reach each provenance (tap, log, prefix, owner, none), foreign orders and cancels
@@ -177,11 +206,7 @@ def test_the_traffic_reaches_every_verdict() -> None:
     rng = np.random.default_rng(7)
     seen: Counter[str] = Counter()
     for n in range(12):
-        steps = [tuple(s[int(rng.integers(len(s)))] for s in (
-            (True, False), GAPS[:5], range(10), KEYS, IPS, ENDPOINTS, STATUS,
-            (None, None, -2010), SYMBOLS, OIDS, CIDS, EXEC, ("order", "order", "fill"),
-            ("acct0", "acct0", "acct0", "acct1"))) for _ in range(120)]
-        pv = assert_same(steps, prefixes=bool(n % 2))
+        pv = assert_same(_draw(rng, 120), prefixes=bool(n % 2))
         seen.update(f"how:{h}" for h in pv["how"])
         seen["foreign"] += int(pv["foreign"].sum())
         seen["foreign_cancel"] += int(pv["foreign_cancel"].sum())
