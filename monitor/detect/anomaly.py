@@ -13,10 +13,9 @@ from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
 
 from monitor.core.findings import Severity, Signal
-from monitor.detect.candidate import Candidate, Quiet, iso, new_windows, window_candidate
+from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
 from monitor.detect.forest import ForestModel
 from monitor.detect.rules import Rule
 from monitor.features import MINUTE_MS
@@ -80,8 +79,10 @@ class ForestDetector(Quiet):
         self.model = model
         self.persistence = Persistence()
 
-    def on_windows(self, w: pd.DataFrame) -> list[Candidate]:
-        new = new_windows(w)
+    def on_windows(self, w: Windows) -> list[Candidate]:
+        if not w.new.any():
+            return []
+        new = w.new_frame()
         if not len(new):
             return []
         scores = self.model.score(new)

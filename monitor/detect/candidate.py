@@ -41,6 +41,43 @@ class Candidate:
     state: str = "firing"  # or "resolved" (a condition that cleared)
 
 
+class Windows:
+    """Closed one-minute windows as the window detectors read them: the frame sorted by
+    (account, key, minute) with each key's kept history before its new windows, `new` (the
+    windows this pass closed), `key_start` (the row where each row's key begins) and its
+    columns as NumPy arrays, converted once per pass however many detectors read them (a live
+    close is a few hundred rows: pandas' per-call overhead, not the data, is the cost)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._cols: dict[str, np.ndarray] = {}
+        n = len(frame)
+        self.new = (frame["_new"].to_numpy(dtype=bool) if "_new" in frame
+                    else np.ones(n, dtype=bool))
+        acct, key = self.col("account"), self.col("key")
+        change = np.flatnonzero((acct[1:] != acct[:-1]) | (key[1:] != key[:-1])) + 1
+        start = np.zeros(n, dtype=np.int64)
+        start[change] = change
+        self.key_start = np.maximum.accumulate(start) if n else start
+
+    def col(self, name: str) -> np.ndarray:
+        if name not in self._cols:
+            self._cols[name] = self.frame[name].to_numpy()
+        return self._cols[name]
+
+    def num(self, name: str) -> np.ndarray:
+        return self.col(name).astype(float, copy=False)
+
+    def row(self, i: int) -> pd.Series:
+        return self.frame.iloc[i]
+
+    def new_frame(self) -> pd.DataFrame:
+        return self.frame[self.new]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
 class Detector(Protocol):
     """The contract. `rules`: the rules it can report (ids, severities, cooldowns); `history`:
     earlier windows per key its window test reads (0: none)."""
@@ -50,7 +87,7 @@ class Detector(Protocol):
 
     def on_frame(self, e: pd.DataFrame) -> list[Candidate]: ...
     def on_rows(self, rows: Sequence[Row]) -> list[Candidate]: ...
-    def on_windows(self, w: pd.DataFrame) -> list[Candidate]: ...
+    def on_windows(self, w: Windows) -> list[Candidate]: ...
 
 
 class Quiet:
@@ -65,7 +102,7 @@ class Quiet:
     def on_rows(self, rows: Sequence[Row]) -> list[Candidate]:
         return []
 
-    def on_windows(self, w: pd.DataFrame) -> list[Candidate]:
+    def on_windows(self, w: Windows) -> list[Candidate]:
         return []
 
 
@@ -100,6 +137,3 @@ def window_candidate(rule: Rule, row: Any, extra: Evidence, summary: str) -> Can
                      anchor=minute, summary=summary, evidence=ev)
 
 
-def new_windows(w: pd.DataFrame) -> pd.DataFrame:
-    """The windows this pass closed (`_new`), without the history before them."""
-    return w[w["_new"]]

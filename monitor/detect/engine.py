@@ -25,7 +25,7 @@ from monitor.config import Config
 from monitor.core.events import Event
 from monitor.core.findings import Finding, finding_id
 from monitor.detect.anomaly import ForestDetector
-from monitor.detect.candidate import Candidate, Detector, Row
+from monitor.detect.candidate import Candidate, Detector, Row, Windows
 from monitor.detect.cooldown import Cooldown
 from monitor.detect.forest import ForestModel
 from monitor.detect.kinds import build_detectors
@@ -142,11 +142,12 @@ class DetectionEngine:
         w = new.assign(_new=True)
         if len(self.history):
             w = pd.concat([self.history.assign(_new=False), w], ignore_index=True)
-        w = add_context(w)
+        w = add_context(w)  # sorted by (account, key, minute)
         self.history = (w.groupby(["account", "key"], sort=False).tail(self._history_len)
                         .drop(columns="_new").reset_index(drop=True))
         self.last_windows = w[w["_new"]].drop(columns="_new").reset_index(drop=True)
-        return [c for d in self.detectors for c in d.on_windows(w)]
+        windows = Windows(w)
+        return [c for d in self.detectors for c in d.on_windows(windows)]
 
     def _finalise(self, cands: list[Candidate]) -> list[Finding]:
         seen = self.fstate.seen["ip"]

@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from monitor.detect.candidate import Candidate, Quiet, iso, new_windows, window_candidate
+from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
 from monitor.detect.rules import Rule
 from monitor.detect.windowrules import Scope
 from monitor.features import MINUTE_MS
@@ -85,29 +86,32 @@ class RateShift(Quiet):
         k.t = k.t * keep + self.p.horizon * (1.0 - keep)
         k.at = minute
 
-    def on_windows(self, w: pd.DataFrame) -> list[Candidate]:
-        new = new_windows(w)
-        new = new[self.scope.mask(new).to_numpy()]
-        if not len(new):
+    def on_windows(self, w: Windows) -> list[Candidate]:
+        judged = w.new & self.scope.mask(w)
+        if not judged.any():
             return []
-        first = new.groupby(["account", "key"], sort=False)["minute"].min()
-        for (acct, key), m in first.items():
-            self.keys.setdefault((acct, key), KeyRate(at=m / MINUTE_MS))
-        counted = new[new[self.metric].to_numpy(dtype=float) > 0].sort_values(
-            "minute", kind="stable")
+        acct, key, minute = w.col("account"), w.col("key"), w.col("minute")
+        rows = np.arange(len(w))
+        after_old = np.concatenate([[True], ~w.new[:-1]])  # the row before is history
+        first_new = judged & ((w.key_start == rows) | after_old)
+        for i in np.flatnonzero(first_new):  # a key seen for the first time starts here
+            self.keys.setdefault((acct[i], key[i]), KeyRate(at=int(minute[i]) / MINUTE_MS))
+        values = w.num(self.metric)
+        counted = np.flatnonzero(judged & (values > 0))
+        counted = counted[np.argsort(minute[counted], kind="stable")]
         out = []
-        for i in range(len(counted)):
-            row = counted.iloc[i]
-            k = self.keys[(row["account"], row["key"])]
-            minute = int(row["minute"])
-            x = float(row[self.metric])
-            self._advance(k, minute / MINUTE_MS)
+        for i in counted:
+            row_key = (acct[i], key[i])
+            k = self.keys[row_key]
+            m = int(minute[i])
+            x = float(values[i])
+            self._advance(k, m / MINUTE_MS)
             lam0 = self.rate(k)
             k.s += x * self.log_ratio
-            k.run.append((minute, x))
+            k.run.append((m, x))
             k.n += x
             if k.s >= self.p.threshold:
-                out.append(self._candidate(row, k, lam0))
+                out.append(self._candidate(w.row(int(i)), k, lam0))
                 k.s = 0.0
                 k.run.clear()
         return out

@@ -9,14 +9,17 @@ closed windows after the kept history) and replay (every window at once) run the
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from monitor.detect.candidate import Candidate, Quiet, iso, window_candidate
+from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
 from monitor.detect.rules import Rule
 from monitor.features import ACCOUNT_ROW
+
+GATHER_MAX = 5_000  # new windows up to which a baseline gathers each one's predecessors
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +28,12 @@ class Scope:
 
     name: str = "any"
 
-    def mask(self, w: pd.DataFrame) -> pd.Series:
+    def mask(self, w: Windows) -> np.ndarray:
         if self.name == "key":
-            return w["key"].ne(ACCOUNT_ROW)
+            return w.col("key") != ACCOUNT_ROW
         if self.name == "account":
-            return w["key"].eq(ACCOUNT_ROW)
-        return pd.Series(True, index=w.index)
+            return w.col("key") == ACCOUNT_ROW
+        return np.ones(len(w), dtype=bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,8 @@ class BaselineParams:
 
 
 class WindowRule(Quiet):
-    """Shared by both window kinds: hits among the new windows -> candidates."""
+    """Shared by both window kinds: hits among the new windows -> candidates. `fires` and
+    `score` also take a plain windows frame (every row judged), for evaluation and tests."""
 
     metric: str
     scope: Scope
@@ -74,21 +78,21 @@ class WindowRule(Quiet):
         self.rule = rule
         self.rules = (rule,)
 
-    def hits(self, w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    def hits(self, w: Windows) -> tuple[np.ndarray, np.ndarray | None]:
         """(fires, baseline or None) per window row, before the scope."""
         raise NotImplementedError
 
-    def fires(self, w: pd.DataFrame) -> pd.Series:
+    def fires(self, w: pd.DataFrame | Windows) -> np.ndarray:
+        w = w if isinstance(w, Windows) else Windows(w)
         return self.hits(w)[0] & self.scope.mask(w)
 
-    def on_windows(self, w: pd.DataFrame) -> list[Candidate]:
+    def on_windows(self, w: Windows) -> list[Candidate]:
         hit, base = self.hits(w)
-        hit = hit & self.scope.mask(w) & w["_new"]
         out = []
-        for i in np.flatnonzero(hit.to_numpy()):
-            row = w.iloc[i]
+        for i in np.flatnonzero(hit & self.scope.mask(w) & w.new):
+            row = w.row(int(i))
             v = float(row[self.metric])
-            b = None if base is None else float(base.iloc[i])
+            b = None if base is None else float(base[i])
             out.append(window_candidate(self.rule, row, {self.metric: v, "baseline": b},
                                         self.summary(row, v, b)))
         return out
@@ -103,12 +107,13 @@ class Threshold(WindowRule):
         self.p = ThresholdParams.of(rule)
         self.metric, self.scope = self.p.metric, self.p.scope
 
-    def hits(self, w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
-        v = w[self.metric]
+    def hits(self, w: Windows) -> tuple[np.ndarray, np.ndarray | None]:
+        v = w.num(self.metric)
         return (v > self.p.value if self.p.strict else v >= self.p.value), None
 
-    def score(self, w: pd.DataFrame) -> np.ndarray:
-        return (w[self.metric] / self.p.value).to_numpy(dtype=float)
+    def score(self, w: pd.DataFrame | Windows) -> np.ndarray:
+        w = w if isinstance(w, Windows) else Windows(w)
+        return w.num(self.metric) / self.p.value
 
     def summary(self, row: pd.Series, v: float, b: float | None) -> str:
         op = ">" if self.p.strict else ">="
@@ -123,27 +128,54 @@ class BaselineRatio(WindowRule):
         self.metric, self.scope = self.p.metric, self.p.scope
         self.history = self.p.windows
 
-    def baseline(self, w: pd.DataFrame) -> pd.Series:
-        """Robust baseline: median of the key's previous N windows (the current excluded)."""
-        keys = [w["account"], w["key"]]
-        prev = w[self.metric].groupby(keys, sort=False, observed=True).shift(1)
-        return (prev.groupby(keys, sort=False, observed=True)
+    def baseline(self, w: Windows) -> np.ndarray:
+        """Robust baseline: median of the key's previous N windows (the current excluded), for
+        the new windows (NaN for the history rows before them, which are not judged). A live
+        close has a few new windows after a long history: each gathers its N predecessors
+        (numpy); a replay judges every window: pandas' rolling median does them all at once.
+        Both are the exact median of the same values (tests/detect/test_live_replay.py)."""
+        targets = np.flatnonzero(w.new)
+        if len(targets) <= GATHER_MAX:
+            return self._gathered(w, targets)
+        f = w.frame
+        keys = [f["account"], f["key"]]
+        prev = f[self.metric].groupby(keys, sort=False, observed=True).shift(1)
+        base = (prev.groupby(keys, sort=False, observed=True)
                 .rolling(self.p.windows, min_periods=self.p.min_history).median()
-                .droplevel([0, 1]).reindex(w.index))
+                .droplevel([0, 1]).reindex(f.index)).to_numpy(dtype=float)
+        return np.where(w.new, base, np.nan)
 
-    def hits(self, w: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
-        base = self.baseline(w)
-        v = w[self.metric]
-        hit = (v >= self.p.min_count) & (v >= self.p.ratio * base.clip(lower=self.p.floor)) \
-            & base.notna()
-        return hit, base
+    def _gathered(self, w: Windows, targets: np.ndarray) -> np.ndarray:
+        """The baseline of rows `targets` (of the sorted frame)."""
+        out = np.full(len(w), np.nan)
+        if not len(targets):
+            return out
+        vals = w.num(self.metric)
+        idx = targets[:, None] - 1 - np.arange(self.p.windows)[None, :]
+        valid = idx >= w.key_start[targets][:, None]
+        prev = np.where(valid, vals[np.clip(idx, 0, None)], np.nan)
+        enough = valid.sum(axis=1) >= self.p.min_history
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: too little history
+            med = np.nanmedian(prev, axis=1)
+        out[targets] = np.where(enough, med, np.nan)
+        return out
 
-    def score(self, w: pd.DataFrame) -> np.ndarray:
+    def hits(self, w: Windows) -> tuple[np.ndarray, np.ndarray | None]:
         base = self.baseline(w)
-        v = w[self.metric]
-        s = np.minimum(v / self.p.min_count,
-                       v / (self.p.ratio * base.clip(lower=self.p.floor)))
-        return s.fillna(0.0).to_numpy(dtype=float)
+        v = w.num(self.metric)
+        with np.errstate(invalid="ignore"):
+            hit = (v >= self.p.min_count) & (v >= self.p.ratio * np.maximum(base, self.p.floor))
+        return hit & ~np.isnan(base), base
+
+    def score(self, w: pd.DataFrame | Windows) -> np.ndarray:
+        w = w if isinstance(w, Windows) else Windows(w)
+        base = self.baseline(w)
+        v = w.num(self.metric)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.minimum(v / self.p.min_count,
+                           v / (self.p.ratio * np.maximum(base, self.p.floor)))
+        return np.where(np.isnan(s), 0.0, s)
 
     def summary(self, row: pd.Series, v: float, b: float | None) -> str:
         assert b is not None  # a baseline hit always has its baseline

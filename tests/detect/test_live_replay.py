@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.detect.candidate import Windows
 from monitor.detect.engine import DetectionEngine
 from monitor.detect.forest import ForestModel
 from monitor.detect.rules import load_rules
@@ -131,9 +132,36 @@ def test_live_baseline_from_kept_history_equals_the_full_replay(vals: list[float
         **rule.params, "baseline_windows": n, "min_history": lo}))
     w = pd.DataFrame({"account": "main", "key": "k", "minute": range(len(vals)),
                       rule.params["metric"]: vals})
-    want = det.baseline(w).tolist()
-    got = [det.baseline(w.iloc[max(0, i - det.history):i + 1]).iloc[-1] for i in range(len(vals))]
+    want = det.baseline(Windows(w)).tolist()  # replay: every window new at once
+    got = []
+    for i in range(len(vals)):  # live: the kept history, then the one new window
+        kept = w.iloc[max(0, i - det.history):i + 1].assign(_new=False)
+        kept.iloc[-1, kept.columns.get_loc("_new")] = True
+        got.append(det.baseline(Windows(kept.reset_index(drop=True)))[-1])
     assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.floats(0, 1e6, allow_nan=False)),
+                min_size=1, max_size=150),
+       st.integers(1, 60), st.integers(1, 10))
+def test_the_gathered_baseline_is_pandas_rolling_median(rows: list[tuple[int, float]], n: int,
+                                                        lo: int) -> None:
+    """Live closes gather each new window's predecessors; replay takes pandas' rolling median:
+    the same numbers, exactly, for several keys at once."""
+    lo = min(lo, n)
+    rule = next(r for r in load_rules(ROOT / "rules") if r.kind == "baseline_ratio")
+    det = BaselineRatio(dataclasses.replace(rule, params={
+        **rule.params, "baseline_windows": n, "min_history": lo}))
+    m = rule.params["metric"]
+    w = (pd.DataFrame({"account": "main", "key": [f"k{k}" for k, _ in rows],
+                       "minute": range(len(rows)), m: [v for _, v in rows]})
+         .sort_values(["account", "key", "minute"], kind="stable").reset_index(drop=True))
+    keys = [w["account"], w["key"]]
+    want = (w[m].groupby(keys, sort=False).shift(1).groupby(keys, sort=False)
+            .rolling(n, min_periods=lo).median().droplevel([0, 1]).reindex(w.index))
+    got = det._gathered(Windows(w), np.arange(len(w)))
+    assert np.array_equal(got, want.to_numpy(), equal_nan=True)
 
 
 @settings(deadline=None, max_examples=50)
