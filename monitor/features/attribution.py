@@ -7,7 +7,8 @@ of untapped bots second. Orders nothing explains are "foreign" (cancels: "foreig
 land on the account-level row (key ""); `placed_by` names the suspect key. A report waiting for
 its record (its grace, `provenance_grace_ms`) is enriched once decided: replay places a report
 explained by a later record right after that record, where live enriches it, so both see the
-same state order. One state machine (`provenance.Provenance`) decides in both paths.
+same state order. The state machine (`provenance.Provenance`) decides live; replay decides
+with its vectorised form (`provenance_frame`), or runs the machine where that does not apply.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class Attribution:
                                                                             ("order", "fill"))
         tapped = df["tapped"].to_numpy()
         keyed = tapped & df["key"].notna().to_numpy()
-        keys = df["key"].to_numpy()
-        wkey = np.where(keyed, keys, ACCOUNT_ROW).astype(object)
+        kc, ku = text_codes(df["key"])
+        base = np.where(keyed, kc, len(ku))  # the key's code, or the account row's
+        wkey = np.append(np.asarray(ku, dtype=object), ACCOUNT_ROW).astype(object)[base]
         placed_by = wkey.copy()
         how = np.full(n, "", dtype=object)
         foreign = np.zeros(n, dtype=bool)
@@ -112,7 +114,7 @@ class Attribution:
             got = None if machine else provenance_frame.verdicts(prov, df, rows, tapped[rows],
                                                                  out)
             moved = _machine(prov, df, rows, tapped, out) if got is None else got
-        wcode, wcats = _wkey_codes(df, keyed, wkey, rows)
+        wcode, wcats = _wkey_codes(base, ku, wkey, rows)
         pv = {"wkey": wkey, "placed_by": placed_by, "how": how, "foreign": foreign,
               "foreign_cancel": fcancel, "wcode": wcode}
         if moved:
@@ -167,13 +169,12 @@ def _machine(prov: Provenance, df: pd.DataFrame, rows: np.ndarray, tapped: np.nd
     return moved
 
 
-def _wkey_codes(df: pd.DataFrame, keyed: np.ndarray, wkey: np.ndarray, rows: np.ndarray
+def _wkey_codes(base: np.ndarray, ku: np.ndarray, wkey: np.ndarray, rows: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """`np.unique(wkey.astype(str), return_inverse=True)` without hashing or sorting every
     row: the undecided rows' window key is their key's category (or the account row)."""
-    kc, ku = text_codes(df["key"])
     names = [str(u) for u in ku] + [str(ACCOUNT_ROW)]
-    codes = np.where(keyed, kc, len(ku))
+    codes = base.copy()
     if len(rows):
         rc, ru = pd.factorize(wkey[rows])
         if (rc < 0).any():  # a missing window key: as np.unique would spell it
