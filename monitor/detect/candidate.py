@@ -68,6 +68,13 @@ class Windows:
     def num(self, name: str) -> np.ndarray:
         return self.col(name).astype(float, copy=False)
 
+    def last_of_key(self, n: int) -> np.ndarray:
+        """Rows among the last `n` of their key (what the next close keeps as history)."""
+        rows = np.arange(len(self))
+        starts = np.flatnonzero(self.key_start == rows)
+        ends = np.append(starts[1:], len(self)) - 1  # each key's last row
+        return (ends[np.searchsorted(starts, rows, "right") - 1] - rows) < n
+
     def row(self, i: int) -> pd.Series:
         return self.frame.iloc[i]
 

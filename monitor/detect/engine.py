@@ -142,11 +142,10 @@ class DetectionEngine:
         w = new.assign(_new=True)
         if len(self.history):
             w = pd.concat([self.history.assign(_new=False), w], ignore_index=True)
-        w = add_context(w)  # sorted by (account, key, minute)
-        self.history = (w.groupby(["account", "key"], sort=False).tail(self._history_len)
-                        .drop(columns="_new").reset_index(drop=True))
-        self.last_windows = w[w["_new"]].drop(columns="_new").reset_index(drop=True)
-        windows = Windows(w)
+        windows = Windows(add_context(w))  # sorted by (account, key, minute)
+        w = windows.frame.drop(columns="_new")
+        self.history = w[windows.last_of_key(self._history_len)].reset_index(drop=True)
+        self.last_windows = w[windows.new].reset_index(drop=True)
         return [c for d in self.detectors for c in d.on_windows(windows)]
 
     def _finalise(self, cands: list[Candidate]) -> list[Finding]:
