@@ -80,9 +80,14 @@ def config_secrets(cfg: Config) -> list[str]:
     out: list[str] = []
     for acct in cfg.accounts:
         for key in acct.keys:
-            for s in (key.api_key, key.api_secret):
+            for s in (key.api_key, key.api_secret, key.private_key_passphrase):
                 if s is not None:
                     out.append(s.get_secret_value())
+            if key.private_key_pem is not None:  # each line of the PEM's body, and all of it
+                body = [ln.strip() for ln in key.private_key_pem.get_secret_value().decode(
+                    "ascii", "replace").splitlines() if ln.strip() and "-----" not in ln]
+                out.extend(ln for ln in body if len(ln) >= 16)
+                out.append("".join(body))
     for ch in cfg.alerts.channels:
         if ch.resolved_url is not None and ch.url_env is not None:
             out.extend(url_secrets(ch.resolved_url.get_secret_value()))

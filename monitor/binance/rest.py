@@ -43,6 +43,7 @@ from monitor.binance.parse_rest import usage_facts, usage_headers_raw
 from monitor.binance.signing import encode_query, key_hint, sign_rest_query
 from monitor.core.clock import Clock, network_timeout
 from monitor.core.events import Event, Kind, Source, make_event_id, raw_json
+from monitor.core.keys import Signer, as_signer
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class BinanceRest:
         client: httpx.AsyncClient,
         base_url: str,
         api_key: SecretStr,
-        api_secret: SecretStr,
+        signer: Signer | SecretStr,
         clock: Clock,
         *,
         account: str,
@@ -158,7 +159,7 @@ class BinanceRest:
         self._client = client
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._secret = api_secret
+        self._signer = as_signer(signer)  # a bare secret is an HMAC key
         self.clock = clock
         self.account, self.key_label = account, key_label
         self.recv_window = recv_window
@@ -336,7 +337,7 @@ class BinanceRest:
         if not signed:
             return encode_query(items)
         items += [("recvWindow", self.recv_window), ("timestamp", self.server_now())]
-        return sign_rest_query(self._secret, items)
+        return sign_rest_query(self._signer, items)
 
     async def _retry(self, attempt: int, why: str) -> int:
         delay = backoff_s(attempt, self._rng)

@@ -1,11 +1,16 @@
 """One WebSocket API connection carrying one signed user-data subscription.
 
-`userDataStream.subscribe.signature` is the only spot method left (the listen key was retired
-on 2026-02-20, binance-wire.md section 4.1). Requests and events share the socket, so one
-reader task routes each frame: responses resolve the waiting request, everything else is parsed
-into events and handed to `on_frame`. The connection also remembers when it last heard
-anything, which is what the collector's data-liveness watchdog looks at: protocol pings are
-answered by the library and prove nothing about the data path.
+The listen key was retired on 2026-02-20 (binance-wire.md section 4.1). With an HMAC or RSA
+monitor key the subscription is `userDataStream.subscribe.signature`; with an Ed25519 key it is
+`session.logon` then `userDataStream.subscribe` (the logon is Ed25519-only, binance-wire-2.md
+1.4-1.5), and the liveness probe asks `session.status`, so a session the server dropped (the key
+revoked, the logon lost) ends the socket and the collector reconnects and logs on again.
+
+Requests and events share the socket, so one reader task routes each frame: responses resolve
+the waiting request, everything else is parsed into events and handed to `on_frame`. The
+connection also remembers when it last heard anything, which is what the collector's data-
+liveness watchdog looks at: protocol pings are answered by the library and prove nothing about
+the data path.
 
 Bounded: a frame is at most `MAX_FRAME_BYTES` (a larger one closes the socket, 1009), and
 `on_frame` may return an awaitable that the reader awaits before reading on, so a consumer whose
@@ -33,11 +38,26 @@ from monitor.binance.parse import Ctx, Frame, ws_frame
 from monitor.binance.rest import KEY_REJECTED_CODES, BinanceError, MonitorKeyRejected
 from monitor.binance.signing import sign_ws_params
 from monitor.core.clock import Clock, network_timeout
+from monitor.core.keys import KeyType, Signer, as_signer
 from monitor.core.wirefields import JsonObject
 
 log = logging.getLogger(__name__)
 CONNECT_WEIGHT = 2
-METHOD_WEIGHT = {"time": 1, "userDataStream.subscribe.signature": 2, "session.status": 2}
+METHOD_WEIGHT = {"time": 1, "userDataStream.subscribe.signature": 2, "session.status": 2,
+                 "session.logon": 2, "userDataStream.subscribe": 2}
+
+
+def uses_logon(signer: Signer) -> bool:
+    """Ed25519 keys subscribe through a session logon (the only type that may log on)."""
+    return signer.key_type is KeyType.ED25519
+
+
+def open_weight(signer: Signer) -> int:
+    """Request weight of opening a socket and subscribing with this key."""
+    if uses_logon(signer):
+        return (CONNECT_WEIGHT + METHOD_WEIGHT["session.logon"]
+                + METHOD_WEIGHT["userDataStream.subscribe"])
+    return CONNECT_WEIGHT + METHOD_WEIGHT["userDataStream.subscribe.signature"]
 MAX_FRAME_BYTES = 1 << 20
 MAX_QUEUE = 16  # frames websockets buffers before it stops reading the socket
 
@@ -53,7 +73,7 @@ class UserDataSocket:
         self,
         url: str,
         api_key: SecretStr,
-        api_secret: SecretStr,
+        signer: Signer | SecretStr,
         clock: Clock,
         *,
         server_now: Callable[[], int],
@@ -65,7 +85,8 @@ class UserDataSocket:
     ) -> None:
         logfilter.install()
         self.url = url
-        self._api_key, self._secret = api_key, api_secret
+        self._api_key, self._signer = api_key, as_signer(signer)  # a bare secret: HMAC
+        self.logged_on = False
         self.clock = clock
         self._server_now, self._ctx, self._on_frame = server_now, ctx, on_frame
         self.recv_window = recv_window
@@ -91,18 +112,39 @@ class UserDataSocket:
         )
         self.opened_mono = self.last_frame_mono = self.clock.monotonic()
         self._reader = asyncio.create_task(self._read())
-        params = sign_ws_params(self._secret, {
+        params = sign_ws_params(self._signer, {
             "apiKey": self._api_key.get_secret_value(),
             "recvWindow": self.recv_window,
             "timestamp": self._server_now(),
         })
-        result = await self.request("userDataStream.subscribe.signature", params)
+        if uses_logon(self._signer):
+            session = await self.request("session.logon", params)
+            if not isinstance(session, dict) or session.get("apiKey") is None:
+                raise BinanceError("WS", "session.logon", 200, None, "not logged on")
+            self.logged_on = True
+            method = "userDataStream.subscribe"
+            result = await self.request(method)
+        else:
+            method = "userDataStream.subscribe.signature"
+            result = await self.request(method, params)
         sub = result.get("subscriptionId") if isinstance(result, dict) else None
         if isinstance(sub, bool) or not isinstance(sub, int):
-            raise BinanceError("WS", "userDataStream.subscribe.signature", 200, None,
-                               "no subscriptionId in the answer")
+            raise BinanceError("WS", method, 200, None, "no subscriptionId in the answer")
         self.subscription_id = sub
         return sub
+
+    @property
+    def probe_method(self) -> str:
+        """What the liveness probe asks: the session's status when logged on, else the time."""
+        return "session.status" if self.logged_on else "time"
+
+    async def probe(self) -> None:
+        """One liveness request. A logged-on socket whose session is gone (apiKey null in
+        session.status) is closed, so the collector reconnects and logs on again."""
+        result = await self.request(self.probe_method)
+        if self.logged_on and isinstance(result, dict) and result.get("apiKey") is None:
+            self.close_reason = "session_lost"
+            await self.close("session_lost")
 
     async def request(self, method: str, params: dict[str, object] | None = None) -> Any:
         """Send one WS API request and wait (clock time) for its answer's `result`."""

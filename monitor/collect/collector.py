@@ -33,6 +33,7 @@ from monitor.collect.tap import Tap
 from monitor.config import Config, TapMode
 from monitor.core.clock import Clock
 from monitor.core.events import Event
+from monitor.core.keys import Signer
 from monitor.service.healthchecks import (
     CollectorCounters,
     CollectorHealth,
@@ -99,10 +100,11 @@ class Collector:
         src = config.sources
         for acct in config.accounts:
             mk = acct.key(acct.monitor_key)
-            if mk.api_key is None or mk.api_secret is None:
+            signer = mk.signer()
+            if mk.api_key is None or signer is None:
                 raise ValueError(f"account {acct.name}: the monitor key has no key/secret")
             rest = BinanceRest(
-                self._http, b.rest_url, mk.api_key, mk.api_secret, clock, account=acct.name,
+                self._http, b.rest_url, mk.api_key, signer, clock, account=acct.name,
                 key_label=mk.label, recv_window=b.recv_window_ms, emit=self._rest_emit,
             )
             rest.budgets = self.budgets  # one budget per host IP, shared by every account
@@ -113,15 +115,14 @@ class Collector:
             self.backfills[acct.name] = bf
             if src.stream:
                 self.streams[acct.name] = StreamSource(
-                    rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, mk.api_secret,
+                    rest, bf, self.ingest.put, b.ws_api_url, mk.api_key, signer,
                     local_host=local_host, on_reconnect=self.metrics.stream_reconnect,
                     **(stream_options or StreamOptions()),
                 )
             posture = [
-                self._rest_for(acct.name, k.label, k.api_key, k.api_secret)
+                self._rest_for(acct.name, k.label, k.api_key, k.signer())
                 for k in acct.keys
-                if k.label != acct.monitor_key and k.api_key is not None
-                and k.api_secret is not None
+                if k.label != acct.monitor_key and k.api_key is not None and k.can_sign
             ]
             if src.poller:
                 self.pollers[acct.name] = Poller(
@@ -155,10 +156,11 @@ class Collector:
                                          self._ingest_spooled, store, keys=keys, spool=True)
             self.tailers.append(self._tap_tailer)
 
-    def _rest_for(self, account: str, label: str, key: SecretStr, secret: SecretStr
+    def _rest_for(self, account: str, label: str, key: SecretStr, signer: Signer | None
                   ) -> BinanceRest:
+        assert signer is not None  # only keys that can sign are polled for posture
         b = self.config.binance
-        rest = BinanceRest(self._http, b.rest_url, key, secret, self.clock, account=account,
+        rest = BinanceRest(self._http, b.rest_url, key, signer, self.clock, account=account,
                            key_label=label, recv_window=b.recv_window_ms, emit=self._rest_emit,
                            monitor_key=False)
         rest.budgets = self.budgets

@@ -27,10 +27,11 @@ from pydantic import SecretStr
 
 from monitor.binance.parse import Ctx, Frame, status_event
 from monitor.binance.rest import BinanceError, BinanceRest, MonitorKeyRejected, backoff_s
-from monitor.binance.stream import CONNECT_WEIGHT, METHOD_WEIGHT, StreamClosed, UserDataSocket
+from monitor.binance.stream import METHOD_WEIGHT, StreamClosed, UserDataSocket, open_weight
 from monitor.collect.backfill import Backfill
 from monitor.core.clock import NETWORK_FLOOR_S
 from monitor.core.events import Event, Source
+from monitor.core.keys import Signer, as_signer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class StreamSource:
         put: Callable[[list[Event]], Awaitable[None]],
         ws_url: str,
         api_key: SecretStr,
-        api_secret: SecretStr,
+        signer: Signer | SecretStr,
         *,
         local_host: str | None = None,
         probe_after_s: float = 30.0,
@@ -57,7 +58,7 @@ class StreamSource:
         self.clock = rest.clock
         self.account = rest.account
         self.ws_url = ws_url
-        self._api_key, self._secret = api_key, api_secret
+        self._api_key, self._signer = api_key, as_signer(signer)
         self.local_host = local_host
         self.probe_after_s, self.dead_after_s, self.max_age_s = (
             probe_after_s, dead_after_s, max_age_s)
@@ -106,12 +107,11 @@ class StreamSource:
                                      **details)])
 
     async def _open(self) -> UserDataSocket:
-        await self.rest.spend(
-            CONNECT_WEIGHT + METHOD_WEIGHT["userDataStream.subscribe.signature"], priority=True)
+        await self.rest.spend(open_weight(self._signer), priority=True)
         if not self.rest.synced:
             await self.rest.sync_time()
         sock = UserDataSocket(
-            self.ws_url, self._api_key, self._secret, self.clock,
+            self.ws_url, self._api_key, self._signer, self.clock,
             server_now=self.rest.server_now, ctx=self._ctx, on_frame=self._on_frame,
             recv_window=self.rest.recv_window, local_host=self.local_host,
         )
@@ -228,12 +228,13 @@ class StreamSource:
             pass
 
     async def _probe(self, sock: UserDataSocket) -> None:
-        """Ask for the server time on the socket; the watchdog times the answer."""
-        await self.rest.spend(METHOD_WEIGHT["time"], priority=True)
+        """Ask the socket for the server time (or, logged on, the session's status); the
+        watchdog times the answer."""
+        await self.rest.spend(METHOD_WEIGHT[sock.probe_method], priority=True)
         if self._probe_sent is None or self._probe_sent < sock.last_frame_mono:
             self._probe_sent = self.clock.monotonic()  # the first unanswered probe counts
         try:
-            await sock.request("time")
+            await sock.probe()
         except (StreamClosed, BinanceError, TimeoutError):
             pass
 

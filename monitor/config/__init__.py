@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretBytes, SecretStr, ValidationError
 
 from monitor.config.checks import (
     SECRET_NAME,
@@ -42,12 +42,14 @@ from monitor.config.models import (
 from monitor.config.secrets import SAFE_URL_SCHEMES
 from monitor.config.tap import TapSettings, load_tap_settings
 from monitor.core import resources
+from monitor.core.keys import KeyType, PrivateKeyError, load_signer
 
 __all__ = [
     "SAFE_URL_SCHEMES", "SECRET_NAME", "USE_CASE_POLICY", "AccountConfig", "AlertsConfig",
     "BinanceConfig", "ChannelConfig", "Config", "ConfigError", "KeyConfig", "LogSource",
     "SEVERITIES", "channel_tags",
     "SourcesConfig", "TapConfig", "TapMode", "TapSettings", "UseCase", "env_file_warnings",
+    "key_file_warnings",
     "environment", "investigate_command", "is_loopback", "load_config", "load_tap_settings",
     "local_address", "path_problems", "store_problems", "routing_warnings", "unrouted",
 ]
@@ -185,6 +187,76 @@ def env_file_warnings(config_path: str | Path, env_file: str | Path | None = Non
 
 
 
+MAX_PEM_BYTES = 64 << 10  # a 4096-bit RSA PEM is about 3.3 KiB
+
+
+def _private_key(key: KeyConfig, environ: dict[str, str], where: str, path: Path,
+                 problems: list[str]) -> dict[str, object]:
+    """An Ed25519/RSA key's PEM, read from the file its variable names and checked by loading
+    it once: every problem is one line saying what is wrong and what to give instead."""
+    if key.private_key_env is None:
+        return {}
+    file = environ.get(key.private_key_env)
+    if not file:
+        problems.append(f"{where}.private_key_env: environment variable {key.private_key_env} is "
+                        f"not set; set it to the path of the key's PEM file (in the environment "
+                        f"or the .env next to {path.name})")
+        return {}
+    pem_path = Path(file).expanduser()
+    if not pem_path.is_absolute():
+        pem_path = path.parent / pem_path
+    try:
+        if not pem_path.is_file():
+            raise FileNotFoundError
+        with pem_path.open("rb") as fh:
+            pem = fh.read(MAX_PEM_BYTES + 1)
+    except FileNotFoundError:
+        problems.append(f"{where}.private_key_env: {pem_path} is not a file; "
+                        f"{key.private_key_env} must name the PEM file of the private key")
+        return {}
+    except OSError as exc:
+        problems.append(f"{where}.private_key_env: cannot read {pem_path} ({exc.strerror}); give "
+                        "the user Keywatch runs as read access (and only that user: chmod 600)")
+        return {}
+    if len(pem) > MAX_PEM_BYTES:
+        problems.append(f"{where}.private_key_env: {pem_path} is larger than a PEM key "
+                        f"({MAX_PEM_BYTES >> 10} KiB); name the private key's file")
+        return {}
+    passphrase = None
+    if key.private_key_passphrase_env is not None:
+        pw = environ.get(key.private_key_passphrase_env)
+        if not pw:
+            problems.append(f"{where}.private_key_passphrase_env: environment variable "
+                            f"{key.private_key_passphrase_env} is not set")
+            return {}
+        passphrase = SecretStr(pw)
+    try:
+        load_signer(pem, passphrase, expect=key.type, where=str(pem_path))
+    except PrivateKeyError as exc:
+        problems.append(f"{where}.private_key_env: {exc}")
+        return {}
+    return {"private_key_pem": SecretBytes(pem), "private_key_passphrase": passphrase,
+            "private_key_path": str(pem_path)}
+
+
+def key_file_warnings(cfg: Config) -> list[str]:
+    """A private key's PEM file that users other than its owner can read."""
+    out = []
+    for acct in cfg.accounts:
+        for key in acct.keys:
+            if key.private_key_path is None:
+                continue
+            try:
+                mode = Path(key.private_key_path).stat().st_mode
+            except OSError:
+                continue
+            if mode & 0o077:
+                out.append(f"{key.private_key_path} (key {acct.name}/{key.label}'s private key) "
+                           f"has mode {mode & 0o777:04o}: others can read it; run "
+                           f"`chmod 600 {shlex.quote(key.private_key_path)}`")
+    return out
+
+
 def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
     problems: list[str] = []
     names = [a.name for a in cfg.accounts]
@@ -215,14 +287,18 @@ def _resolve(cfg: Config, environ: dict[str, str], path: Path) -> Config:
                     )
                 else:
                     upd[field] = SecretStr(val)
+            pem = _private_key(key, environ, where, path, problems)
             if key.label == acct.monitor_key and (
-                key.api_key_env is None or key.api_secret_env is None
+                key.api_key_env is None or (key.api_secret_env if key.type is KeyType.HMAC
+                                            else key.private_key_env) is None
             ):
+                need = ("api_secret_env" if key.type is KeyType.HMAC else "private_key_env "
+                        f"(the {key.type.value} key's PEM file)")
                 problems.append(
-                    f"{where}: the monitor key needs api_key_env and api_secret_env "
+                    f"{where}: the monitor key needs api_key_env and {need} "
                     "(Keywatch signs its read-only calls with it)"
                 )
-            keys.append(key.model_copy(update=upd))
+            keys.append(key.model_copy(update={**upd, **pem}))
         accounts.append(acct.model_copy(update={"keys": keys}))
     channels = []
     for ci, ch in enumerate(cfg.alerts.channels):

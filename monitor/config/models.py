@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretBytes,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -31,6 +32,7 @@ from monitor.config.checks import (
 )
 from monitor.config.secrets import env_name, url_credential
 from monitor.core import resources
+from monitor.core.keys import HmacSigner, KeyType, Signer, load_signer
 from monitor.core.redaction import key_fingerprint
 
 
@@ -69,12 +71,20 @@ class _Model(BaseModel):
 
 
 class KeyConfig(_Model):
-    """One Binance API key, known by its label. Only env var *names* are in the file."""
+    """One Binance API key, known by its label. Only env var *names* are in the file.
+
+    `type` is how the key signs: `hmac` (Binance's generated secret, `api_secret_env`) or
+    `ed25519` / `rsa` (the user's key pair: `private_key_env` names a variable holding the path
+    of the PKCS#8 PEM file, `private_key_passphrase_env` one holding its passphrase). Key
+    material never sits in the TOML."""
 
     label: str
     use_case: UseCase
+    type: KeyType = KeyType.HMAC
     api_key_env: str | None = None
     api_secret_env: str | None = None
+    private_key_env: str | None = None
+    private_key_passphrase_env: str | None = None
     # sha256 of the API key, for mapping tapped calls to this label without holding the key
     api_key_sha256: str | None = None
     ip_whitelist: list[str] = Field(default_factory=list)
@@ -83,6 +93,9 @@ class KeyConfig(_Model):
     # resolved from the environment at load time, never from the file
     api_key: SecretStr | None = Field(default=None, exclude=True)
     api_secret: SecretStr | None = Field(default=None, exclude=True)
+    private_key_pem: SecretBytes | None = Field(default=None, exclude=True)
+    private_key_path: str | None = Field(default=None, exclude=True)  # for messages only
+    private_key_passphrase: SecretStr | None = Field(default=None, exclude=True)
 
     @field_validator("label")
     @classmethod
@@ -91,10 +104,37 @@ class KeyConfig(_Model):
             raise ValueError("use letters, digits, '_', '.' or '-' (at most 64)")
         return v
 
-    @field_validator("api_key_env", "api_secret_env")
+    @field_validator("api_key_env", "api_secret_env", "private_key_env",
+                     "private_key_passphrase_env")
     @classmethod
     def _env_names(cls, v: str | None, info: ValidationInfo) -> str | None:
         return env_name(v, "KEYWATCH_MAIN_MONITOR_" + str(info.field_name).upper()[:-4])
+
+    @model_validator(mode="after")
+    def _type_fields(self) -> KeyConfig:
+        if self.type is KeyType.HMAC and (self.private_key_env or self.private_key_passphrase_env):
+            raise ValueError("private_key_env is for type = \"ed25519\" or \"rsa\" keys; an "
+                             "HMAC key signs with api_secret_env")
+        if self.type is not KeyType.HMAC and self.api_secret_env:
+            raise ValueError(f"a {self.type.value} key has no secret (Binance holds only its "
+                             "public key): name the PEM file's variable in private_key_env "
+                             "instead of api_secret_env")
+        return self
+
+    def signer(self) -> Signer | None:
+        """What signs this key's requests, when the environment gave its secret or private key
+        (checked at load: a PEM that cannot sign is a config problem, not a later crash)."""
+        if self.type is KeyType.HMAC:
+            return HmacSigner(self.api_secret) if self.api_secret is not None else None
+        if self.private_key_pem is None:
+            return None
+        return load_signer(self.private_key_pem.get_secret_value(), self.private_key_passphrase,
+                           expect=self.type, where=f"key {self.label}'s private key")
+
+    @property
+    def can_sign(self) -> bool:
+        return (self.api_secret if self.type is KeyType.HMAC
+                else self.private_key_pem) is not None
 
     @field_validator("ip_whitelist")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 from monitor.config import USE_CASE_POLICY, Config, KeyConfig
 from monitor.core.findings import Severity
 from monitor.core.keyrestrictions import KeyConfigPoll, KeyRestrictions
+from monitor.core.keys import KeyType
 from monitor.core.wirefields import JsonObject
 from monitor.detect.posture import CHECKS, DAY_MS, KeyFacts
 from monitor.detect.rules import Rule
@@ -51,6 +52,8 @@ class KeyReportJson(TypedDict):
     account: str
     key: str
     use_case: str
+    key_type: str
+    advice: str
     verified: bool
     note: str
     fix: str
@@ -82,6 +85,8 @@ class KeyReport:
     key: str
     use_case: str
     verified: bool
+    key_type: str = "hmac"
+    advice: str = ""  # the key type's recommendation (not a finding: it changes no status)
     note: str = ""
     fix: str = ""  # for a key not checked: how to let Keywatch read it
     created: str | None = None  # creation date (UTC, ISO): apiRestrictions createTime
@@ -98,6 +103,7 @@ class KeyReport:
 
     def to_dict(self) -> KeyReportJson:
         return KeyReportJson(account=self.account, key=self.key, use_case=self.use_case,
+                             key_type=self.key_type, advice=self.advice,
                              verified=self.verified, note=self.note, fix=self.fix,
                              created=self.created, due=self.due,
                              items=[i.to_dict() for i in self.items], status=self.status)
@@ -125,6 +131,17 @@ def _config_checks(account: str, key: KeyConfig) -> list[AuditItem]:
             "Replace the wide network with the exact addresses of your servers, in API "
             "Management and in the config."))
     return items
+
+
+def key_type_advice(key: KeyConfig) -> str:
+    """Binance recommends Ed25519 and calls HMAC deprecated: say so for an HMAC key, in the
+    seed's rotation terms (the new key is made at the next rotation, not in a hurry)."""
+    if key.type is not KeyType.HMAC:
+        return ""
+    days = USE_CASE_POLICY[key.use_case][1]
+    return (f"HMAC key (Binance calls HMAC deprecated): at its next rotation (every {days} days "
+            f"for {key.use_case.value}) create the new key as Ed25519, whose private key never "
+            "leaves your machine, and set type = \"ed25519\" with private_key_env")
 
 
 UNIVERSAL_TRANSFER = "universal_transfer_on_trading_key"
@@ -169,6 +186,7 @@ def audit_key(cfg: Config, account: str, key: KeyConfig, flags: JsonObject | Non
     """
     ctx = FeatureContext.from_config(cfg)
     report = KeyReport(account, key.label, key.use_case.value, flags is not None,
+                       key_type=key.type.value, advice=key_type_advice(key),
                        note=unverified_note)
     report.items += _config_checks(account, key)
     if flags is None:

@@ -113,12 +113,34 @@ def write_secret_file(path: Path, text: str) -> None:
         os.close(fd)
 
 
+SECRET_LINE = '  api_secret_env = "KEYWATCH_MAIN_MONITOR_API_SECRET"\n'
+KEY_TYPES = ("hmac", "ed25519", "rsa")
+
+
+def for_key_type(text: str, key_type: str) -> str:
+    """The template for a monitor key of `key_type`: an Ed25519/RSA key names its PEM file's
+    variable instead of a secret (Binance holds only the public half). The template text is
+    the one source; this changes its one secret line."""
+    if key_type not in KEY_TYPES:
+        raise InitError(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
+    if key_type == "hmac":
+        return text
+    if SECRET_LINE not in text:
+        raise InitError(f"the template has no `{SECRET_LINE.strip()}` line to turn into an "
+                        f"{key_type} key; edit the config by hand (README: key types)")
+    return text.replace(SECRET_LINE, (
+        f'  type = "{key_type}"            # the key pair you registered with Binance\n'
+        '  private_key_env = "KEYWATCH_MAIN_MONITOR_PRIVATE_KEY"  # the PEM file\'s path\n'
+        '  # private_key_passphrase_env = "KEYWATCH_MAIN_MONITOR_PASSPHRASE"  # if encrypted\n'))
+
+
 def init_project(
-    directory: Path, force: bool = False, template: Path | None = None
+    directory: Path, force: bool = False, template: Path | None = None,
+    key_type: str = "hmac",
 ) -> InitResult:
     """Write DIR/keywatch.toml and DIR/.env; refuse (writing nothing) if either exists."""
     source = find_template(template)
-    text = source.read_text()
+    text = for_key_type(source.read_text(), key_type)
     try:
         names = env_vars(text)
     except tomllib.TOMLDecodeError as exc:

@@ -62,8 +62,9 @@ def clock_verdict(account: str, server_ms: int, offset_ms: int, recv_window_ms: 
 
 
 def _rest(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient) -> BinanceRest:
-    assert key.api_key is not None and key.api_secret is not None
-    return BinanceRest(client, cfg.binance.rest_url, key.api_key, key.api_secret, SystemClock(),
+    signer = key.signer()
+    assert key.api_key is not None and signer is not None
+    return BinanceRest(client, cfg.binance.rest_url, key.api_key, signer, SystemClock(),
                        account=account, key_label=key.label,
                        recv_window=cfg.binance.recv_window_ms, monitor_key=False,
                        max_retries=1)
@@ -73,7 +74,7 @@ async def check_clock(cfg: Config, account: str, client: httpx.AsyncClient) -> C
     """The offset to Binance's clock, read with the account's monitor key's client."""
     acct = cfg.account(account)
     key = acct.key(acct.monitor_key)
-    if key.api_key is None or key.api_secret is None:
+    if key.api_key is None or not key.can_sign:
         return ClockCheck(account, None, None, None)
     rest = _rest(cfg, account, key, client)
     try:
@@ -88,9 +89,10 @@ async def check_clock(cfg: Config, account: str, client: httpx.AsyncClient) -> C
 async def check_key(cfg: Config, account: str, key: KeyConfig, client: httpx.AsyncClient,
                     offset_ms: int | None) -> KeyCheck:
     """One signed read-only call with the key, or "not checked" without its secret."""
-    if key.api_key is None or key.api_secret is None:
+    if key.api_key is None or not key.can_sign:
+        given = "api_secret_env" if key.type.value == "hmac" else "private_key_env"
         return KeyCheck(account, key.label, "not checked",
-                        "no secret given (api_secret_env): Binance shows a key's details only "
+                        f"no secret given ({given}): Binance shows a key's details only "
                         "to that key; check it in API Management")
     rest = _rest(cfg, account, key, client)
     if offset_ms is not None:
@@ -127,7 +129,7 @@ async def check_online(cfg: Config, client: httpx.AsyncClient
         clocks.append(clock)
         offset = clock.offset_ms if clock.problem is None else None
         for key in acct.keys:
-            if clock.problem is not None and key.api_secret is not None:
+            if clock.problem is not None and key.can_sign:
                 keys.append(KeyCheck(acct.name, key.label, "not checked",
                                      "Binance's clock could not be trusted (see above)"))
                 continue

@@ -18,6 +18,11 @@ What counts as a suspect, and why:
 - a `.env` file that git does not ignore (it will be committed sooner or later). A `.env` file
   that git ignores, or one outside any git repository, is where secrets belong: it is skipped.
 - a line carrying `keywatch: allow` (in any comment syntax) is never reported;
+- a PEM private key block (`-----BEGIN [ENCRYPTED |RSA |EC |OPENSSH ]PRIVATE KEY-----`): the
+  private half of an Ed25519 or RSA API key signs for it exactly as an HMAC secret does. Its
+  type is read from the block's first line (PKCS#8 says Ed25519 or RSA in its first bytes; an
+  encrypted one says only that it is encrypted). When the same file also shows a Binance API key,
+  the finding names it (masked): the key the PEM probably belongs to;
 - with `--git-history`, commit messages are read like file lines ("rotated key: ..." in a
   message is as public as the diff), reported at `<commit>:(commit message):<line>`.
 
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 CONTEXT_LINES = 2  # a Binance-ish name up to this many lines above a value still counts
@@ -56,6 +61,11 @@ PLACEHOLDER = re.compile(r"(.{1,16}?)\1+", re.DOTALL)
 
 RULE_CREDENTIAL = "binance-credential"
 RULE_ENV = "env-file"
+RULE_PEM = "private-key"
+PEM_BEGIN = re.compile(r"-----BEGIN ((?:ENCRYPTED |RSA |EC |OPENSSH )?)PRIVATE KEY-----")
+# the first base64 line of a PKCS#8 body names the algorithm: Ed25519's OID 1.3.101.112
+# (DER 06032b6570) right after the version, RSA's rsaEncryption (06092a864886f70d010101)
+PEM_KINDS = (("MC4CAQAwBQYDK2Vw", "Ed25519"), ("BgkqhkiG9w0BAQEF", "RSA"))
 
 
 class ScanError(Exception):
@@ -93,6 +103,7 @@ class Leak:
     masked: str = ""
     name: str = ""  # the name that made the value suspicious (safe to print)
     commit: str | None = None  # set for findings from git history
+    pairs: str = ""  # a PEM's probable API key, masked, when its file shows one
 
     def location(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
@@ -103,6 +114,11 @@ class Leak:
             if self.commit:
                 return "a .env file was committed; revoke every key it held"
             return ".env file is not ignored by git; add it to .gitignore (keywatch init does)"
+        if self.rule == RULE_PEM:
+            kind = f"{self.name} private key" if self.name else "private key"
+            owner = f", probably for API key {self.pairs}" if self.pairs else ""
+            return (f"{kind} (PEM){owner}: it signs for its API key like a secret; delete the "
+                    "key in API Management and register a new key pair")
         return f"64-character key/secret {self.masked} near {self.name!r}"
 
     def to_dict(self) -> LeakJson:
@@ -161,20 +177,45 @@ class LineScanner:
         self.path = path
         self.commit = commit
         self._above: deque[str] = deque(maxlen=CONTEXT_LINES)
+        self._pem: tuple[int, str] | None = None  # a BEGIN line waiting for its first body line
+        self._in_pem = False  # inside a key block: its base64 lines are the key, reported once
+        self._last_key = ""  # the last API key shown above (masked), for a PEM's owner
 
     def reset(self) -> None:
         self._above.clear()
+        self._pem = None
+        self._in_pem = False
 
     def feed(self, lineno: int, line: str, report: bool = True) -> list[Leak]:
         found: list[Leak] = []
-        if report and not ALLOW.search(line):
+        if self._pem is not None:  # the line after BEGIN says which algorithm
+            at, header = self._pem
+            self._pem = None
+            kind = "encrypted" if header == "ENCRYPTED " else header.strip() or next(
+                (k for prefix, k in PEM_KINDS if prefix in line), "")
+            found.append(Leak(RULE_PEM, self.path, at, "", kind, self.commit, self._last_key))
+        if self._in_pem:
+            self._in_pem = "-----END " not in line
+        elif report and not ALLOW.search(line):
             for m in VALUE.finditer(line):
                 name = self._suspicious_name(line, m.start(), m.group())
                 if name is not None:
                     found.append(Leak(RULE_CREDENTIAL, self.path, lineno, mask(m.group()),
                                       name, self.commit))
+                    self._last_key = mask(m.group())
+            pem = PEM_BEGIN.search(line)
+            if pem is not None:
+                self._pem, self._in_pem = (lineno, pem.group(1)), True
         self._above.append(line)
         return found
+
+    def finish(self) -> list[Leak]:
+        """A BEGIN line on the last line of the text (no body line came)."""
+        if self._pem is None:
+            return []
+        at, header = self._pem
+        self._pem = None
+        return [Leak(RULE_PEM, self.path, at, "", header.strip(), self.commit, self._last_key)]
 
     def _suspicious_name(self, line: str, start: int, value: str) -> str | None:
         if is_placeholder(value):
@@ -200,4 +241,14 @@ def scan_text(text: str, path: str) -> list[Leak]:
     leaks: list[Leak] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         leaks.extend(scanner.feed(lineno, line))
-    return leaks
+    leaks.extend(scanner.finish())
+    return pair_keys(leaks)
+
+
+def pair_keys(leaks: list[Leak]) -> list[Leak]:
+    """Each PEM with no API key above it names the file's nearest one (below), if any."""
+    keys = [(leak.line, leak.masked) for leak in leaks if leak.rule == RULE_CREDENTIAL]
+    if not keys:
+        return leaks
+    return [replace(leak, pairs=min(keys, key=lambda k: abs(k[0] - leak.line))[1])
+            if leak.rule == RULE_PEM and not leak.pairs else leak for leak in leaks]

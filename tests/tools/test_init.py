@@ -140,3 +140,31 @@ def test_scan_agrees_with_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     init_project(tmp_path)
     report = scan_paths([tmp_path])
     assert report.leaks == [] and report.skipped == {".env ignored by git": 1}
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa"])
+def test_an_asymmetric_monitor_key_template(tmp_path: Path, key_type: str) -> None:
+    """`--key-type ed25519|rsa`: the monitor key names its PEM file's variable, the .env asks
+    for that path, and filling it with a real key file makes the config load."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    runner = CliRunner()
+    res = runner.invoke(cli(), ["init", str(tmp_path), "--key-type", key_type, "--json"])
+    assert res.exit_code == 0, res.output
+    names = json.loads(res.output)["env_vars"]
+    assert "KEYWATCH_MAIN_MONITOR_PRIVATE_KEY" in names
+    assert "KEYWATCH_MAIN_MONITOR_API_SECRET" not in names
+    key = (ed25519.Ed25519PrivateKey.generate() if key_type == "ed25519"
+           else rsa.generate_private_key(65537, 2048))
+    pem = tmp_path / "monitor.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    pem.chmod(0o600)
+    fill = {n: "json://127.0.0.1:9/" if n.endswith("_URL") else "test" * 16 for n in names}
+    fill["KEYWATCH_MAIN_MONITOR_PRIVATE_KEY"] = str(pem)
+    k = load_config(tmp_path / "keywatch.toml", env=fill).accounts[0].key("monitor")
+    assert k.type.value == key_type and k.signer() is not None
+    bad = runner.invoke(cli(), ["init", str(tmp_path / "x"), "--key-type", "dsa"])
+    assert bad.exit_code == 1 and "not one of hmac, ed25519, rsa" in bad.output

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-COLUMNS = ("account", "key", "use case", "created", "rotation due", "status", "problem",
-           "what to do")
+COLUMNS = ("account", "key", "use case", "type", "created", "rotation due", "status",
+           "problem", "what to do")
 
 
 def table_rows(reports: list[Any]) -> list[tuple[str, ...]]:
@@ -22,7 +22,7 @@ def table_rows(reports: list[Any]) -> list[tuple[str, ...]]:
     for it could not be read (then the row says why and how to let Keywatch read it)."""
     rows: list[tuple[str, ...]] = []
     for r in reports:
-        base = (r.account, r.key, r.use_case, r.created or "-", r.due or "-")
+        base = (r.account, r.key, r.use_case, r.key_type, r.created or "-", r.due or "-")
         for item in r.items:
             rows.append(base + (item.severity, item.message, item.action or "-"))
         if not r.verified:
@@ -30,6 +30,8 @@ def table_rows(reports: list[Any]) -> list[tuple[str, ...]]:
                                 r.fix or "-"))
         elif not r.items:
             rows.append(base + ("ok", "no problems found", "-"))
+        if r.advice:  # a recommendation, not a problem: the key's status is unchanged
+            rows.append(base + ("advice", r.advice, "-"))
     return rows
 
 

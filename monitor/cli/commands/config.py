@@ -11,6 +11,7 @@ from monitor.config import (
     ConfigError,
     channel_tags,
     env_file_warnings,
+    key_file_warnings,
     load_config,
     path_problems,
     routing_warnings,
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(exc), err=True)
             raise typer.Exit(code=1) from None
         routing, warnings = _routing(cfg)
-        for warning in warnings:
+        for warning in key_file_warnings(cfg) + warnings:
             typer.echo(f"warning: {warning}", err=True)
         problems = path_problems(cfg) + store_problems(cfg) + routing + _model_problems(cfg)
         if problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -30,11 +31,18 @@ def register(app: typer.Typer) -> None:
             None, "--template", help="Config template (default: keywatch.example.toml)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        key_type: str | None = typer.Option(
+            None, "--key-type", help="The monitor key's type: hmac, ed25519 (Binance's "
+            "recommendation) or rsa; asked when omitted on a terminal, else hmac."),
     ) -> None:
         """Write a commented keywatch.toml and a .env template, and git-ignore the .env."""
         out = Console(highlight=False, soft_wrap=True)
+        if key_type is None:
+            key_type = (typer.prompt("Monitor key type (hmac, ed25519, rsa)", default="ed25519")
+                        if sys.stdin.isatty() else "hmac")
         try:
-            result = init_project(directory, force=force, template=template)
+            result = init_project(directory, force=force, template=template,
+                                  key_type=key_type.strip().lower())
         except (InitError, OSError) as exc:
             err = Console(stderr=True, highlight=False)
             err.print(f"[red]keywatch init:[/] {escape(str(exc))}")

@@ -49,10 +49,11 @@ async def key_flags(cfg: Config, account: str, key: KeyConfig, client: httpx.Asy
     from monitor.binance.rest import BinanceError, BinanceRest, KeyRejected
     from monitor.core.clock import SystemClock
 
-    if key.api_key is None or key.api_secret is None:
+    signer = key.signer()
+    if key.api_key is None or signer is None:
         return None, None, ("not checked: Binance shows a key's permissions only to that key; "
                             "give Keywatch its secret (read-only use) or check API Management")
-    rest = BinanceRest(client, cfg.binance.rest_url, key.api_key, key.api_secret, SystemClock(),
+    rest = BinanceRest(client, cfg.binance.rest_url, key.api_key, signer, SystemClock(),
                        account=account, key_label=key.label,
                        recv_window=cfg.binance.recv_window_ms, monitor_key=monitor_key)
     try:
