@@ -185,7 +185,8 @@ class StreamSource:
         """Watch the socket (the reader queues its frames) until it ends; return why."""
         probe: asyncio.Task[None] | None = None
         self._probe_sent: float | None = None
-        try:
+        ended = asyncio.create_task(self._wake_when_done(sock))  # a drop is seen at once,
+        try:                                                   # not at the next idle tick
             while True:
                 self._wake.clear()
                 control, self._last_control = self._last_control, None
@@ -198,6 +199,8 @@ class StreamSource:
                     return sock.close_reason or "closed"
                 if sock.age_s() >= self.max_age_s:
                     sock = await self._rollover(sock)
+                    ended.cancel()
+                    ended = asyncio.create_task(self._wake_when_done(sock))
                     continue
                 if self._putting:  # frames are arriving faster than the store takes them:
                     await self._idle()  # the data path is alive; we are behind
@@ -213,9 +216,14 @@ class StreamSource:
                     probe = asyncio.create_task(self._probe(sock))
                 await self._idle()
         finally:
+            ended.cancel()
             if probe is not None:
                 probe.cancel()
-                await asyncio.gather(probe, return_exceptions=True)
+            await asyncio.gather(ended, *([probe] if probe else []), return_exceptions=True)
+
+    async def _wake_when_done(self, sock: UserDataSocket) -> None:
+        await sock.done.wait()
+        self._wake.set()
 
     async def _idle(self) -> None:
         """Wait for a wake-up or a quarter probe period (at most 5 s of clock time)."""

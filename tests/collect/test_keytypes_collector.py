@@ -67,9 +67,13 @@ async def test_the_collector_with_each_monitor_key_type(kind: str, tmp_path) -> 
                               ip_whitelist=[COLLECTOR_IP], public_key=public)
         bk, bs = c.create_key("main", "bot", permissions={
             "enableReading": True, "enableSpotAndMarginTrading": True}, ip_whitelist=[BOT_IP])
-        cfg = collector_config(sim, mk, ms or "unused", poll_interval_s=2.0)
+        # polls far apart: the poller's weight must not hold back the reconnect's own
+        cfg = collector_config(sim, mk, ms or "unused", poll_interval_s=30.0)
         acct = cfg.accounts[0].model_copy(update={"keys": [monitor_key(kind, mk, ms, pem)]})
-        cfg = cfg.model_copy(update={"accounts": [acct]})
+        # the default budget (1 % of the IP's 6000/min) holds a reconnect back for up to a
+        # minute after the start-up backfill: give this short test room (as test_gap_after_cut)
+        cfg = cfg.model_copy(update={"accounts": [acct], "binance": cfg.binance.model_copy(
+            update={"weight_budget_pct": 25.0})})
         store = SQLiteStore(tmp_path / "kw.db")
         col = Collector(cfg, store, SystemClock(), local_host=COLLECTOR_IP)
         await col.start()
@@ -91,7 +95,9 @@ async def test_the_collector_with_each_monitor_key_type(kind: str, tmp_path) -> 
                 if round_ == 0:  # the socket drops: the collector reconnects (and logs on)
                     stream.connected.clear()
                     c.drop_streams()
-                    assert await until(stream.connected.is_set)
+                    assert await until(stream.connected.is_set), (
+                        stream.counters, [(x.session_key, x.subs) for x in
+                                          sim.exchange.hub.connections])
             assert await until(lambda: (store.load_events()["source"] == "rest").any())
         finally:
             await bot.aclose()
@@ -126,3 +132,41 @@ async def test_a_wrong_key_of_each_type_is_refused_with_binance_code(kind: str, 
         assert err.value.code == -1022
         print(str(err.value))
         assert "-1022" in str(err.value)
+
+
+async def test_an_ed25519_session_the_server_lost_is_logged_on_again(tmp_path) -> None:
+    """The server forgets the logon (its session.status answers apiKey null): the probe sees
+    it, the collector reconnects and logs on again, and reports keep arriving."""
+    async with Simulator(clock=SystemClock(), seed=1) as sim:
+        c = sim.control
+        c.create_account("main", {"USDT": 100_000, "BTC": 1})
+        pem, public = key_pair("ed25519")
+        mk, _ = c.create_key("main", "monitor", permissions={"enableReading": True},
+                             ip_whitelist=[COLLECTOR_IP], public_key=public)
+        bk, bs = c.create_key("main", "bot", permissions={
+            "enableReading": True, "enableSpotAndMarginTrading": True}, ip_whitelist=[BOT_IP])
+        cfg = collector_config(sim, mk, "unused", poll_interval_s=60.0)
+        acct = cfg.accounts[0].model_copy(update={"keys": [monitor_key("ed25519", mk, "", pem)]})
+        store = SQLiteStore(tmp_path / "kw.db")
+        cfg = cfg.model_copy(update={"accounts": [acct], "binance": cfg.binance.model_copy(
+            update={"weight_budget_pct": 25.0})})
+        col = Collector(cfg, store, SystemClock(),
+                        local_host=COLLECTOR_IP,
+                        stream_options={"probe_after_s": 0.5, "dead_after_s": 2.0})
+        await col.start()
+        bot = Bot(sim, bk, bs, BOT_IP)
+        try:
+            stream = col.streams["main"]
+            assert await until(stream.connected.is_set)
+            (conn,) = sim.exchange.hub.connections
+            conn.session_key = conn.authorized_since = None  # the server lost the session
+            assert await until(lambda: any(
+                x is not conn and x.session_key == mk for x in sim.exchange.hub.connections))
+            r = await bot.call("POST", "/api/v3/order", [
+                ("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.01")])
+            oid = r.json()["orderId"]
+            assert await until(lambda: any(e.kind == "order" and e.order_id == oid
+                                           for e in store.load_events().itertuples()))
+        finally:
+            await bot.aclose()
+            await col.stop()
