@@ -3,7 +3,7 @@
 Declared once in `catalog` (the per-event derived facts and the window features), computed two
 ways from those declarations: `replay` (vectorised over a whole frame) and `live` (one event
 at a time, for the service); `context` fills the features over a key's earlier windows
-(`add_context` for replay, `LiveContext` live). `attribution` + `provenance` decide whose
+(`add_context`, for replay and for each live close). `attribution` + `provenance` decide whose
 window an order counts in; `history` holds the kinds of facts with history (first sightings,
 running means, the last value before, ...), each in both forms once; `expr` and `arith` the
 row expressions; `frame` is the column layout.
@@ -24,17 +24,17 @@ from monitor.features.base import (
     FeatureState,
 )
 from monitor.features.catalog import DERIVED_FIELDS, ENRICH, FACTS, FEATURES, WINDOWS, Window
-from monitor.features.context import CONTEXT_FEATURES, LiveContext, add_context
+from monitor.features.context import add_context
 from monitor.features.frame import CAT_COLS, NUM_COLS, events_to_frame, normalise, to_row
 from monitor.features.live import LiveFeatures
 from monitor.features.provenance import GRACE_MS, Provenance, ProvenanceState, Verdict
 from monitor.features.replay import aggregate, enrich, windows
 
 __all__ = [
-    "ACCOUNT_ROW", "CAT_COLS", "CODE_CLASS", "CONTEXT_FEATURES", "CONTEXT_MINUTES",
+    "ACCOUNT_ROW", "CAT_COLS", "CODE_CLASS", "CONTEXT_MINUTES",
     "DERIVED_FIELDS", "ENRICH", "FACTS", "FAIL_CLASSES", "FEATURES", "GRACE_MS", "MINUTE_MS",
     "NEW_VALUE_FIELDS", "NUM_COLS", "ORDER_ENDPOINTS", "WINDOWS", "Fact", "FeatureContext",
-    "FeatureState", "LiveContext", "LiveFeatures", "Provenance", "ProvenanceState", "Verdict",
+    "FeatureState", "LiveFeatures", "Provenance", "ProvenanceState", "Verdict",
     "Window", "add_context", "aggregate", "enrich", "events_to_frame", "normalise", "to_row",
     "windows",
 ]

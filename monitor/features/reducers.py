@@ -194,8 +194,8 @@ class Rolling(Reducer):
     """Sum of an earlier feature over the key's last `minutes` windows (this one included).
 
     It needs windows before this batch, so `aggregate` and the live accumulator leave it 0 and
-    the context step fills it (`context.add_context` for replay, `context.LiveContext` live)
-    from `replay_context` / `live_context` below. Both add whole numbers (counts), so equal."""
+    the context step fills it (`context.add_context`, `replay_context` below), in both paths:
+    replay over every window, live over each close's new windows after the kept history."""
 
     col: str
     minutes: int
@@ -218,11 +218,6 @@ class Rolling(Reducer):
         cs = np.concatenate([[0.0], np.cumsum(vals)])
         lo = np.searchsorted(order_key, order_key - (self.minutes - 1) * MINUTE_MS, "left")
         return cs[1:] - cs[lo]  # type: ignore[no-any-return]
-
-    def live_context(self, minute: int, hist: list[tuple[int, float]]) -> float:
-        """The same for one window at `minute`, from the key's (minute, col) history."""
-        lo = minute - (self.minutes - 1) * MINUTE_MS
-        return float(sum(v for m, v in hist if lo <= m <= minute))
 
 
 def clean(v: np.ndarray) -> np.ndarray:

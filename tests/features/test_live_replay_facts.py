@@ -4,7 +4,8 @@ The declarations in `monitor.features.catalog` drive both paths; this is the gua
 still agree: generated traffic (the generator's production-shaped frame, turned into the
 `Event`s the collector would hand the engine) through `replay.enrich` + `aggregate` at once and
 through `LiveFeatures` one event at a time, settled and closed at random points as the engine
-does, the windows' context (`Rolling`) by `add_context` and by `LiveContext` at each close.
+does; the windows' context (`Rolling`) by `add_context` over each path's windows (the engine's
+incremental closes are tests/detect/test_live_replay.py's).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from monitor.features import (
     FEATURES,
     FeatureContext,
     FeatureState,
-    LiveContext,
     LiveFeatures,
     add_context,
     aggregate,
@@ -119,15 +119,13 @@ def _both(seed: int, learning: bool, cut: int) -> tuple[pd.DataFrame, dict[str, 
                                                         pd.DataFrame, pd.DataFrame]:
     ctx, df = _traffic(seed, learning)
     replay = enrich(normalise(df), ctx, FeatureState())
-    live, context = LiveFeatures(ctx, FeatureState()), LiveContext()
+    live = LiveFeatures(ctx, FeatureState())
     rows, wins = [], []
     rng = np.random.default_rng(cut)
     events = _events_of(seed, learning)
 
     def close(now: int) -> None:
-        closed = live.close(now)
-        context.apply(closed)
-        wins.extend(closed)
+        wins.extend(live.close(now))
 
     for ev in events:
         for r in live.feed(ev):
@@ -143,8 +141,8 @@ def _both(seed: int, learning: bool, cut: int) -> tuple[pd.DataFrame, dict[str, 
         live.add(r)
     close(2**62)
     cols = ["account", "key", "minute", *FEATURES]
-    live_w = (pd.DataFrame.from_records(wins, columns=cols).astype({"account": str, "key": str})
-              .sort_values(["account", "key", "minute"]).reset_index(drop=True))
+    live_w = add_context(pd.DataFrame.from_records(wins, columns=cols)).astype(
+        {"account": str, "key": str})
     replay_w = add_context(aggregate(replay)).astype({"account": str, "key": str})
     return replay, {r["event_id"]: r for r in rows}, live_w, replay_w
 
