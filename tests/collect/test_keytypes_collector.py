@@ -58,7 +58,8 @@ async def until(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("kind", ["hmac", "rsa", "ed25519"])
-async def test_the_collector_with_each_monitor_key_type(kind: str, tmp_path) -> None:
+async def test_the_collector_with_each_monitor_key_type(kind: str, tmp_path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)  # websockets logs whole frames at DEBUG: logon included
     async with Simulator(clock=SystemClock(), seed=1) as sim:
         c = sim.control
         c.create_account("main", {"USDT": 100_000, "BTC": 1, "ETH": 10})
@@ -107,6 +108,9 @@ async def test_the_collector_with_each_monitor_key_type(kind: str, tmp_path) -> 
         secrets = [ms.encode()] if kind == "hmac" else [
             ln for ln in pem.splitlines()[1:-1] if len(ln) >= 40]  # type: ignore[union-attr]
         assert secrets and not any(s in stored for s in secrets)
+        logged = caplog.text.encode()
+        assert "session.logon" in caplog.text or kind != "ed25519"  # the frames were logged
+        assert not any(s in logged for s in secrets) and b"PRIVATE KEY" not in logged
 
 
 @pytest.mark.parametrize("kind", ["hmac", "rsa", "ed25519"])

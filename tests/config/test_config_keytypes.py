@@ -140,3 +140,16 @@ def test_check_config_warns_and_prints_no_key_material(tmp_path: Path, monkeypat
     out = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert "others can read it" in out, out
     assert pem_of(ED).splitlines()[1].decode() not in out
+
+
+def test_alerts_redact_the_private_key_and_its_passphrase(tmp_path: Path) -> None:
+    from monitor.alert.redact import Redactor, config_secrets
+
+    cfg, env = setup(tmp_path, toml(extra='private_key_passphrase_env = "KW_PASS"'),
+                     pem_of(ED, b"kw-test-passphrase-1"))
+    env["KW_PASS"] = "kw-test-passphrase-1"
+    loaded = load_config(cfg, env=env, env_file=tmp_path / "none.env")
+    line = (tmp_path / "monitor.pem").read_text().splitlines()[1]
+    red = Redactor(config_secrets(loaded))
+    out = red.text(f"pasted by mistake: {line} and kw-test-passphrase-1")
+    assert line not in out and "kw-test-passphrase-1" not in out
