@@ -343,7 +343,7 @@ def test_wheel_alone_runs_init_check_run_demo_notebook_outside_the_checkout(
     m = re.search(r"investigate: keywatch notebook (kw-\w+)", out)
     assert m, out
     with closing(sqlite3.connect(db)) as conn:  # what the alert told its reader to run
-        sent = "".join(r[0] for r in conn.execute("select payload from alerts"))
+        sent = "".join(r[0] for r in conn.execute("select markdown from alerts"))
     assert f"keywatch notebook {m[1]} -c {config} --db {db}" in sent
     _run([kw, "notebook", m[1], "-c", str(config), "--db", str(db), "--html", "incident.html",
           "--out", "nb"], work, env, timeout=300)

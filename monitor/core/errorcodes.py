@@ -24,8 +24,8 @@ class ErrorCode:
 
 CODES: dict[int, ErrorCode] = {c.code: c for c in (
     ErrorCode(-1022, "bad signature",
-              "Calls with a bad signature (-1022): a wrong secret or private key, maybe your own "
-              "bot after a key change",
+              "Calls with a bad signature (-1022): a wrong secret, maybe your own bot after a "
+              "secret change",
               "signature not valid: the secret (HMAC) or the private key (Ed25519/RSA) is not "
               "this key's: rotated, a typo in the .env, or a PEM file whose public half is not "
               "the one registered with Binance; copy the secret shown when the key was "
