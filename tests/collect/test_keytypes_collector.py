@@ -174,3 +174,34 @@ async def test_an_ed25519_session_the_server_lost_is_logged_on_again(tmp_path) -
         finally:
             await bot.aclose()
             await col.stop()
+
+
+async def test_posture_polls_a_bot_key_of_each_asymmetric_type(tmp_path) -> None:
+    """The collector reads apiRestrictions with every key whose private key it was given, of
+    any type: the bot keys' key_config events arrive under their labels."""
+    async with Simulator(clock=SystemClock(), seed=1) as sim:
+        c = sim.control
+        c.create_account("main", {"USDT": 1000})
+        mk, ms = c.create_key("main", "monitor", permissions={"enableReading": True},
+                              ip_whitelist=[COLLECTOR_IP])
+        keys = [monitor_key("hmac", mk, ms, None)]
+        for kind in ("ed25519", "rsa"):
+            pem, public = key_pair(kind)
+            ak, _ = c.create_key("main", f"bot-{kind}", permissions={
+                "enableReading": True, "enableSpotAndMarginTrading": True},
+                ip_whitelist=[COLLECTOR_IP], public_key=public)
+            keys.append(KeyConfig(label=f"bot-{kind}", use_case=UseCase.SPOT_BOT,
+                                  type=KeyType(kind), api_key_env="KW_B", private_key_env="KW_P",
+                                  api_key=SecretStr(ak), private_key_pem=SecretBytes(pem)))
+        cfg = collector_config(sim, mk, ms, poll_interval_s=30.0)
+        cfg = cfg.model_copy(update={
+            "accounts": [cfg.accounts[0].model_copy(update={"keys": keys})],
+            "binance": cfg.binance.model_copy(update={"weight_budget_pct": 25.0})})
+        store = SQLiteStore(tmp_path / "kw.db")
+        col = Collector(cfg, store, SystemClock(), local_host=COLLECTOR_IP)
+        await col.start()
+        try:
+            assert await until(lambda: {"bot-ed25519", "bot-rsa"} <= set(
+                store.load_events().query("kind == 'key_config'")["key"].dropna()), 15)
+        finally:
+            await col.stop()
