@@ -133,6 +133,16 @@ class DetectionEngine:
         cands = [c for d in self.detectors for c in d.on_frame(e)]
         return self._finalise(cands + self._window_candidates(aggregate(e)))
 
+    def warm_up(self, before: pd.DataFrame, current: list[Event]) -> int:
+        """Rebuild the state a restart lost from events the store already holds: `before` (up
+        to the current minute) through replay, `current` (this minute's) through the live path,
+        so the next events continue where they left off: first sightings, each key's learning
+        day, baselines, held reports, the cooldown. Their findings were given before the
+        restart and are dropped here. Returns the events replayed."""
+        self.replay(before)
+        self.process(current)
+        return len(before) + len(current)
+
     # both ---------------------------------------------------------------------------------
     def _window_candidates(self, new: pd.DataFrame) -> list[Candidate]:
         """New windows after the kept history (context features, baselines) -> each window

@@ -39,7 +39,7 @@ from monitor.service.healthchecks import (
     HealthWatch,
 )
 from monitor.service.metrics import Metrics
-from monitor.service.startup import startup_line
+from monitor.service.startup import startup_line, warm_up
 from monitor.service.supervisor import Supervisor
 from monitor.service.wiring import build_alerting
 from monitor.service.wiring import build_engine as build_engine  # where callers have imported it
@@ -390,6 +390,7 @@ class Service:
         if self.health is not None:
             self.supervisor.add("health", self.health.run)
         self.metrics.prime_components(self.supervisor.state)
+        await asyncio.to_thread(warm_up, self.engine, self.store, self.clock.now_ms())
         log.info("%s", startup_line(self.cfg, self.health, self.notifier.channels.values()))
         await self.supervisor.run(stop, grace_s=8.0)
         log.info("keywatch service stopped: %d events, %d findings, outbox backlog %d",

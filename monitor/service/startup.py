@@ -1,4 +1,5 @@
-"""The service's start-up log line: what listens where and which channels alerts go to.
+"""The service's start-up: its log line (what listens where and which channels alerts go to)
+and the detection state rebuilt from the store before the sources start (`warm_up`).
 
 An operator reading the journal after a restart should learn, from one line, whether the tap
 is up and on which address the bots must call it, where /healthz and /metrics are served, and
@@ -8,16 +9,22 @@ URL scheme), never with their URL: the URL holds the token.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Protocol
 
 from monitor.alert.channels import Channel
 from monitor.config import Config
+from monitor.core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from monitor.store import Store, events_from_frame
 
 
 class Listener(Protocol):
     host: str
     port: int
+
+
+log = logging.getLogger(__name__)
 
 
 def channel_names(channels: Iterable[Channel]) -> list[str]:
@@ -54,3 +61,31 @@ def startup_line(cfg: Config, health: Listener | None, channels: Iterable[Channe
                  "alert channels: none configured (findings are stored, not sent)")
     return (f"keywatch service started: {len(cfg.accounts)} account(s) ({accounts}); "
             f"{tap_text}; {health_text}; {chan_text}")
+
+
+# How far back a restart rebuilds detection state from the store, and at most how many events:
+# two days, so a key seen before its learning day (`learn_minutes`, a day) is known to be past
+# it, and every hour-long baseline; a week of `rate_shift` memory does not fit (it re-learns
+# the rest). A busier store is cut to its most recent WARMUP_MAX_EVENTS, which bounds the
+# start-up's time (about a second) and memory (the events are one frame while replayed).
+WARMUP_MS = 2 * DAY_MS
+WARMUP_MAX_EVENTS = 200_000
+
+
+def warm_up(engine: object, store: Store, now_ms: int) -> int:
+    """Replay the stored events of the last day into a fresh engine before the sources start
+    (a restart must not begin every key's learning day again: an attacker's address would be
+    only "learned" then). Engines without state (test stand-ins) are left alone."""
+    warm = getattr(engine, "warm_up", None)
+    if warm is None:
+        return 0
+    cut = now_ms // MINUTE_MS * MINUTE_MS
+    before = store.load_events(since=now_ms - WARMUP_MS, until=cut)
+    if len(before) > WARMUP_MAX_EVENTS:
+        before = before.iloc[-WARMUP_MAX_EVENTS:].reset_index(drop=True)
+    current = events_from_frame(store.load_events(since=cut))
+    n = int(warm(before, current))
+    if n:
+        log.info("detection state rebuilt from %d stored events of the last %d h", n,
+                 WARMUP_MS // HOUR_MS)
+    return n
