@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 # Time spans in milliseconds, the unit of every timestamp here (Binance's too): one definition.
@@ -119,3 +120,8 @@ NETWORK_FLOOR_S = 0.5
 def network_timeout(clock: Clock, clock_seconds: float) -> float:
     """Wall seconds to wait for a network answer allowed `clock_seconds` of clock time."""
     return max(clock_seconds / clock.speed, NETWORK_FLOOR_S)
+
+
+def utc_minute(ms: int) -> str:
+    """An epoch-ms time as alerts and findings print it: `2026-07-25 17:20 UTC`."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")

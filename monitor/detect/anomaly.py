@@ -14,8 +14,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from monitor.core.clock import utc_minute
 from monitor.core.findings import Severity, Signal
-from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
+from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
 from monitor.detect.forest import ForestModel
 from monitor.detect.rules import Rule
 from monitor.features import MINUTE_MS
@@ -65,7 +66,7 @@ class Persistence:
         ev = {**c.evidence, "anomalous_windows": len(dq),
               "anomalous_window_starts_ms": list(dq)}
         summary = (f"{len(dq)} unusual minutes for this key over the last {hours:.1f} h, "
-                   f"latest from {iso(minute)}: {c.evidence['reasons'][0]}.")
+                   f"latest from {utc_minute(minute)}: {c.evidence['reasons'][0]}.")
         return Candidate(rule=FOREST_PERSISTENT_RULE, ts=c.ts, account=c.account, key=c.key,
                          anchor=c.anchor, summary=summary, evidence=ev, group=c.group)
 
@@ -92,7 +93,7 @@ class ForestDetector(Quiet):
             reasons = self.model.explain(row)
             ev = {"score": round(float(scores[i]), 4),
                   "threshold": round(self.model.threshold, 4), "reasons": reasons}
-            summary = f"Unusual minute from {iso(int(row['minute']))}: {reasons[0]}."
+            summary = f"Unusual minute from {utc_minute(int(row['minute']))}: {reasons[0]}."
             out.append(window_candidate(FOREST_RULE, row, ev, summary))
         out.sort(key=lambda c: (c.ts, str(c.anchor)))
         return self.persistence.follow(out)

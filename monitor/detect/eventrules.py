@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.detect.candidate import Candidate, Quiet, Row, clean, iso, present
+from monitor.core.clock import utc_minute
+from monitor.detect.candidate import Candidate, Quiet, Row, clean, present
 from monitor.detect.rules import Rule
 from monitor.detect.where import RowTest, Where, match_where, row_matcher
 
@@ -49,7 +50,8 @@ def event_summary(rule: Rule, row: Any, key: str) -> str:
     if present(row["free_value"]):
         bits.append(f"free balance {row['free_value']:.2f}")
     detail = ", ".join(bits)
-    out = f"{rule.title} on {who} at {iso(int(row['ts']))}" + (f" ({detail})." if bits else ".")
+    at = utc_minute(int(row["ts"]))
+    out = f"{rule.title} on {who} at {at}" + (f" ({detail})." if bits else ".")
     if rule.params.get("while_learning") and present(row["ip"]):
         out += (f" If {row['ip']} is yours, confirm it: add it to ip_whitelist of key "
                 f"{key}, or `keywatch silence add --rule {rule.id} --account "

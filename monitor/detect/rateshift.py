@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
+from monitor.core.clock import utc_minute
+from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
 from monitor.detect.rules import Rule
 from monitor.detect.windowrules import Scope
 from monitor.features import MINUTE_MS
@@ -123,6 +124,6 @@ class RateShift(Quiet):
                  "usual_per_hour": round(lam0 * 60, 3), "run_count": total,
                  "run_minutes": span, "run_start_ms": k.run[0][0]}
         summary = (f"{self.metric}: {total:g} in the {span:g} minutes from "
-                   f"{iso(k.run[0][0])}, where this key usually has {lam0 * 60:.2g} an hour "
+                   f"{utc_minute(k.run[0][0])}, where this key usually has {lam0 * 60:.2g} an hour "
                    f"({total / span / lam0:.0f}x its usual rate).")
         return window_candidate(self.rule, row, extra, summary)

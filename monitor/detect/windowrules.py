@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from monitor.detect.candidate import Candidate, Quiet, Windows, iso, window_candidate
+from monitor.core.clock import utc_minute
+from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
 from monitor.detect.rules import Rule
 from monitor.features import ACCOUNT_ROW
 
@@ -117,7 +118,7 @@ class Threshold(WindowRule):
 
     def summary(self, row: pd.Series, v: float, b: float | None) -> str:
         op = ">" if self.p.strict else ">="
-        return (f"{self.metric} reached {v:g} in the minute from {iso(int(row['minute']))} "
+        return (f"{self.metric} reached {v:g} in the minute from {utc_minute(int(row['minute']))} "
                 f"(threshold {op} {self.p.value:g}).")
 
 
@@ -180,5 +181,5 @@ class BaselineRatio(WindowRule):
     def summary(self, row: pd.Series, v: float, b: float | None) -> str:
         assert b is not None  # a baseline hit always has its baseline
         ref = max(b, self.p.floor)
-        return (f"{self.metric} was {v:g} in the minute from {iso(int(row['minute']))}, "
+        return (f"{self.metric} was {v:g} in the minute from {utc_minute(int(row['minute']))}, "
                 f"{v / ref:.1f}x its baseline of {b:g}.")

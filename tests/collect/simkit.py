@@ -5,7 +5,10 @@ Keys come from the simulator at run time (random), never from a literal.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from collections.abc import Callable
 
 import httpx
 from pydantic import SecretStr
@@ -22,6 +25,16 @@ from monitor.config import (
 )
 
 COLLECTOR_IP = "127.0.0.5"
+
+
+async def until(cond: Callable[[], object], timeout_s: float = 10.0) -> bool:
+    """Poll `cond` (wall clock) until it holds or `timeout_s` passed; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(cond())
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from monitor.core.events import Event
 from monitor.store import SQLiteStore
 from monitor.world.hostile import HostileUpstream, RestFault, WsFault
 from monitor.world.sim import Simulator
-from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config
+from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config, until
 
 SPEED = 10.0
 BOT_IP = "127.0.0.6"
@@ -62,15 +61,6 @@ def _account(sim: Simulator) -> tuple[str, str]:
                         ip_whitelist=[BOT_IP])
 
 
-async def _until(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(cond())
-
-
 def _statuses(store: SQLiteStore) -> list[dict[str, Any]]:
     df = store.load_events()
     return [json.loads(r) for r in df[df["kind"] == "stream_status"]["raw"]]
@@ -88,12 +78,12 @@ async def test_orders_made_during_a_gap_come_back_through_spoiled_allorders_answ
         await col.start()
         try:
             await up.subscribed()
-            assert await _until(lambda: st.counters["backfills"] >= 1)
+            assert await until(lambda: st.counters["backfills"] >= 1)
             for _ in range(4):
                 await bot.step()  # on the stream: the symbols are known
             up.ws_ignore_requests = True  # the next subscribe goes unanswered: a long gap
             await up.send_frames(WsFault.DROP)
-            assert await _until(lambda: st.counters["gaps"] >= 1)
+            assert await until(lambda: st.counters["gaps"] >= 1)
             n_live = len(sim.control.order_events("main"))
             for _ in range(12):  # while no subscription is live
                 await bot.step()
@@ -103,7 +93,7 @@ async def test_orders_made_during_a_gap_come_back_through_spoiled_allorders_answ
             up.inject(RestFault.JUNK_GZIP, path="/api/v3/allOrders")
             up.ws_ignore_requests = False
             await up.subscribed()
-            assert await _until(lambda: any(s.get("status") == "gap"
+            assert await until(lambda: any(s.get("status") == "gap"
                                             for s in _statuses(store)), 15.0)
             await col.ingest.flush()
         finally:
@@ -134,7 +124,7 @@ async def test_a_flood_behind_an_unread_oversized_frame_is_lost_unless_the_cut_i
         await col.start()
         try:
             await up.subscribed()
-            assert await _until(lambda: st.counters["backfills"] >= 1)
+            assert await until(lambda: st.counters["backfills"] >= 1)
             # before: the soak's way. A flood the reader is behind on, the oversized frame,
             # and the next flood at once: the upstream still counts the socket as subscribed
             await up.send_frames(WsFault.VALID, n=300)
@@ -143,9 +133,9 @@ async def test_a_flood_behind_an_unread_oversized_frame_is_lost_unless_the_cut_i
             await up.subscribed()
             await up.send_frames(WsFault.VALID, n=200)
             behind = set(up.sent_valid_ids("main")) - first
-            assert await _until(lambda: st.counters["gaps"] >= 1, 20.0)
+            assert await until(lambda: st.counters["gaps"] >= 1, 20.0)
             await up.subscribed()
-            assert await _until(lambda: st.counters["backfills"] >= 2, 20.0)
+            assert await until(lambda: st.counters["backfills"] >= 2, 20.0)
             # after: cut, wait until the cut socket is gone, then flood
             await up.send_frames(WsFault.VALID, n=150)
             second = set(up.sent_valid_ids("main"))
@@ -153,7 +143,7 @@ async def test_a_flood_behind_an_unread_oversized_frame_is_lost_unless_the_cut_i
             await up.subscribed()
             await up.send_frames(WsFault.VALID, n=100)
             after = set(up.sent_valid_ids("main")) - second
-            assert await _until(lambda: after <= store.event_ids("stream:order:main"), 20.0)
+            assert await until(lambda: after <= store.event_ids("stream:order:main"), 20.0)
             await col.ingest.flush()
         finally:
             await col.stop()
@@ -181,7 +171,7 @@ async def test_a_pass_failing_with_any_error_keeps_its_gap_for_the_next_pass(
         await col.start()
         try:
             await up.subscribed()
-            assert await _until(lambda: st.counters["backfills"] >= 1)
+            assert await until(lambda: st.counters["backfills"] >= 1)
             real, calls = st.backfill.run, []
 
             async def fails_once() -> BackfillResult:
@@ -192,7 +182,7 @@ async def test_a_pass_failing_with_any_error_keeps_its_gap_for_the_next_pass(
 
             monkeypatch.setattr(st.backfill, "run", fails_once)
             await up.send_frames(WsFault.DROP)
-            assert await _until(lambda: any(s.get("status") == "gap"
+            assert await until(lambda: any(s.get("status") == "gap"
                                             for s in _statuses(store)), 10.0)
             await col.ingest.flush()
         finally:

@@ -28,7 +28,7 @@ from monitor.core.events import Event
 from monitor.store import SQLiteStore
 from monitor.world.hostile import HostileUpstream, WsFault
 from monitor.world.sim import Simulator
-from tests.collect.simkit import COLLECTOR_IP, collector_config
+from tests.collect.simkit import COLLECTOR_IP, collector_config, until
 
 SPEED = 10.0
 QUEUE_EVENTS = 200
@@ -49,15 +49,6 @@ def _collector(sim: Simulator, up: HostileUpstream, store: SQLiteStore, clock: A
     return Collector(cfg, store, clock, local_host=COLLECTOR_IP, **kw)
 
 
-async def _until(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(cond())
-
-
 async def test_a_frame_flood_waits_at_the_socket_and_every_fact_is_stored_once(
         tmp_path: Path) -> None:
     clock = AcceleratedClock(SPEED)
@@ -74,7 +65,7 @@ async def test_a_frame_flood_waits_at_the_socket_and_every_fact_is_stored_once(
         ahead: list[int] = []
         try:
             await up.subscribed()
-            await _until(lambda: st.counters["backfills"] >= 1)
+            await until(lambda: st.counters["backfills"] >= 1)
             done = asyncio.Event()
 
             async def watch() -> None:  # how far the reader runs ahead of the store
@@ -88,7 +79,7 @@ async def test_a_frame_flood_waits_at_the_socket_and_every_fact_is_stored_once(
             sent = await up.send_frames(WsFault.VALID, n=4000)  # as fast as TCP takes them
             assert sent == 4000
             ids = up.sent_valid_ids("main")
-            assert await _until(lambda: st.counters["frames"] >= 4000, 20.0)
+            assert await until(lambda: st.counters["frames"] >= 4000, 20.0)
             await col.ingest.flush()
             done.set()
             await watcher
@@ -121,25 +112,25 @@ async def test_bad_frames_are_counted_and_the_stream_comes_back_after_each_cut(
             try:
                 await up.subscribed()
                 await up.send_frames(WsFault.MALFORMED, n=6)
-                assert await _until(lambda: st.counters["malformed"] >= 6)
+                assert await until(lambda: st.counters["malformed"] >= 6)
                 for _ in range(3):  # an oversized frame closes the socket (1009); we come back
                     before = st.counters["gaps"]
                     await up.send_frames(WsFault.OVERSIZED)
-                    assert await _until(lambda b=before: st.counters["gaps"] > b)  # type: ignore[misc]
+                    assert await until(lambda b=before: st.counters["gaps"] > b)  # type: ignore[misc]
                     await up.subscribed()
                 for _ in range(3):  # cut mid-request: the watchdog's probe waits unanswered
                     up.ws_ignore_requests = True
-                    assert await _until(lambda: st._probe_sent is not None, 5.0)
+                    assert await until(lambda: st._probe_sent is not None, 5.0)
                     await asyncio.sleep(0.05)
                     before = st.counters["gaps"]
                     await up.send_frames(WsFault.DROP)
                     up.ws_ignore_requests = False
-                    assert await _until(lambda b=before: st.counters["gaps"] > b)  # type: ignore[misc]
+                    assert await until(lambda b=before: st.counters["gaps"] > b)  # type: ignore[misc]
                     await up.subscribed()
                     gc.collect()
                 await up.send_frames(WsFault.VALID, n=5)
                 ids = up.sent_valid_ids("main")
-                assert await _until(lambda: all(i in store.event_ids("stream:order:main")
+                assert await until(lambda: all(i in store.event_ids("stream:order:main")
                                                 for i in ids))
             finally:
                 await col.stop()
@@ -150,7 +141,6 @@ async def test_bad_frames_are_counted_and_the_stream_comes_back_after_each_cut(
         loop.set_exception_handler(previous)
     texts = [str(ctx.get("message")) for ctx in reported]
     assert not any("never retrieved" in t for t in texts), texts
-
 
 
 async def test_a_request_sent_while_the_socket_closes_leaves_nothing_unretrieved() -> None:
@@ -198,7 +188,7 @@ async def test_stop_does_not_wait_for_a_subscribe_the_server_never_answers(
         col = _collector(sim, up, store, clock)
         up.ws_ignore_requests = True
         await col.start()
-        assert await _until(lambda: bool(up._ws_conns), 5.0)  # connected, subscribe unanswered
+        assert await until(lambda: bool(up._ws_conns), 5.0)  # connected, subscribe unanswered
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await col.stop()

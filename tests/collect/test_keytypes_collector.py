@@ -6,9 +6,7 @@ the collector says so. No private key material reaches the store."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,7 +20,7 @@ from monitor.core.clock import SystemClock
 from monitor.core.keys import KeyType
 from monitor.store import SQLiteStore
 from monitor.world.sim import Simulator
-from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config
+from tests.collect.simkit import COLLECTOR_IP, Bot, collector_config, until
 
 BOT_IP = "127.0.0.6"
 
@@ -46,15 +44,6 @@ def monitor_key(kind: str, api_key: str, secret: str, pem: bytes | None) -> KeyC
     return KeyConfig(label="monitor", use_case=UseCase.MONITORING, type=KeyType(kind),
                      api_key_env="KW_K", private_key_env="KW_PEM", api_key=SecretStr(api_key),
                      private_key_pem=SecretBytes(pem))
-
-
-async def until(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.mark.parametrize("kind", ["hmac", "rsa", "ed25519"])

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from monitor.alert.stages.base import Counters
+from monitor.core.clock import utc_minute
 from monitor.core.findings import Finding
 from monitor.store import Silence as SilenceRecord
 from monitor.store import Store
@@ -48,9 +48,5 @@ class Silence:
             log.info("finding %s (%s, %s/%s%s) silenced%s by silence %d until %s: %s",
                      f.finding_id, f.rule_id, f.account, f.key or "-",
                      f" ip {s.ip}" if s.ip else "", " while its group waited" if waited else "",
-                     s.silence_id, _iso(s.expires_ts), s.reason)
+                     s.silence_id, utc_minute(s.expires_ts), s.reason)
         return out
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
