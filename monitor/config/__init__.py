@@ -172,18 +172,24 @@ def store_problems(cfg: Config) -> list[str]:
     return []
 
 
+def _open_mode(path: str | Path) -> int | None:
+    """The permission bits of a secrets file that others may read or write, else None."""
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
 def env_file_warnings(config_path: str | Path, env_file: str | Path | None = None) -> list[str]:
     """The `.env` next to the config holds secrets: warn when others can read or write it."""
     dotenv = Path(env_file) if env_file is not None else Path(config_path).parent / ".env"
-    try:
-        mode = dotenv.stat().st_mode
-    except OSError:
+    mode = _open_mode(dotenv)
+    if mode is None:
         return []
-    if mode & 0o077:
-        return [f"{dotenv} has mode {mode & 0o777:04o}: users other than its owner can read or "
-                f"write it, and it holds API keys and channel tokens; run "
-                f"`chmod 600 {shlex.quote(str(dotenv))}`"]
-    return []
+    return [f"{dotenv} has mode {mode:04o}: users other than its owner can read or "
+            f"write it, and it holds API keys and channel tokens; run "
+            f"`chmod 600 {shlex.quote(str(dotenv))}`"]
 
 
 
@@ -244,16 +250,11 @@ def key_file_warnings(cfg: Config) -> list[str]:
     out = []
     for acct in cfg.accounts:
         for key in acct.keys:
-            if key.private_key_path is None:
-                continue
-            try:
-                mode = Path(key.private_key_path).stat().st_mode
-            except OSError:
-                continue
-            if mode & 0o077:
+            mode = _open_mode(key.private_key_path) if key.private_key_path else None
+            if mode is not None:
                 out.append(f"{key.private_key_path} (key {acct.name}/{key.label}'s private key) "
-                           f"has mode {mode & 0o777:04o}: others can read it; run "
-                           f"`chmod 600 {shlex.quote(key.private_key_path)}`")
+                           f"has mode {mode:04o}: others can read it; run "
+                           f"`chmod 600 {shlex.quote(str(key.private_key_path))}`")
     return out
 
 

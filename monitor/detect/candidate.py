@@ -65,7 +65,11 @@ class Windows:
         return self._cols[name]
 
     def num(self, name: str) -> np.ndarray:
-        return self.col(name).astype(float, copy=False)
+        """The column as floats (converted once, like `col`)."""
+        key = f"{name}:float"
+        if key not in self._cols:
+            self._cols[key] = self.col(name).astype(float, copy=False)
+        return self._cols[key]
 
     def last_of_key(self, n: int) -> np.ndarray:
         """Rows among the last `n` of their key (what the next close keeps as history)."""
