@@ -188,7 +188,9 @@ async def test_stop_does_not_wait_for_a_subscribe_the_server_never_answers(
         col = _collector(sim, up, store, clock)
         up.ws_ignore_requests = True
         await col.start()
-        assert await until(lambda: bool(up._ws_conns), 5.0)  # connected, subscribe unanswered
+        # connected, subscribe unanswered; the weight budget holds a spend in the first and
+        # last 5 s of a wall-clock minute, so the connect may wait up to 10 s at speed 1
+        assert await until(lambda: bool(up._ws_conns), 12.0)
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await col.stop()
