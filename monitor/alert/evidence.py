@@ -42,36 +42,49 @@ _Ask = tuple[int, str, str | None, int | None, str | None]  # finding index, act
 def with_store_evidence(store: Store, findings: list[Finding]) -> list[Finding]:
     """The findings with `codes` and/or the caller `ip` added from the stored events.
 
-    Unexplained orders come in bursts (a moved bot, a runaway), so their records are read once
-    per batch and suspect key, not once per order.
+    A window close brings many findings at once (one per key that crossed a threshold) and
+    unexplained orders come in bursts (a moved bot, a runaway), so the records are read once
+    per batch and account (failure codes) or suspect key (orders), not once per finding: this
+    runs on the service's event loop before the page is sent.
     """
     callers = order_callers(store, findings)
+    codes = failure_codes(store, findings)
     out = []
     for i, f in enumerate(findings):
         add: dict[str, Any] = {}
-        codes = failure_codes(store, f)
-        if codes:
-            add["codes"] = codes
+        if codes.get(i):
+            add["codes"] = codes[i]
         if i in callers:
             add["ip"] = callers[i]
         out.append(f.model_copy(update={"evidence": {**f.evidence, **add}}) if add else f)
     return out
 
 
-def failure_codes(store: Store, f: Finding) -> dict[str, int]:
-    """{code: count} of the failure classes the finding counts, most frequent first."""
-    ev = f.evidence
-    classes = {m[len("fail_"):] for m in ev if m.startswith("fail_")} & set(FAIL_CLASSES)
-    start, end = ev.get("window_start_ms"), ev.get("window_end_ms")
-    if not classes or "codes" in ev or not isinstance(start, int) or not isinstance(end, int):
-        return {}
-    rows = _tapped(store.load_events(start, end, account=f.account, key=f.key or None,
-                                     kinds=TAPPED_KINDS))
-    seen: Counter[int] = Counter()
-    for code in rows["code"].dropna():
-        if CODE_CLASS.get(int(code)) in classes:
-            seen[int(code)] += 1
-    return {str(c): n for c, n in sorted(seen.items(), key=lambda cn: (-cn[1], cn[0]))}
+def failure_codes(store: Store, findings: list[Finding]) -> dict[int, dict[str, int]]:
+    """Index in `findings` -> {code: count} of the failure classes that finding counts in its
+    window, most frequent first (findings that count no failure class are left out)."""
+    wanted: dict[str, list[tuple[int, set[str], int, int]]] = {}
+    for i, f in enumerate(findings):
+        ev = f.evidence
+        classes = {m[len("fail_"):] for m in ev if m.startswith("fail_")} & set(FAIL_CLASSES)
+        start, end = ev.get("window_start_ms"), ev.get("window_end_ms")
+        if classes and "codes" not in ev and isinstance(start, int) and isinstance(end, int):
+            wanted.setdefault(f.account, []).append((i, classes, start, end))
+    out: dict[int, dict[str, int]] = {}
+    for account, asks in wanted.items():
+        rows = _tapped(store.load_events(min(a[2] for a in asks), max(a[3] for a in asks),
+                                         account=account, kinds=TAPPED_KINDS))
+        rows = rows[rows["code"].notna()]
+        keys = rows["key"].to_numpy()
+        ts = rows["ts"].to_numpy(dtype="datetime64[ms]").astype("int64")
+        codes = rows["code"].to_numpy()
+        for i, classes, start, end in asks:
+            key = findings[i].key
+            mine = (ts >= start) & (ts < end) & ((keys == key) if key else True)
+            seen: Counter[int] = Counter(
+                c for c in (int(v) for v in codes[mine]) if CODE_CLASS.get(c) in classes)
+            out[i] = {str(c): n for c, n in sorted(seen.items(), key=lambda cn: (-cn[1], cn[0]))}
+    return out
 
 
 def order_callers(store: Store, findings: list[Finding]) -> dict[int, str]:

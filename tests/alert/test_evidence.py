@@ -119,3 +119,16 @@ def test_a_new_caller_refused_by_binance_keeps_its_own_title(store):
             if f.rule_id == "unknown_ip.new_caller"]
     assert f.evidence["code"] == -2015  # the call's own answer, not a count of refusals
     assert title_for(f) == "Key called from an unfamiliar IP address"
+
+
+def test_codes_read_once_per_batch_stay_with_their_own_key_and_window(store):
+    """A close brings many findings at once; the records are read once for the batch, and each
+    finding still gets only its own key's codes in its own window."""
+    t = T0 + 5 * MIN
+    events = ([ev(ts=t + i, status=401, code=-2015) for i in range(5)]  # grid, minute 5
+              + [ev(ts=t + 10 + i, key="mon", status=401, code=-2015) for i in range(2)]
+              + [ev(ts=t + MIN + i, key="mon", status=400, code=-1022) for i in range(6)])
+    found = sorted((f for f in _detect(store, events, t + 3 * MIN)
+                    if f.rule_id == "unknown_ip.auth_burst"), key=lambda f: f.key or "")
+    assert [(f.key, f.evidence["codes"]) for f in found] == [  # not mon's minute-5 refusals
+        ("grid", {"-2015": 5}), ("mon", {"-1022": 6})]
