@@ -129,13 +129,15 @@ class BaselineRatio(WindowRule):
         self.metric, self.scope = self.p.metric, self.p.scope
         self.history = self.p.windows
 
-    def baseline(self, w: Windows) -> np.ndarray:
+    def baseline(self, w: Windows, judged: np.ndarray | None = None) -> np.ndarray:
         """Robust baseline: median of the key's previous N windows (the current excluded), for
-        the new windows (NaN for the history rows before them, which are not judged). A live
-        close has a few new windows after a long history: each gathers its N predecessors
-        (numpy); a replay judges every window: pandas' rolling median does them all at once.
-        Both are the exact median of the same values (tests/detect/test_live_replay.py)."""
-        targets = np.flatnonzero(w.new)
+        the new windows (NaN for the history rows before them, which are not judged), or only
+        for the `judged` ones among them. A few windows (a live close's new windows after a
+        long history, the few a replay's windows that reach `min_count`) each gather their N
+        predecessors (numpy); many at once take pandas' rolling median. Both are the exact
+        median of the same values (tests/detect/test_live_replay.py)."""
+        sel = w.new if judged is None else w.new & judged
+        targets = np.flatnonzero(sel)
         if len(targets) <= GATHER_MAX:
             return self._gathered(w, targets)
         f = w.frame
@@ -144,7 +146,7 @@ class BaselineRatio(WindowRule):
         base = (prev.groupby(keys, sort=False, observed=True)
                 .rolling(self.p.windows, min_periods=self.p.min_history).median()
                 .droplevel([0, 1]).reindex(f.index)).to_numpy(dtype=float)
-        return np.where(w.new, base, np.nan)
+        return np.where(sel, base, np.nan)
 
     def _gathered(self, w: Windows, targets: np.ndarray) -> np.ndarray:
         """The baseline of rows `targets` (of the sorted frame)."""
@@ -163,8 +165,8 @@ class BaselineRatio(WindowRule):
         return out
 
     def hits(self, w: Windows) -> tuple[np.ndarray, np.ndarray | None]:
-        base = self.baseline(w)
         v = w.num(self.metric)
+        base = self.baseline(w, v >= self.p.min_count)  # no other window can fire
         with np.errstate(invalid="ignore"):
             hit = (v >= self.p.min_count) & (v >= self.p.ratio * np.maximum(base, self.p.floor))
         return hit & ~np.isnan(base), base
