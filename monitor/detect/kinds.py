@@ -2,7 +2,8 @@
 detector.
 
 Window kinds (threshold, baseline_ratio: `windowrules.py`; rate_shift, with memory beyond the
-hour: `rateshift.py`) read the closed one-minute windows;
+hour: `rateshift.py`; rate_memory, a count against the key's daily and weekly rhythm:
+`ratememory.py`) read the closed one-minute windows;
 event kinds (new_value, event_match: `eventrules.py`) read enriched events and fire at once;
 posture (`posture.py`) reads key_config polls. The engine only sees `Detector`s
 (`candidate.py`): adding a kind is one entry here plus its module, never an engine change.
@@ -16,6 +17,7 @@ from typing import Any, cast
 
 from monitor.detect.candidate import Detector
 from monitor.detect.eventrules import EventMatch, NewValue
+from monitor.detect.ratememory import RateMemory
 from monitor.detect.rateshift import RateShift
 from monitor.detect.rules import Rule
 from monitor.detect.where import EVENT_FIELDS, Errors, _num, validate_where
@@ -80,6 +82,29 @@ def _validate_rate_shift(raw: Params, lists: Lists) -> tuple[Params, Errors]:
         p.setdefault(k, default)
         if not _num(p[k]) or p[k] <= low:
             errs.append((k, f"{k} must be a number > {low:g}"))
+    return p, errs
+
+
+def _validate_rate_memory(raw: Params, lists: Lists) -> tuple[Params, Errors]:
+    p, errs = dict(raw), cast(Errors, [])
+    _check_metric(p, errs)
+    p.setdefault("scope", "key")
+    _check_scope(p, errs)
+    for k, default, low in (("ratio", 4.0, 1.0), ("min_excess", 24.0, 0.0),
+                            ("floor_per_hour", 6.0, 0.0), ("horizon_days", 7.0, 0.0),
+                            ("rise_ratio", 1.75, 1.0), ("rise_threshold", 10.0, 0.0),
+                            ("rise_floor_per_minute", 1.0, 0.0), ("clip", 3.0, 1.0)):
+        p.setdefault(k, default)
+        if not _num(p[k]) or p[k] <= low:
+            errs.append((k, f"{k} must be a number > {low:g}"))
+    p.setdefault("windows", [1, 10])
+    ws = p["windows"]
+    if (not isinstance(ws, list) or not ws or len(ws) > 4
+            or any(not isinstance(w, int) or isinstance(w, bool) or not 1 <= w <= 60
+                   for w in ws)):
+        errs.append(("windows", "windows must list 1 to 4 window lengths in minutes (1..60)"))
+    elif _num(p["clip"]) and _num(p["rise_ratio"]) and p["clip"] <= p["rise_ratio"]:
+        errs.append(("clip", "clip must be above rise_ratio, or no minute adds to the rise"))
     return p, errs
 
 
@@ -154,6 +179,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("rate_shift",
          ("metric", "ratio", "threshold", "floor_per_hour", "horizon_days", "scope"),
          _validate_rate_shift, _per_rule(RateShift)),
+    Kind("rate_memory",
+         ("metric", "windows", "ratio", "min_excess", "floor_per_hour", "horizon_days",
+          "rise_ratio", "rise_threshold", "rise_floor_per_minute", "clip", "scope"),
+         _validate_rate_memory, _per_rule(RateMemory)),
     Kind("new_value", ("field", "learn_minutes", "while_learning", "where"),
          _validate_new_value, _per_rule(NewValue)),
     Kind("event_match", ("where", "group_by"), _validate_event_match, _per_rule(EventMatch)),

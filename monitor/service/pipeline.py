@@ -39,7 +39,13 @@ from monitor.service.healthchecks import (
     HealthWatch,
 )
 from monitor.service.metrics import Metrics
-from monitor.service.startup import startup_line, warm_up
+from monitor.service.startup import (
+    SAVE_EVERY_MS,
+    restore_memory,
+    save_memory,
+    startup_line,
+    warm_up,
+)
 from monitor.service.supervisor import Supervisor
 from monitor.service.wiring import build_alerting
 from monitor.service.wiring import build_engine as build_engine  # where callers have imported it
@@ -108,6 +114,7 @@ class Service:
         self.lateness_s = lateness_s
         self.heartbeat_s = heartbeat_s
         self.on_finding = on_finding
+        self._next_save = 0  # clock ms of the next save of the learned rates (set at run)
         self._source_factory = source_factory
         self.source: Source | None = None
         self.supervisor = Supervisor(clock, self.metrics)
@@ -220,6 +227,9 @@ class Service:
         self._handle_findings(
             await asyncio.to_thread(self.engine.tick, now_ms - self.lateness_ms()))
         self._flush(self.clock.now_ms())
+        if now_ms >= self._next_save:
+            self._next_save = now_ms + SAVE_EVERY_MS
+            await asyncio.to_thread(save_memory, self.engine, self.store, now_ms)
 
     async def _next_batch(self, timeout: float, until: float | None = None) -> list[Event] | None:
         """Wait for events, then gather what else arrives within `batch_wait_s` (wall).
@@ -302,6 +312,7 @@ class Service:
                 now = self.clock.now_ms()
                 self._handle_findings(await asyncio.to_thread(self.engine.tick, now))
                 self._flush(now, final=True)
+                await asyncio.to_thread(save_memory, self.engine, self.store, now)
                 return
 
     async def _run_notifier(self, stop: asyncio.Event) -> None:
@@ -391,6 +402,8 @@ class Service:
             self.supervisor.add("health", self.health.run)
         self.metrics.prime_components(self.supervisor.state)
         await asyncio.to_thread(warm_up, self.engine, self.store, self.clock.now_ms())
+        await asyncio.to_thread(restore_memory, self.engine, self.store)
+        self._next_save = self.clock.now_ms() + SAVE_EVERY_MS
         log.info("%s", startup_line(self.cfg, self.health, self.notifier.channels.values()))
         await self.supervisor.run(stop, grace_s=8.0)
         log.info("keywatch service stopped: %d events, %d findings, outbox backlog %d",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from monitor.alert.channels import Channel
 from monitor.config import Config
 from monitor.core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from monitor.store import Store, events_from_frame
+from monitor.store.base import BaselineRow
 
 
 class Listener(Protocol):
@@ -88,4 +89,39 @@ def warm_up(engine: object, store: Store, now_ms: int) -> int:
     if n:
         log.info("detection state rebuilt from %d stored events of the last %d h", n,
                  WARMUP_MS // HOUR_MS)
+    return n
+
+
+# The detectors with memory (`rate_memory`) learn a week; the two days `warm_up` replays would
+# cut that short, so their state is saved to the store every SAVE_EVERY_MS and at stop, and
+# restored after the warm-up (it replaces what the replay learned for the keys it holds; the
+# minutes between the last save and the stop are not in it).
+SAVE_EVERY_MS = 5 * MINUTE_MS
+
+
+def _memories(engine: object) -> list[Any]:
+    return [d for d in getattr(engine, "detectors", []) if hasattr(d, "snapshot")]
+
+
+def save_memory(engine: object, store: Store, now_ms: int) -> int:
+    """Write every detector's learned state to the store (replacing the last save); returns
+    the rows written. Call it between engine calls (the engine is not thread-safe)."""
+    rows = [BaselineRow(r.rule_id, r.account, r.key, r.part, r.values)
+            for d in _memories(engine) for r in d.snapshot()]
+    store.save_baselines(rows, now_ms)
+    return len(rows)
+
+
+def restore_memory(engine: object, store: Store) -> int:
+    """Give each detector with memory the state the store kept; returns the keys restored."""
+    from monitor.detect.ratememory import MemoryRow
+
+    dets = _memories(engine)
+    if not dets:
+        return 0
+    rows = [MemoryRow(r.rule_id, r.account, r.key, r.part, r.values)
+            for r in store.load_baselines()]
+    n = sum(int(d.restore(rows)) for d in dets)
+    if n:
+        log.info("learned rates restored for %d key(s) from the store", n)
     return n

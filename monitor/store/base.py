@@ -92,6 +92,18 @@ class WalState:
 
 
 @dataclass(frozen=True)
+class BaselineRow:
+    """One part of a detector's learned state for one key (`rate_memory`: levels, peaks),
+    kept so that a restart does not forget a week of learning."""
+
+    rule_id: str
+    account: str
+    key: str
+    part: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What one `write_events` transaction did: the new events (in input order) and the
     refused ones, quarantined in the same transaction with the cursors that cover them."""
@@ -229,6 +241,14 @@ class Store(ABC):
     def last_key_snapshot(self, account: str, key: str
                           ) -> tuple[int, KeyRestrictions | None] | None:
         """The newest snapshot's time and restrictions (None: the stored one is unreadable)."""
+
+    # learned detector state
+    @abstractmethod
+    def save_baselines(self, rows: Sequence[BaselineRow], saved_ms: int) -> None:
+        """Replace every stored baseline row with `rows`, in one transaction."""
+
+    @abstractmethod
+    def load_baselines(self) -> list[BaselineRow]: ...
 
     @abstractmethod
     def close(self) -> None: ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from monitor.core.events import EVENT_COLUMNS
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: list[str] = [
     """
@@ -191,6 +191,19 @@ MIGRATIONS: list[str] = [
         COALESCE(json_extract(j.value, '$.incidents'), 1)
     FROM alerts AS a, json_each(a.payload, '$.items') AS j;
     UPDATE alerts SET payload = '{}';
+    """,
+    # v7: what the detectors with memory learned (issue 17), one row per rule, key and part,
+    # its values a JSON array; the service replaces them every few minutes and at stop.
+    """
+    CREATE TABLE baselines (
+        rule_id TEXT NOT NULL,
+        account TEXT NOT NULL,
+        key TEXT NOT NULL,
+        part TEXT NOT NULL,
+        vals TEXT NOT NULL,
+        saved_ts INTEGER NOT NULL,
+        PRIMARY KEY (rule_id, account, key, part)
+    ) WITHOUT ROWID;
     """,
 ]
 

@@ -26,7 +26,14 @@ import pandas as pd
 from monitor.core.events import EVENT_COLUMNS, Event, Kind
 from monitor.core.findings import Finding
 from monitor.core.keyrestrictions import KeyRestrictions
-from monitor.store.base import QuarantineRow, Silence, Store, WalState, WriteResult
+from monitor.store.base import (
+    BaselineRow,
+    QuarantineRow,
+    Silence,
+    Store,
+    WalState,
+    WriteResult,
+)
 from monitor.store.frames import events_frame, to_ms
 from monitor.store.outbox import OutboxTables
 from monitor.store.rows import Tx, set_cursors, write_events
@@ -271,6 +278,23 @@ class SQLiteStore(OutboxTables, Store):
             (account, key),
         ).fetchone()
         return None if row is None else (int(row[0]), KeyRestrictions.from_raw(row[1]))
+
+    # -- learned detector state ------------------------------------------------------------
+    def save_baselines(self, rows: Sequence[BaselineRow], saved_ms: int) -> None:
+        conn = self._conn()
+        with Tx(conn):
+            conn.execute("DELETE FROM baselines")
+            conn.executemany(
+                "INSERT OR REPLACE INTO baselines VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.rule_id, r.account, r.key, r.part, json.dumps(list(r.values)), saved_ms)
+                 for r in rows],
+            )
+
+    def load_baselines(self) -> list[BaselineRow]:
+        rows = self._conn().execute(
+            "SELECT rule_id, account, key, part, vals FROM baselines").fetchall()
+        return [BaselineRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]),
+                            tuple(float(v) for v in json.loads(r[4]))) for r in rows]
 
 
 def private_file(path: str) -> None:
