@@ -75,12 +75,14 @@ def failure_codes(store: Store, findings: list[Finding]) -> dict[int, dict[str, 
         rows = _tapped(store.load_events(min(a[2] for a in asks), max(a[3] for a in asks),
                                          account=account, kinds=TAPPED_KINDS))
         rows = rows[rows["code"].notna()]
-        keys = rows["key"].to_numpy()
+        key_col = rows["key"].astype(object)  # a missing key (account rows) equals nothing
         ts = rows["ts"].to_numpy(dtype="datetime64[ms]").astype("int64")
         codes = rows["code"].to_numpy()
         for i, classes, start, end in asks:
             key = findings[i].key
-            mine = (ts >= start) & (ts < end) & ((keys == key) if key else True)
+            mine = (ts >= start) & (ts < end)
+            if key:
+                mine &= key_col.eq(key).to_numpy(dtype=bool, na_value=False)
             seen: Counter[int] = Counter(
                 c for c in (int(v) for v in codes[mine]) if CODE_CLASS.get(c) in classes)
             out[i] = {str(c): n for c, n in sorted(seen.items(), key=lambda cn: (-cn[1], cn[0]))}

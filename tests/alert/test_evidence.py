@@ -127,6 +127,7 @@ def test_codes_read_once_per_batch_stay_with_their_own_key_and_window(store):
     t = T0 + 5 * MIN
     events = ([ev(ts=t + i, status=401, code=-2015) for i in range(5)]  # grid, minute 5
               + [ev(ts=t + 10 + i, key="mon", status=401, code=-2015) for i in range(2)]
+              + [ev(ts=t + 20, key=None, status=401, code=-2014)]  # no key: matches no key
               + [ev(ts=t + MIN + i, key="mon", status=400, code=-1022) for i in range(6)])
     found = sorted((f for f in _detect(store, events, t + 3 * MIN)
                     if f.rule_id == "unknown_ip.auth_burst"), key=lambda f: f.key or "")
