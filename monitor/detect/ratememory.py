@@ -165,10 +165,12 @@ class RateMemory(Quiet):
         exposed = end - max(hour * 60, k.born)  # the key's first hour: from its first count
         lvl = self.level(k, hour)
         sample = 0.0
-        if xs:
-            arr = np.asarray(xs)
-            med = float(np.median(np.pad(arr, (0, max(exposed - len(arr), 0)))))
-            sample = float(np.minimum(arr, max(self.p.clip * max(med, lvl), 1.0)).sum()) / exposed
+        if xs:  # plain Python: at most 60 values, once an hour per key
+            full = [0.0] * max(exposed - len(xs), 0) + sorted(xs)
+            half = len(full) // 2
+            med = full[half] if len(full) % 2 else (full[half - 1] + full[half]) / 2
+            cap = max(self.p.clip * max(med, lvl), 1.0)
+            sample = sum(min(x, cap) for x in xs) / exposed
         keep = math.exp(-(end - k.ref) / self.p.horizon)
         k.level_sum *= keep
         k.level_w *= keep
