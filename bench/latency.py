@@ -15,8 +15,10 @@ Incidents, all through the tap (the bots' base URL), interleaved over the same m
   swallows it. Fact instant = the client's clock just before it sends the request.
 - windowed (`unknown_ip.auth_burst`, threshold per key-minute): six signed calls with one of
   N distinct keys whose exchange-side whitelist excludes the host, so each answers -2015; one key
-  per incident, so each is its own fingerprint. Latency is reported from the burst's first call
-  (goal: window 60 s + 1 s) and from the close of its window (goal: 1 s).
+  per incident, so each is its own fingerprint. The threshold is a count, so it fires on the
+  event that crosses it (the fifth refusal), not at the minute's close (issue 17). Latency is
+  reported from the burst's first call (goal: window 60 s + 1 s) and from the send of its fifth
+  call (goal: p99 < 2 s).
 Baseline, same run: when the same incident's event was written to the store (the collector's
 `on_events` hook fires after the store accepted it), i.e. the pipeline up to storage.
 """
@@ -127,10 +129,11 @@ async def _run(n_event: int, n_window: int, minutes: int, say: Callable[[str], N
                 await asyncio.sleep(at)
                 c = ActorClient(tap, CALLER_IP, key, secret, clock)
                 try:
-                    first = clock.now_ms()
+                    sent = []
                     for _ in range(6):
+                        sent.append(clock.now_ms())
                         await c.signed("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
-                    bursts[label] = (first, clock.now_ms())
+                    bursts[label] = (sent[0], sent[4])  # the fifth refusal crosses the line
                 finally:
                     await c.aclose()
 
@@ -162,12 +165,12 @@ async def _run(n_event: int, n_window: int, minutes: int, say: Callable[[str], N
             out["event_found"].append(found.get(ip, t) - t)
         else:
             out["missed_event"].append(1)
-    for label, (first, _last) in bursts.items():
+    for label, (first, fifth) in bursts.items():
         if label in alerts:
             out["window_first"].append(alerts[label] - first)
-            out["window_close"].append(alerts[label] - ((first // 60_000) + 1) * 60_000)
+            out["window_close"].append(alerts[label] - fifth)
             out["window_store"].append(stored.get(label, first) - first)
-            out["window_found"].append(found.get(label, first) - ((first // 60_000) + 1) * 60_000)
+            out["window_found"].append(found.get(label, fifth) - fifth)
         else:
             out["missed_window"].append(1)
     return out
@@ -231,18 +234,18 @@ def run(n_event: int = 210, n_window: int = 210, minutes: int = 2,
         smed, _, _ = _stats(r["window_store"])
         fmed, fp99, _ = _stats(r["window_found"])
         note = (f"{len(r['window_first'])} bursts, {len(r['missed_window'])} without alert; "
-                f"windows close {r['lateness_ms'][0]:.0f} ms after the minute (lateness "
-                f"allowance); after window close: finding median {fmed:.0f} / p99 {fp99:.0f} ms, "
+                "the threshold (5 refusals in a minute) fires on the event that crosses it; "
+                f"from the fifth refused call: finding median {fmed:.0f} / p99 {fp99:.0f} ms, "
                 f"alert received median {cmed:.0f} / p99 {cp99:.0f} / max {cmx:.0f} ms")
         rows += [Row("latency windowed p50 from first call (auth burst)", med, "ms", smed,
                      "event stored", "", None, note),
                  Row("latency windowed p99 from first call", p99, "ms", 61_000, "goal 60 s + 1 s",
                      "p99 <= 61 s", p99 <= 61_000, note),
                  Row("latency windowed max from first call", mx, "ms", None, "", "", None, note),
-                 Row("latency windowed p50 after window close", cmed, "ms", 1000, "goal 1 s", "",
-                     None, note),
-                 Row("latency windowed p99 after window close", cp99, "ms", 1000, "goal 1 s",
-                     "p99 <= 1 s", cp99 <= 1000, note)]
+                 Row("latency crossing p50 from the fifth refusal (auth burst)", cmed, "ms", 2000,
+                     "goal 2 s", "", None, note),
+                 Row("latency crossing p99 from the fifth refusal", cp99, "ms", 2000, "goal 2 s",
+                     "p99 < 2 s", cp99 < 2000, note)]
     return rows
 
 

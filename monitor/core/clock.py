@@ -125,3 +125,8 @@ def network_timeout(clock: Clock, clock_seconds: float) -> float:
 def utc_minute(ms: int) -> str:
     """An epoch-ms time as alerts and findings print it: `2026-07-25 17:20 UTC`."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def utc_second(ms: int) -> str:
+    """An epoch-ms time to the second, as a crossing trigger names its event: `17:20:07 UTC`."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S UTC")

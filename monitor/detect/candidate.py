@@ -20,6 +20,7 @@ import pandas as pd
 
 from monitor.detect.rules import Rule
 from monitor.features import FEATURES, MINUTE_MS
+from monitor.features.live import OpenWindow
 
 Row = dict[str, Any]  # one enriched event, live (the frame's columns as keys)
 Evidence = dict[str, Any]  # a finding's evidence: JSON-ready, free-form by design
@@ -90,13 +91,17 @@ class Windows:
 
 class Detector(Protocol):
     """The contract. `rules`: the rules it can report (ids, severities, cooldowns); `history`:
-    earlier windows per key its window test reads (0: none)."""
+    earlier windows per key its window test reads (0: none); `crossing`: it reports a window
+    on the event that crosses its line, not at the close: live, `on_count` after each row is
+    folded into its open window; replay, `on_frame` finds the same rows."""
 
     rules: tuple[Rule, ...]
     history: int
+    crossing: bool
 
     def on_frame(self, e: pd.DataFrame) -> list[Candidate]: ...
     def on_rows(self, rows: Sequence[Row]) -> list[Candidate]: ...
+    def on_count(self, r: Row, w: OpenWindow) -> Candidate | None: ...
     def on_windows(self, w: Windows) -> list[Candidate]: ...
 
 
@@ -105,12 +110,16 @@ class Quiet:
 
     rules: tuple[Rule, ...] = ()
     history = 0
+    crossing = False
 
     def on_frame(self, e: pd.DataFrame) -> list[Candidate]:
         return []
 
     def on_rows(self, rows: Sequence[Row]) -> list[Candidate]:
         return []
+
+    def on_count(self, r: Row, w: OpenWindow) -> Candidate | None:
+        return None
 
     def on_windows(self, w: Windows) -> list[Candidate]:
         return []

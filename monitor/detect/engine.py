@@ -4,6 +4,7 @@ It owns the feature state, the detectors (`candidate.Detector`: every rule kind,
 drift, the forest) and the one cooldown, and special-cases none of them:
 
     events -> enrich (features) -> each detector's event hits            -> candidates
+           -> open windows -> lines crossed on the event (count, maximum) -^
     closed minutes -> windows frame (+ kept history) -> each detector's window hits -^
     candidates -> time order -> rule exceptions -> cooldown -> Finding
 
@@ -69,6 +70,7 @@ class DetectionEngine:
         if self.forest is not None:
             self.detectors.append(ForestDetector(self.forest))
         self.rules = {r.id: r for d in self.detectors for r in d.rules}
+        self.crossers = [d for d in self.detectors if d.crossing]
         self._history_len = 1 + max([d.history for d in self.detectors] + [CONTEXT_MINUTES])
         self.fstate = FeatureState()
         self.cooldown = Cooldown()
@@ -96,19 +98,29 @@ class DetectionEngine:
         if any(a.ts > b.ts for a, b in zip(events, events[1:], strict=False)):
             events = sorted(events, key=lambda e: e.ts)  # stable, as `normalise`
         rows: list[Row] = []
+        crossed: list[Candidate] = []
         for ev in events:
             for r in self.live.feed(ev):
-                self.live.add(r)
+                self._count(r, crossed)
                 rows.append(r)
-        return self._finalise([c for d in self.detectors for c in d.on_rows(rows)])
+        return self._finalise(crossed + [c for d in self.detectors for c in d.on_rows(rows)])
+
+    def _count(self, r: Row, crossed: list[Candidate]) -> None:
+        """Fold a row into its open window; a window that crosses a line on it is reported."""
+        w = self.live.add(r)
+        for d in self.crossers:
+            c = d.on_count(r, w)
+            if c is not None:
+                crossed.append(c)
 
     def settle(self, now_ms: int) -> list[Finding]:
         """Decide the held reports whose grace ended before `now_ms` (event time): no record
         explained them, so they are foreign; event-level detectors judge them now."""
         rows = self.live.expire(now_ms)
+        crossed: list[Candidate] = []
         for r in rows:
-            self.live.add(r)
-        return self._finalise([c for d in self.detectors for c in d.on_rows(rows)])
+            self._count(r, crossed)
+        return self._finalise(crossed + [c for d in self.detectors for c in d.on_rows(rows)])
 
     def next_due_ms(self) -> int | None:
         """Event time after which `settle` has a held report to decide (None: nothing held)."""

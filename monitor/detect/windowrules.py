@@ -15,10 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from monitor.core.clock import utc_minute
-from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
+from monitor.core.clock import utc_minute, utc_second
+from monitor.detect.candidate import Candidate, Quiet, Row, Windows, window_candidate
 from monitor.detect.rules import Rule
-from monitor.features import ACCOUNT_ROW
+from monitor.features import ACCOUNT_ROW, MINUTE_MS, WINDOWS
+from monitor.features.live import OpenWindow
+from monitor.features.reducers import Count
+
+REDUCERS = {w.name: w.reducer for w in WINDOWS}
 
 GATHER_MAX = 5_000  # new windows up to which a baseline gathers each one's predecessors
 
@@ -103,14 +107,81 @@ class WindowRule(Quiet):
 
 
 class Threshold(WindowRule):
+    """A line on one feature of a minute. On a feature that never falls within its minute (a
+    count, a maximum: `Reducer.monotone`) the rule fires on the event that crosses the line,
+    seconds into the minute, instead of waiting for the close (`crossing`); the close adds
+    nothing (its window crossed on some event, already reported). Other features are judged
+    at the close."""
+
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
         self.p = ThresholdParams.of(rule)
         self.metric, self.scope = self.p.metric, self.p.scope
+        self.reducer = REDUCERS[self.metric]
+        self.crossing = self.reducer.monotone
+        self._fired = f"\x00crossed:{rule.id}"  # kept in the open window: once per window
+
+    def passes(self, v: np.ndarray) -> np.ndarray:
+        return v > self.p.value if self.p.strict else v >= self.p.value
 
     def hits(self, w: Windows) -> tuple[np.ndarray, np.ndarray | None]:
-        v = w.num(self.metric)
-        return (v > self.p.value if self.p.strict else v >= self.p.value), None
+        return self.passes(w.num(self.metric)), None
+
+    def on_windows(self, w: Windows) -> list[Candidate]:
+        return [] if self.crossing else super().on_windows(w)
+
+    def on_count(self, r: Row, w: OpenWindow) -> Candidate | None:
+        """Live: `r` was just folded into its open window `w`."""
+        v = w[self.metric]
+        if not isinstance(v, float) or not (v > self.p.value if self.p.strict
+                                             else v >= self.p.value):
+            return None
+        if self._fired in w or not self._judged(r["wkey"]):
+            return None
+        w[self._fired] = 1.0
+        return self._crossed(r, v)
+
+    def on_frame(self, e: pd.DataFrame) -> list[Candidate]:
+        """Replay: the same rows `on_count` fires on, found over the whole frame."""
+        if not self.crossing or e.empty:
+            return []
+        mask = self.reducer.mask.values(e) if self.reducer.mask is not None else None
+        rows = self.reducer.first_passing(e, mask, self.passes)
+        wkey = e["wkey"].to_numpy()
+        out = []
+        for i in rows.tolist():
+            if self._judged(wkey[i]):
+                r = e.iloc[i]
+                out.append(self._crossed(r, self._value_at(e, i, mask)))
+        return out
+
+    def _value_at(self, e: pd.DataFrame, i: int, mask: np.ndarray | None) -> float:
+        """The window's value on crossing row `i`: its own value for a maximum (the first to
+        pass), the line itself for a count (it crossed by one)."""
+        if isinstance(self.reducer, Count):
+            return float(np.floor(self.p.value) + 1 if self.p.strict
+                         else np.ceil(self.p.value))
+        return float(e[self.reducer.col].iloc[i])  # type: ignore[attr-defined]
+
+    def _judged(self, wkey: str) -> bool:
+        if self.scope.name == "key":
+            return bool(wkey != ACCOUNT_ROW)
+        if self.scope.name == "account":
+            return bool(wkey == ACCOUNT_ROW)
+        return True
+
+    def _crossed(self, r: Row | pd.Series, v: float) -> Candidate:
+        minute, ts = int(r["minute"]), int(r["ts"])
+        op = ">" if self.p.strict else ">="
+        ev = {"window_start_ms": minute, "window_end_ms": minute + MINUTE_MS, self.metric: v,
+              "threshold": self.p.value, "crossed_at_ms": ts, "crossing_event_id":
+              r["event_id"], "seconds_into_window": round((ts - minute) / 1000, 3)}
+        summary = (f"{self.metric} reached {v:g} at {utc_second(ts)}, "
+                   f"{ev['seconds_into_window']:g} s into the minute from {utc_minute(minute)} "
+                   f"(threshold {op} {self.p.value:g}); reported on the event that crossed it, "
+                   "before the minute closed.")
+        return Candidate(rule=self.rule, ts=ts, account=r["account"], key=r["wkey"],
+                         anchor=minute, summary=summary, evidence=ev)
 
     def score(self, w: pd.DataFrame | Windows) -> np.ndarray:
         w = w if isinstance(w, Windows) else Windows(w)

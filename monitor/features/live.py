@@ -112,13 +112,15 @@ class LiveFeatures:
         return r
 
     # windows ------------------------------------------------------------------------------
-    def add(self, r: Row) -> None:
-        """Count an enriched row into its (account, key, minute) window (`aggregate`)."""
+    def add(self, r: Row) -> OpenWindow:
+        """Count an enriched row into its (account, key, minute) window (`aggregate`); the
+        window as it now stands (crossing triggers read it)."""
         wk = (r["account"], r["wkey"], r["minute"])
         w = self.open.get(wk)
         if w is None:
             w = self.open[wk] = _new_window()
         _ADD(w, r)
+        return w
 
     def close(self, now_ms: int) -> list[WindowRow]:
         """Windows that ended at or before `now_ms`, as `aggregate` rows sorted by

@@ -9,7 +9,7 @@ counts are whole numbers and sums run in event order in both forms, so the float
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,20 @@ class Group:
     ng: int
 
 
+Passes = Callable[[np.ndarray], np.ndarray]  # window values -> whether each passes a line
+
+
 class Reducer:
     mask: Expr | None = None
+    # the window's value never falls as rows fold in, so a line it passes at the close it
+    # passed on one row: the row a crossing trigger fires on (`first_passing`, live `w[name]`)
+    monotone: bool = False
+
+    def first_passing(self, e: pd.DataFrame, mask: np.ndarray | None, passes: Passes
+                      ) -> np.ndarray:
+        """Rows of an enriched frame at which their window's value first passes (replay's
+        form of testing the open window after each row is folded in, live)."""
+        raise NotImplementedError
 
     def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
                ) -> np.ndarray:
@@ -66,10 +78,24 @@ class Count(Reducer):
     """Rows matching the mask."""
 
     mask: Expr
+    monotone = True
 
     def replay(self, g: Group, masks: Mapping[Expr, np.ndarray], done: Mapping[str, np.ndarray]
                ) -> np.ndarray:
         return np.bincount(g.inv, weights=masks[self.mask].astype(float), minlength=g.ng)
+
+    def first_passing(self, e: pd.DataFrame, mask: np.ndarray | None, passes: Passes
+                      ) -> np.ndarray:
+        assert mask is not None
+        rows = np.flatnonzero(mask)  # the count moves on these rows only
+        win = window_codes(e, rows)
+        order = np.argsort(win, kind="stable")
+        sw = win[order]
+        starts = np.flatnonzero(np.r_[True, sw[1:] != sw[:-1]]) if len(sw) else sw
+        size = np.diff(np.r_[starts, len(sw)])
+        count = np.empty(len(rows), dtype=float)  # each row's running count in its window
+        count[order] = np.arange(len(sw)) - np.repeat(starts, size) + 1.0
+        return _firsts(rows, win, passes(count))
 
     def live_step(self, name: str, m: str | None) -> list[str]:
         return _guard(m, [f"w[{name!r}] += 1.0"])
@@ -107,6 +133,16 @@ class Max(Reducer):
         res = np.full(g.ng, np.nan)
         np.fmax.at(res, g.inv[ok], x[ok])
         return res
+
+    monotone = True
+
+    def first_passing(self, e: pd.DataFrame, mask: np.ndarray | None, passes: Passes
+                      ) -> np.ndarray:
+        x = e[self.col].to_numpy(dtype=float)
+        ok = ~np.isnan(x) if mask is None else mask & ~np.isnan(x)
+        rows = np.flatnonzero(ok)
+        rows = rows[passes(x[rows])]  # the max first passes on the first such row
+        return _firsts(rows, window_codes(e, rows), np.ones(len(rows), dtype=bool))
 
     def live_init(self) -> Any:
         return None
@@ -218,6 +254,23 @@ class Rolling(Reducer):
         cs = np.concatenate([[0.0], np.cumsum(vals)])
         lo = np.searchsorted(order_key, order_key - (self.minutes - 1) * MINUTE_MS, "left")
         return cs[1:] - cs[lo]  # type: ignore[no-any-return]
+
+
+def window_codes(e: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """One integer per (account, window key, minute) for the given rows of an enriched frame
+    (equal codes: the same window)."""
+    ac, au = text_codes(e["account"])
+    kc, ku = text_codes(e["wkey"])
+    minute = e["minute"].to_numpy(dtype=np.int64)[rows] // MINUTE_MS
+    pair = ac[rows] * (len(ku) + 1) + kc[rows] + 1
+    return (minute - (minute.min() if len(rows) else 0)) * ((len(au) + 1) * (len(ku) + 1)) + pair
+
+
+def _firsts(rows: np.ndarray, win: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """The first row (in frame order) of each window among the rows where `hit`."""
+    rows, win = rows[hit], win[hit]
+    _, first = np.unique(win, return_index=True)
+    return np.sort(rows[first])
 
 
 def clean(v: np.ndarray) -> np.ndarray:
