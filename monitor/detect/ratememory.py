@@ -286,7 +286,7 @@ class RateMemory(Quiet):
         start = (int(m) - span + 1) * MINUTE_MS
         summary = (f"{self.metric} {v / mu:.0f}x the usual for this hour "
                    f"({slot_name(int(m) // 60)}): {v:g} in the {where} from "
-                   f"{utc_minute(start)}, where {mu:.2g} are expected and no burst this size "
+                   f"{utc_minute(start)} against {mu:.2g} expected, and no burst this size "
                    f"recurred in the last {self.p.horizon / 1440:g} days.")
         return ev, summary
 
@@ -359,8 +359,8 @@ class RateMemory(Quiet):
                         "slot": slot_name(m // 60)}
         summary = (f"{self.metric} {count / expected:.1f}x the usual for this hour "
                    f"({slot_name(m // 60)}), sustained for {minutes} minutes since "
-                   f"{utc_minute(start * MINUTE_MS)}: about {count:.0f} where {expected:.0f} "
-                   f"were expected (a minute counted up to {self.p.clip:g}x the usual).")
+                   f"{utc_minute(start * MINUTE_MS)}: about {count:.0f} against {expected:.0f} "
+                   f"expected (a minute counted up to {self.p.clip:g}x the usual).")
         return ev, summary
 
     # persistence --------------------------------------------------------------------------
