@@ -101,10 +101,12 @@ class StreamSource:
             self._last_control = frame.control
         self._wake.set()
 
-    async def _status(self, status: str, **details: object) -> None:
+    async def _status(self, status: str, *id_extra: object, **details: object) -> None:
+        """Record a `stream_status`; its id is (status, now, *id_extra): records of one status
+        made in the same millisecond (one pass's gap records) need `id_extra` to stay apart."""
         now = self.rest.server_now()
-        await self.put([status_event(Source.STREAM, self._ctx(), status, now, (now,),
-                                     **details)])
+        await self.put([status_event(Source.STREAM, self._ctx(), status, now,
+                                     (now, *id_extra), **details)])
 
     async def _open(self) -> UserDataSocket:
         await self.rest.spend(open_weight(self._signer), priority=True)
@@ -305,7 +307,7 @@ class StreamSource:
             done = dict(symbols=res.symbols, orders=res.orders, trades=res.trades,
                         facts=res.facts, malformed=res.malformed)
             for gap_from in gaps:  # one record per gap, each naming the pass that filled it
-                await self._status("gap", gap_from=gap_from, to=to, **done)
+                await self._status("gap", gap_from, gap_from=gap_from, to=to, **done)
             if not gaps:
                 await self._status(why, to=to, **done)
 
