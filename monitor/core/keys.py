@@ -15,14 +15,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from pydantic import SecretStr
 
 from monitor.core.errors import KeywatchError
+
+if TYPE_CHECKING:  # cryptography costs ~10 MiB of RSS: imported only for an Ed25519/RSA key
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 
 class KeyType(StrEnum):
@@ -65,6 +65,8 @@ class RsaSigner:
     key_type: KeyType = KeyType.RSA
 
     def sign(self, payload: str) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
         sig = self.private_key.sign(payload.encode(), padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(sig).decode()
 
@@ -82,6 +84,9 @@ def load_signer(pem: bytes, passphrase: SecretStr | None = None, *,
         raise PrivateKeyError(f"{where} is a public key; give the private key (PKCS#8 PEM, "
                               "-----BEGIN PRIVATE KEY-----) whose public half you registered",
                               where=where)
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
     pw = passphrase.get_secret_value().encode() if passphrase is not None else None
     try:
         key = serialization.load_pem_private_key(pem, password=pw)
