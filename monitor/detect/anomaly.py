@@ -1,6 +1,9 @@
 """The forest as a detector: an unusual one-minute window is a note; unusual windows of one key
 that keep coming back for hours page.
 
+Each key's inputs are scaled against its own level over its previous LEVEL_WINDOWS windows
+(`history`), which live keeps and replay has in full: one function, both paths.
+
 "Keep coming back": at least PERSIST_MIN anomalous windows of one key within PERSIST_SPAN_MS,
 the first and the last at least PERSIST_SPREAD_MS apart. One burst of adjacent odd minutes is
 not persistence (the rules judge bursts); a few odd minutes an hour for hours is how a slow,
@@ -18,6 +21,7 @@ from monitor.core.clock import utc_minute
 from monitor.core.findings import Severity, Signal
 from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
 from monitor.detect.forest import ForestModel
+from monitor.detect.forestinputs import LEVEL_WINDOWS, levels, raw, scaled
 from monitor.detect.rules import Rule
 from monitor.features import MINUTE_MS
 
@@ -75,22 +79,28 @@ class ForestDetector(Quiet):
     """Scores each new window with the model; explains the ones above its threshold."""
 
     rules: tuple[Rule, ...] = (FOREST_RULE, FOREST_PERSISTENT_RULE)
+    history = LEVEL_WINDOWS
 
     def __init__(self, model: ForestModel) -> None:
         self.model = model
         self.persistence = Persistence()
 
     def on_windows(self, w: Windows) -> list[Candidate]:
-        if not w.new.any():
-            return []
-        new = w.new_frame()
+        new = np.flatnonzero(w.new)
         if not len(new):
             return []
-        scores = self.model.score(new)
+        x = raw(w.frame)
+        z = scaled(x, w.key_start)[new]
+        scores = self.model.score_inputs(z)
+        hit = np.flatnonzero(scores > self.model.threshold)
+        if not len(hit):
+            return []
+        lvl, count = levels(x, w.key_start)
         out = []
-        for i in np.flatnonzero(scores > self.model.threshold):
-            row = new.iloc[i]
-            reasons = self.model.explain(row)
+        for i in hit:
+            row = w.row(int(new[i]))
+            level = lvl[new[i]] if count[new[i]] else np.full(lvl.shape[1], np.nan)
+            reasons = self.model.explain(row, z=z[i], level=level)
             ev = {"score": round(float(scores[i]), 4),
                   "threshold": round(self.model.threshold, 4), "reasons": reasons}
             summary = f"Unusual minute from {utc_minute(int(row['minute']))}: {reasons[0]}."

@@ -1,11 +1,15 @@
-"""IsolationForest over window features: fit, score (higher = more anomalous), explain, save.
+"""IsolationForests over window features: fit, score (higher = more anomalous), explain, save.
+
+One forest per group of inputs (calls, failures, callers, orders; `forestinputs`), each input
+scaled against the key's own recent level, the score the highest group score over its own
+threshold, so one model serves keys of every size and no loud group drowns a quiet one.
 
 scikit-learn's `score_samples` is lower-is-more-abnormal; `score` negates it here, once, so the
-rest of Keywatch reads one direction. The threshold is calibrated on the training scores (the
-1 - contamination quantile), kept apart from the model. Each model ships with a JSON card
-(features in order, transform, training range, threshold, scikit-learn version, file hash);
-`load` refuses a card that does not match the code's feature set, the installed scikit-learn or
-the model file, rather than scoring garbage.
+rest of Keywatch reads one direction. The thresholds are calibrated on the training scores (the
+1 - contamination quantile, per group and combined), kept apart from the model. Each model
+ships with a JSON card (features in order, their groups, transform, training range,
+thresholds, scikit-learn version, file hash); `load` refuses a card that does not match the
+code's inputs, the installed scikit-learn or the model file, rather than scoring garbage.
 
 scikit-learn, SciPy and skops are imported only where a model is fitted, saved or loaded: they
 hold about 150 MiB once imported. The service loads with `isolated=True`: a short-lived child
@@ -23,7 +27,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,38 +36,89 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.errors import KeywatchError
+from monitor.detect.forestinputs import (
+    AGAINST_NONE,
+    GROUP_COLS,
+    GROUPS,
+    INPUTS,
+    LEVEL_WINDOWS,
+    NONE_LEVEL,
+    SCALED,
+    levels,
+    raw,
+    scaled,
+    words,
+)
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
 FLAT_NAMES = ("left", "right", "feat", "thr", "leafval", "roots", "steps", "denom")
 
-CARD_FORMAT = 1
-TRANSFORM = "log1p(clip(x, 0, 1e6) + u*count), u ~ U(0,1) when fitting, 0.5 when scoring"
-# The forest watches order provenance, where rules are weakest: how many orders the stream
-# reports for the key vs how many the tap saw it place, fills, order size against the key's
-# usual, and the last hour of untapped orders. A forest over all window features was measured
-# too: the loud dimensions (failures, IPs) drowned this quiet one (see models/README.md).
-FOREST_FEATURES = ("stream_orders", "accepted_orders", "untapped_orders", "max_order_to_usual",
-                   "untapped_1h")
-COUNT_FEATURES = np.array([f != "max_order_to_usual" for f in FOREST_FEATURES], dtype=float)
+CARD_FORMAT = 2
+TRANSFORM = ("per group (calls, failures, callers, orders): counts max(log1p(x + u) - the key's "
+             "level, 0) "
+             f"(mean log1p(x + 0.5) over its previous {LEVEL_WINDOWS} windows, 0 without "
+             "history; untapped orders and new addresses against none), ratios log1p(x); "
+             "u ~ U(0,1) when fitting, 0.5 when scoring; score = "
+             "mean + max over groups of the group forest's score / its threshold, inputs "
+             "rounded to 1/16 when scoring, each group's score + 2 x the largest excess of an "
+             "input over training's largest (log units)")
+THRESHOLD_MARGIN = 1.05
+EXCESS_WEIGHT = 2.0
+# The raw window features the inputs are made of (see forestinputs.GROUPS).
+FOREST_FEATURES = INPUTS
 
 
 class ModelMismatch(KeywatchError):
     """The model card does not describe what this code would feed the model (or is no card)."""
 
 
+def _sorted(windows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row order by (account, key, minute) and each sorted row's key start."""
+    order = np.lexsort((windows["minute"].to_numpy(), windows["key"].astype(str).to_numpy(),
+                        windows["account"].astype(str).to_numpy()))
+    acct = windows["account"].astype(str).to_numpy()[order]
+    key = windows["key"].astype(str).to_numpy()[order]
+    n = len(order)
+    change = np.flatnonzero((acct[1:] != acct[:-1]) | (key[1:] != key[:-1])) + 1
+    start = np.zeros(n, dtype=np.int64)
+    start[change] = change
+    return order, (np.maximum.accumulate(start) if n else start)
+
+
 def transform(windows: pd.DataFrame, rng: np.random.Generator | None = None) -> np.ndarray:
-    """log1p of the clipped features, dithered.
+    """The model's inputs for a windows frame (any row order; each key's level from its own
+    earlier rows in the frame), in the frame's row order.
 
     Most window counts are 0 in normal traffic; a tree cannot split a constant column, so
     without dithering a value never seen in training (one order the tap never saw) would be
     invisible. Fitting adds U(0,1) noise to every count (jitter for discrete data); scoring
     adds its mean, 0.5, so scores stay deterministic.
     """
-    x = np.clip(windows[list(FOREST_FEATURES)].to_numpy(dtype=float), 0, 1e6)
+    if windows.empty:
+        return np.zeros((0, len(INPUTS)))
+    order, start = _sorted(windows)
+    x = raw(windows)[order]
     u = rng.random(x.shape) if rng is not None else 0.5
-    return np.log1p(x + u * COUNT_FEATURES)
+    out = np.empty_like(x)
+    out[order] = scaled(x, start, u)
+    return out
+
+
+def _distinct_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer rows -> (index of each distinct row's first occurrence, each row's distinct
+    index): one mixed-radix integer per row when the ranges fit in 62 bits (a 1-D sort, about
+    20x faster than `np.unique(axis=0)`), else `np.unique(axis=0)`."""
+    lo = codes.min(axis=0)
+    span = codes.max(axis=0) - lo + 1
+    if float(np.prod(span.astype(float))) < 2.0 ** 62:
+        stride = np.concatenate([[1], np.cumprod(span[:-1])]).astype(np.int64)
+        _, first, inv = np.unique((codes - lo) @ stride, return_index=True,
+                                  return_inverse=True)
+    else:
+        _, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    return first, inv.reshape(-1)
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -132,65 +187,112 @@ def sklearn_version() -> str:
 
 @dataclass
 class ForestModel:
-    model: IsolationForest | None  # None when loaded isolated: the node arrays alone score
-    threshold: float
+    models: list[IsolationForest] | None  # one per group; None when loaded isolated
+    threshold: float  # on the combined score
+    group_thresholds: np.ndarray
     center: np.ndarray
     scale: np.ndarray
     card: dict[str, Any]
     name: str = "forest"
+    top: np.ndarray = field(default_factory=lambda: np.zeros(0))  # training's largest inputs
 
     @classmethod
     def fit(cls, windows: pd.DataFrame, *, seed: int = 7, contamination: float = 0.0005,
-            n_estimators: int = 150, max_samples: int = 1024, source: str = "") -> ForestModel:
-        """Fit on normal-period windows; threshold = the (1 - contamination) training quantile."""
+            n_estimators: int = 100, max_samples: int = 1024, source: str = "") -> ForestModel:
+        """Fit one forest per group on normal-period windows; each group's threshold = the
+        (1 - contamination) quantile of its training scores, the combined one THRESHOLD_MARGIN
+        times the highest combined training score."""
         from sklearn.ensemble import IsolationForest
 
         if len(windows) < 50:
             raise ValueError(f"need at least 50 training windows, got {len(windows)}")
         x = transform(windows, np.random.default_rng(seed))
-        model = IsolationForest(n_estimators=n_estimators, max_samples=min(max_samples, len(x)),
-                                contamination="auto", random_state=seed, n_jobs=1)
-        model.fit(x)
-        scores = -model.score_samples(transform(windows))
-        threshold = float(np.quantile(scores, 1 - contamination))
+        xs = transform(windows)
+        models, thr = [], []
+        for gi, cols in enumerate(GROUP_COLS.values()):
+            m = IsolationForest(n_estimators=n_estimators,
+                                max_samples=min(max_samples, len(x)), contamination="auto",
+                                random_state=seed + gi, n_jobs=1)
+            m.fit(x[:, cols])
+            models.append(m)
+            thr.append(float(np.quantile(-m.score_samples(xs[:, cols]), 1 - contamination)))
+        gthr = np.asarray(thr)
+        top = np.round(xs.max(axis=0) * 16) / 16
+        model = cls(models, 1.0, gthr, np.zeros(0), np.zeros(0), {}, top=top)
+        # a finding needs a minute odder than any of the normal period's: the combined score's
+        # tail is long (the max of four), so its quantile would page a few times a key-week
+        threshold = THRESHOLD_MARGIN * float(model.score_inputs(xs).max())
+        order, start = _sorted(windows)
+        typical = np.median(levels(raw(windows)[order], start)[0], axis=0)
         center = np.median(x, axis=0)
         q75, q25 = np.percentile(x, [75, 25], axis=0)
-        spread = np.maximum(q75 - q25, x.std(axis=0))
-        scale = np.maximum(spread, 0.1)
+        scale = np.maximum(np.maximum(q75 - q25, x.std(axis=0)), 0.1)
         card = {
-            "format": CARD_FORMAT, "features": list(FOREST_FEATURES), "transform": TRANSFORM,
-            "threshold": threshold, "contamination": contamination, "seed": seed,
-            "n_estimators": n_estimators, "max_samples": max_samples,
-            "sklearn_version": sklearn_version(),
+            "format": CARD_FORMAT, "features": list(FOREST_FEATURES),
+            "groups": {g: list(f) for g, f in GROUPS.items()}, "transform": TRANSFORM,
+            "threshold": threshold, "threshold_rule": f"{THRESHOLD_MARGIN} x the highest "
+            "training score", "group_thresholds": [float(t) for t in gthr],
+            "contamination": contamination, "seed": seed, "n_estimators": n_estimators,
+            "max_samples": max_samples, "sklearn_version": sklearn_version(),
             "training": {"windows": int(len(x)), "source": source,
+                         "keys": int(windows.groupby(["account", "key"], observed=True).ngroups),
                          "start_ms": int(windows["minute"].min()),
                          "end_ms": int(windows["minute"].max()) + 60_000},
             "center": [round(float(v), 6) for v in center],
             "scale": [round(float(v), 6) for v in scale],
+            "typical_level": [round(float(v), 6) for v in typical],
+            "top": [float(v) for v in top],
         }
-        return cls(model, threshold, center, scale, card)
+        return cls(models, threshold, gthr, center, scale, card, top=top)
 
     def score(self, windows: pd.DataFrame) -> np.ndarray:
-        """Higher = more anomalous (scikit-learn's score_samples, negated here and only here)."""
+        """Higher = more anomalous, per window of a frame (each key's level from its own
+        earlier rows in the frame)."""
         if windows.empty:
             return np.zeros(0)
-        x = transform(windows)
-        if len(x) > 256:  # a replay: many windows repeat, score each distinct row once
-            uniq, inv = np.unique(x, axis=0, return_inverse=True)
-            return -self.score_samples(uniq)[inv.reshape(-1)]
-        return -self.score_samples(x)
+        return self.score_inputs(transform(windows))
 
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
-        """scikit-learn's `IsolationForest.score_samples`, bit for bit, without its per-tree
-        Python and joblib overhead (about 35 ms a call for a handful of live windows): all
-        trees are walked at once in numpy, and leaf depths summed in tree order as sklearn
-        does. Models this walk does not cover (feature subsampling) go to sklearn."""
-        flat = self.__dict__.get("_flat")
-        if flat is None:
-            assert self.model is not None
-            flat = self.__dict__["_flat"] = _flatten(self.model)
-        if self.model is not None and (flat is False or len(x) == 0 or len(x) > 256):
-            return self.model.score_samples(x)  # large: sklearn's trees are faster
+    def group_scores(self, z: np.ndarray) -> np.ndarray:
+        """Each group's score / its threshold (rows x groups): scikit-learn's score_samples,
+        negated here and only here. Inputs are scored rounded to 1/16 (a 6% step in log
+        space), live and replay alike, so a replay's many windows repeat: each distinct row
+        is scored once."""
+        out = np.zeros((len(z), len(GROUP_COLS)))
+        for gi, cols in enumerate(GROUP_COLS.values()):
+            codes = np.rint(z[:, cols] * 16).astype(np.int64)
+            if len(codes) > 256:
+                first, inv = _distinct_rows(codes)
+                s = -self.score_samples(codes[first] / 16, gi)[inv]
+            else:
+                s = -self.score_samples(codes / 16, gi)
+            out[:, gi] = s / self.group_thresholds[gi]
+            if len(self.top):  # a tree sends any value past training's largest where that one
+                # went: how far past (log units, EXCESS_WEIGHT each) is added to the group
+                over = np.maximum(codes / 16 - self.top[cols], 0).max(axis=1, initial=0.0)
+                out[:, gi] += EXCESS_WEIGHT * over
+        return out
+
+    def score_inputs(self, z: np.ndarray) -> np.ndarray:
+        """The combined score: the groups' mean plus their highest (each over its own
+        threshold): one extreme group counts in full, many mildly odd ones add up."""
+        if not len(z):
+            return np.zeros(0)
+        g = self.group_scores(z)
+        return g.mean(axis=1) + g.max(axis=1)
+
+    def score_samples(self, x: np.ndarray, group: int = 0) -> np.ndarray:
+        """scikit-learn's `IsolationForest.score_samples` of one group's forest, bit for bit,
+        without its per-tree Python and joblib overhead (about 35 ms a call for a handful of
+        live windows): all trees are walked at once in numpy, and leaf depths summed in tree
+        order as sklearn does. Models this walk does not cover (feature subsampling) go to
+        sklearn."""
+        flats = self.__dict__.get("_flat")
+        if flats is None:
+            assert self.models is not None
+            flats = self.__dict__["_flat"] = [_flatten(m) for m in self.models]
+        flat = flats[group]
+        if self.models is not None and (flat is False or len(x) == 0 or len(x) > 256):
+            return self.models[group].score_samples(x)  # large: sklearn's trees are faster
         assert isinstance(flat, tuple)
         if len(x) > 256:
             return np.concatenate([self._walk(flat, x[i:i + 256])
@@ -208,28 +310,40 @@ class ForestModel:
         depths = np.cumsum(leafval[node], axis=1)[:, -1]  # sequential, in tree order
         return -(2 ** (-np.divide(depths, denom, out=np.ones_like(depths), where=denom != 0)))
 
-    def explain(self, row: pd.Series, top: int = 3) -> list[str]:
-        """Which features drove a window's score, in words: value vs the training median."""
-        x = transform(pd.DataFrame([row[list(FOREST_FEATURES)].astype(float)]))[0]
-        z = (x - self.center) / self.scale
-        order = np.argsort(-np.abs(z))[:top]
-        words = []
-        for i in order:
-            if abs(z[i]) < 1:
-                continue
-            usual = float(np.expm1(self.center[i])) - 0.5 * COUNT_FEATURES[i]
-            direction = "above" if z[i] > 0 else "below"
-            name = FOREST_FEATURES[i]
-            words.append(f"{name} {float(row[name]):g} is {direction} its usual "
-                         f"{max(usual, 0):.3g} ({abs(z[i]):.1f} spreads)")
-        return words or ["an unusual combination of otherwise ordinary features"]
+    def explain(self, row: pd.Series, top: int = 3, *, z: np.ndarray | None = None,
+                level: np.ndarray | None = None) -> list[str]:
+        """What drove a window's score, in words: the inputs of its highest-scoring group (and
+        of any other group above its own threshold) furthest from training's usual. `z`/`level`:
+        the row's inputs and its key's levels (from `transform`/`levels`); without them the row
+        is read on its own."""
+        vals = row[list(INPUTS)].to_numpy(dtype=float)
+        if z is None:  # alone: each count against the training keys' typical level
+            x = np.clip(vals, 0, 1e6)[None, :]
+            typical = np.asarray(self.card.get("typical_level", np.log1p(0.5)))
+            typical = np.where(AGAINST_NONE, NONE_LEVEL, typical)
+            z = np.where(SCALED, np.maximum(np.log1p(x + 0.5) - typical, 0), np.log1p(x))[0]
+        groups = self.group_scores(z[None, :])[0]
+        dist = (z - self.center) / self.scale
+        picked: list[tuple[float, int]] = []
+        for gi in np.argsort(-groups):
+            if picked and groups[gi] < 1.0:  # the top group, then any above its threshold
+                break
+            cols = list(GROUP_COLS.values())[gi]
+            picked += [(float(groups[gi] * abs(dist[i])), int(i)) for i in cols
+                       if dist[i] >= 1 and (vals[i] > 0 or SCALED[i])]
+        out = []
+        for _, i in sorted(picked, reverse=True)[:top]:
+            lvl = None if level is None or not np.isfinite(level[i]) else float(level[i])
+            lvl = NONE_LEVEL if AGAINST_NONE[i] else lvl
+            out.append(words(INPUTS[i], float(vals[i]), lvl if SCALED[i] else 0.0))
+        return out or ["an unusual combination of otherwise ordinary activity"]
 
     def save(self, path: str | Path) -> None:
         from skops import io as skio
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        skio.dump(self.model, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+        skio.dump(self.models, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
         _make_reproducible(path)
         card = {**self.card, "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         card_path(path).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
@@ -242,10 +356,12 @@ class ForestModel:
         path = Path(path)
         card = _checked_card(path)
         center, scale = np.asarray(card["center"]), np.asarray(card["scale"])
+        gthr = np.asarray(card["group_thresholds"], dtype=float)
         if isolated:
             flat = _load_flat_in_child(path)
             if flat is not None:
-                m = cls(None, float(card["threshold"]), center, scale, card)
+                m = cls(None, float(card["threshold"]), gthr, center, scale, card,
+                        top=np.asarray(card["top"], dtype=float))
                 m.__dict__["_flat"] = flat
                 return m
         from skops import io as skio
@@ -258,12 +374,14 @@ class ForestModel:
         bad = [t for t in untrusted if t not in allowed]
         if bad:
             raise ModelMismatch(f"{path}: unexpected types in the model file: {bad}")
-        model = skio.load(path, trusted=untrusted)
-        n = len(FOREST_FEATURES)
-        if getattr(model, "n_features_in_", n) != n or len(center) != n or len(scale) != n:
-            raise ModelMismatch(f"{path}: model expects {model.n_features_in_} features, "
-                                f"code has {n}")
-        return cls(model, float(card["threshold"]), center, scale, card)
+        models = skio.load(path, trusted=untrusted)
+        sizes = [len(c) for c in GROUP_COLS.values()]
+        got = [getattr(m, "n_features_in_", -1) for m in models] if isinstance(
+            models, list) else []
+        if got != sizes or len(center) != len(INPUTS) or len(gthr) != len(sizes):
+            raise ModelMismatch(f"{path}: model's forests take {got} inputs, code has {sizes}")
+        return cls(models, float(card["threshold"]), gthr, center, scale, card,
+                   top=np.asarray(card["top"], dtype=float))
 
 
 def check_card(path: str | Path) -> None:
@@ -293,6 +411,8 @@ def _checked_card(path: Path) -> dict[str, Any]:
         problems.append(f"card format {card.get('format')} != {CARD_FORMAT}")
     if card.get("features") != list(FOREST_FEATURES):
         problems.append("feature names/order differ from this code's FOREST_FEATURES")
+    if card.get("groups") != {g: list(f) for g, f in GROUPS.items()}:
+        problems.append("input groups differ from this code's")
     if card.get("transform") != TRANSFORM:
         problems.append(f"transform {card.get('transform')!r} != {TRANSFORM!r}")
     if card.get("sklearn_version") != sklearn_version():
@@ -307,8 +427,9 @@ def _checked_card(path: Path) -> dict[str, Any]:
     return card
 
 
-def _load_flat_in_child(path: Path) -> tuple[Any, ...] | None:
-    """The trees' node arrays, loaded by a child process (None: this model needs sklearn)."""
+def _load_flat_in_child(path: Path) -> list[Any] | None:
+    """Each group forest's node arrays, loaded by a child process (None: this model needs
+    sklearn)."""
     proc = subprocess.run([sys.executable, "-m", "monitor.detect.forest", str(path)],
                           capture_output=True, timeout=120, check=False)
     if proc.returncode == 3:
@@ -316,21 +437,27 @@ def _load_flat_in_child(path: Path) -> tuple[Any, ...] | None:
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
         raise ModelMismatch(f"{path}: loading in a child process failed: {' '.join(tail)}")
+    flats: list[Any] = []
     with np.load(io.BytesIO(proc.stdout), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in FLAT_NAMES}
-    return (*(arrays[k] for k in FLAT_NAMES[:6]), int(arrays["steps"]), arrays["denom"])
+        for g in range(len(GROUP_COLS)):
+            a = {k: z[f"{g}_{k}"] for k in FLAT_NAMES}
+            flats.append((*(a[k] for k in FLAT_NAMES[:6]), int(a["steps"]), a["denom"]))
+    return flats
 
 
 def _child_main(path: str) -> int:
     """`python -m monitor.detect.forest MODEL`: safe-load with skops, write the node arrays."""
     model = ForestModel.load(path)
-    assert model.model is not None
-    flat = _flatten(model.model)
-    if flat is False:
-        return 3
-    assert isinstance(flat, tuple)
+    assert model.models is not None
+    arrays: dict[str, Any] = {}
+    for g, m in enumerate(model.models):
+        flat = _flatten(m)
+        if flat is False:
+            return 3
+        assert isinstance(flat, tuple)
+        arrays.update({f"{g}_{k}": v for k, v in zip(FLAT_NAMES, flat, strict=True)})
     buf = io.BytesIO()
-    np.savez(buf, **dict(zip(FLAT_NAMES, flat, strict=True)))
+    np.savez(buf, **arrays)
     sys.stdout.buffer.write(buf.getvalue())
     return 0
 

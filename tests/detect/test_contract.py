@@ -30,7 +30,8 @@ FOREST = ForestModel.load(ROOT / "models" / "default.skops")
 
 # detector -> the attacks whose windows it should rank highest
 TARGETS: dict[str, list[AttackType]] = {
-    "forest.anomaly": [AttackType.SLOW_MISUSE],
+    "forest.anomaly": [AttackType.LEAKED_KEY_PUMP, AttackType.PERMISSION_PROBE,
+                       AttackType.HOST_IP_CHANGED],
     "call_rate.tap_requests": [AttackType.RUNAWAY_BOT],
     "call_rate.weight_near_limit": [AttackType.RUNAWAY_BOT],
     "failure_rate.jump": [AttackType.PERMISSION_PROBE, AttackType.HOST_IP_CHANGED],

@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.detect.forest import FOREST_FEATURES, ForestModel, ModelMismatch, card_path
+from monitor.detect.forest import (
+    FOREST_FEATURES,
+    ForestModel,
+    ModelMismatch,
+    card_path,
+    transform,
+)
+from monitor.detect.forestinputs import GROUP_COLS, GROUPS
 from monitor.features import FeatureContext, windows
 from monitor.world.evaluate.generator import generate
 
@@ -41,18 +48,17 @@ def test_round_trip_scores_identically(trained: tuple) -> None:
 
 def test_higher_is_more_anomalous_and_explained(trained: tuple) -> None:
     model, _, w = trained
-    normal = w.iloc[[len(w) // 2]].copy()
-    odd = normal.copy()
-    odd["untapped_orders"] = 1.0
-    odd["untapped_1h"] = 6.0
-    odd["max_order_to_usual"] = 3.5
-    assert model.score(odd)[0] > model.score(normal)[0]
-    words = model.explain(odd.iloc[0])
-    assert any(w_.startswith("untapped_1h 6 is above its usual") for w_ in words)
+    i = len(w) // 2
+    odd = w.copy()
+    odd.loc[odd.index[i], ["untapped_orders", "untapped_1h", "max_order_to_usual"]] = [3, 6, 3.5]
+    assert model.score(odd)[i] > model.score(w)[i]
+    words = model.explain(odd.iloc[i], z=transform(odd)[i])
+    assert "6 orders the tap never saw in the key's last hour (usually none)" in words, words
 
 
 @pytest.mark.parametrize("tamper, message", [
     (lambda c, p: c.update(features=list(reversed(c["features"]))), "feature names/order"),
+    (lambda c, p: c["groups"].pop("callers"), "input groups"),
     (lambda c, p: c.update(sklearn_version="0.0.1"), "trained with scikit-learn 0.0.1"),
     (lambda c, p: c.update(transform="identity"), "transform"),
     (lambda c, p: p.write_bytes(p.read_bytes() + b"\0"), "hash differs"),
@@ -78,11 +84,13 @@ def test_isolated_load_scores_bit_for_bit(trained: tuple) -> None:
     for live-sized and replay-sized inputs."""
     model, path, w = trained
     light = ForestModel.load(path, isolated=True)
-    assert light.model is None and light.threshold == model.threshold
-    x = np.abs(np.random.default_rng(5).normal(1.0, 1.5, (700, len(FOREST_FEATURES))))
-    for n in (0, 1, 17, 256, 700):
-        np.testing.assert_array_equal(light.score_samples(x[:n]),
-                                      model.model.score_samples(x[:n]) if n else np.zeros(0))
+    assert light.models is None and light.threshold == model.threshold
+    x = np.random.default_rng(5).normal(0.5, 1.5, (700, len(FOREST_FEATURES)))
+    for g, cols in enumerate(GROUP_COLS.values()):
+        for n in (0, 1, 17, 256, 700):
+            np.testing.assert_array_equal(
+                light.score_samples(x[:n, cols], g),
+                model.models[g].score_samples(x[:n, cols]) if n else np.zeros(0))
     np.testing.assert_array_equal(light.score(w), model.score(w))
 
 
@@ -100,3 +108,4 @@ def test_shipped_model_loads_and_matches_its_recipe() -> None:
     model = ForestModel.load(ROOT / "models" / "default.skops")
     assert model.card["features"] == list(FOREST_FEATURES)
     assert model.card["seed"] == 7 and model.card["training"]["windows"] > 10_000
+    assert model.card["groups"] == {g: list(f) for g, f in GROUPS.items()}

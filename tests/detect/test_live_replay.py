@@ -165,13 +165,14 @@ def test_the_gathered_baseline_is_pandas_rolling_median(rows: list[tuple[int, fl
 
 
 @settings(deadline=None, max_examples=50)
-@given(st.lists(st.lists(st.floats(0, 14, allow_nan=False), min_size=5, max_size=5),
+@given(st.lists(st.lists(st.floats(0, 14, allow_nan=False), min_size=8, max_size=8),
                 min_size=1, max_size=300))
 def test_forest_walk_equals_sklearn(rows: list[list[float]]) -> None:
     """The numpy walk over all trees is scikit-learn's score_samples, bit for bit."""
     forest = _forest()
-    x = np.array(rows)
-    assert np.array_equal(forest.score_samples(x), forest.model.score_samples(x))
+    for g, m in enumerate(forest.models):
+        x = np.array(rows)[:, :m.n_features_in_]
+        assert np.array_equal(forest.score_samples(x, g), m.score_samples(x))
 
 
 @pytest.mark.parametrize("seed", [5])
