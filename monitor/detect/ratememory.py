@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.core.clock import utc_minute
+from monitor.detect import rateminute
 from monitor.detect.candidate import Candidate, Evidence, Quiet, Windows, window_candidate
 from monitor.detect.rules import Rule
 from monitor.detect.windowrules import Scope
@@ -130,8 +131,12 @@ def slot_name(hour: int) -> str:
     return f"{hour % 24:02d}:00 UTC on a {'weekend day' if slot(hour) >= 24 else 'weekday'}"
 
 
+EDGES = BIN_BASE ** np.arange(BINS, dtype=float)  # a size's bin: the last edge at or below it
+EDGE_LIST: list[float] = EDGES.tolist()  # the same edges for the one-minute form (bisect)
+
+
 def size_bin(v: np.ndarray) -> np.ndarray:
-    b = np.floor(np.log(np.maximum(v, 1.0)) / math.log(BIN_BASE))
+    b = np.searchsorted(EDGES, np.maximum(v, 1.0), side="right") - 1
     return np.clip(b, 0, BINS - 1).astype(np.int64)
 
 
@@ -224,7 +229,11 @@ class RateMemory(Quiet):
             k = self.keys.get(name)
             if k is None:
                 k = self.keys[name] = KeyMemory.new(int(minute[i0]), len(self.p.windows))
-            for pos, extra, summary in self._judge(k, minute[idx], values[idx]):
+            if len(idx) == 1:  # a live close: one minute, in plain Python (rateminute.py)
+                hits = rateminute.judge_minute(self, k, int(minute[i0]), float(values[i0]))
+            else:
+                hits = self._judge(k, minute[idx], values[idx])
+            for pos, extra, summary in hits:
                 out.append(window_candidate(self.rule, w.row(int(idx[pos])), extra, summary))
         return out
 
