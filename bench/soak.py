@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,8 +112,8 @@ def stored_facts(db: Path) -> tuple[set[str], int]:
     return set(facts["event_id"]), int((df["source"] == "tap").sum())
 
 
-async def _run(hours: int, speed: float, tracemalloc_n: int, say: Callable[[str], None]
-               ) -> dict[str, Any]:
+async def _run(hours: int, speed: float, tracemalloc_n: int, say: Callable[[str], None],
+               keep: str | None = None) -> dict[str, Any]:
     clock = AcceleratedClock(speed)
     start_ms, anchor = clock.anchor
     base = ["--speed", str(speed), "--start-ms", str(start_ms), "--anchor", repr(anchor)]
@@ -177,6 +178,8 @@ async def _run(hours: int, speed: float, tracemalloc_n: int, say: Callable[[str]
             if want != got:
                 say("service stderr (tail): "
                     + (run_dir / "service.stderr").read_text()[-2000:])
+            if keep:  # the store, the config and the service's log, to look into a mismatch
+                shutil.copytree(run_dir, keep, dirs_exist_ok=True)
         except BaseException:
             errlog.flush()
             sys.stderr.write((run_dir / "service.stderr").read_text()[-3000:])
@@ -198,10 +201,10 @@ async def _run(hours: int, speed: float, tracemalloc_n: int, say: Callable[[str]
 
 
 def run(hours: int = 24, speed: float = 480, tracemalloc_n: int = 0,
-        say: Callable[[str], None] = print) -> list[Row]:
+        say: Callable[[str], None] = print, keep: str | None = None) -> list[Row]:
     bare = import_rss(BARE)
     parts = {m: import_rss(f"import {m}") for m in ("pandas", "sklearn", "apprise")}
-    r = asyncio.run(_run(hours, speed, tracemalloc_n, say))
+    r = asyncio.run(_run(hours, speed, tracemalloc_n, say, keep))
     rss, svc = r["rss"], r["done"]["service"]
     peak = max(rss)
     growth = (max(rss[1:]) - rss[0]) / rss[0] if len(rss) > 1 else 0.0
@@ -248,7 +251,8 @@ if __name__ == "__main__":
     p.add_argument("--speed", type=float, default=480)
     p.add_argument("--tracemalloc", type=int, default=0,
                    help="report the service's N largest allocation sites (slow)")
+    p.add_argument("--keep", default=None, help="copy the run's folder (store, log) here")
     a = p.parse_args()
-    rows = run(a.hours, a.speed, a.tracemalloc)
+    rows = run(a.hours, a.speed, a.tracemalloc, keep=a.keep)
     show(rows)
     print(rows[0].note)
