@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from monitor.config import Config
@@ -134,7 +135,12 @@ class DetectionEngine:
         rows = self.live.close(now_ms)
         if not rows:
             return found
-        new = pd.DataFrame.from_records(rows, columns=WINDOW_COLUMNS)
+        # features as one float block (one array, not forty columns to consolidate)
+        new = pd.DataFrame(np.array([[r[f] for f in FEATURES] for r in rows], dtype=float),
+                           columns=list(FEATURES))
+        new.insert(0, "minute", np.array([r["minute"] for r in rows], dtype=np.int64))
+        new.insert(0, "key", [r["key"] for r in rows])
+        new.insert(0, "account", [r["account"] for r in rows])
         return found + self._finalise(self._window_candidates(new))
 
     # replay -------------------------------------------------------------------------------
