@@ -19,8 +19,10 @@ connections; CONNECT, Upgrade, hop-by-hop headers, trickled heads and unfinished
 tap, 300 idle connections held open, spoiled answers (deep, junk gzip, non-object, 64 MiB,
 trickled, dropped, 429/418) to tapped calls and an order answer with every integer past int64;
 bad, over-long, split and out-of-range log lines and a 20,000-line burst), then `after` (valid
-traffic stops, the stream and tailer catch up). The hostile floods' orders exist only as
-frames (no order on the exchange, so no backfill can bring one back), so the soak must not
+traffic stops, the stream and tailer catch up; then up to `CATCH_UP_S` more until every valid
+fact is stored, see `_catch_up`: late is not lost, and the note says how late). The hostile
+floods' orders exist only as frames (no order on the exchange, so no backfill can bring one
+back), so the soak must not
 destroy frames at a cut and count them as lost by the service: a drop waits until the last
 flood is stored, and after either cut the next flood waits until the cut socket is gone
 (`_drained`, `cut_gone`). The exchange's own orders cross every gap untouched and must come
