@@ -45,6 +45,7 @@ from monitor.features import (
 from monitor.features.live import LiveFeatures
 
 WINDOW_COLUMNS = ["account", "key", "minute", *FEATURES]
+CHUNK = 256  # events enriched, then judged by every event detector, at a time
 
 
 class DetectionEngine:
@@ -98,13 +99,15 @@ class DetectionEngine:
             return []
         if any(a.ts > b.ts for a, b in zip(events, events[1:], strict=False)):
             events = sorted(events, key=lambda e: e.ts)  # stable, as `normalise`
-        rows: list[Row] = []
-        crossed: list[Candidate] = []
-        for ev in events:
-            for r in self.live.feed(ev):
-                self._count(r, crossed)
-                rows.append(r)
-        return self._finalise(crossed + [c for d in self.detectors for c in d.on_rows(rows)])
+        cands: list[Candidate] = []
+        for i in range(0, len(events), CHUNK):  # detectors read rows while they are in cache
+            rows: list[Row] = []
+            for ev in events[i:i + CHUNK]:
+                for r in self.live.feed(ev):
+                    self._count(r, cands)
+                    rows.append(r)
+            cands += [c for d in self.detectors for c in d.on_rows(rows)]
+        return self._finalise(cands)
 
     def _count(self, r: Row, crossed: list[Candidate]) -> None:
         """Fold a row into its open window; a window that crosses a line on it is reported."""
