@@ -32,9 +32,11 @@ from monitor.detect.cooldown import Cooldown
 from monitor.detect.forest import ForestModel
 from monitor.detect.kinds import build_detectors
 from monitor.detect.rules import Rule, load_rules
+from monitor.detect.warmup import WarmUpReport, key_progress, plan
 from monitor.features import (
     CONTEXT_MINUTES,
     FEATURES,
+    MINUTE_MS,
     FeatureContext,
     FeatureState,
     add_context,
@@ -87,6 +89,21 @@ class DetectionEngine:
         is an immutable copy swapped in after each batch, so the alert renderer can read it
         from the event loop without a lock."""
         return self._seen_ips
+
+    def warm_up_report(self, now_ms: int) -> WarmUpReport:
+        """What judges from a key's first event, what after an hour or a day (`warmup.plan`),
+        and for each key seen so far the rules still learning it (first sightings since the
+        engine started: after a restart, from the replayed store history)."""
+        rules = list(self.rules.values())
+        first: dict[str, int] = self.fstate.facts.get("key_first_ts", {})  # type: ignore[assignment]
+        keys = []
+        # copied in one C-level step (str keys, int values: the GIL is held throughout), so the
+        # service may ask from its event loop while detection adds keys on its thread
+        for ak, ts in sorted(list(first.items())):
+            account, _, key = ak.partition("\x1f")
+            keys.append(key_progress(rules, account, key, max(0, now_ms - ts) // MINUTE_MS,
+                                     bool(self.ctx.whitelists.get((account, key)))))
+        return WarmUpReport(plan=plan(rules), keys=keys)
 
     # live ---------------------------------------------------------------------------------
     # Events go one at a time through plain Python (monitor/features/live.py): a pandas frame

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from monitor.detect.warmup import WarmUpReport
 from monitor.service.metrics import Metrics
 
 STORE_FAILING_S = 5.0  # a write rejected for longer than this (wall seconds): not ok
@@ -113,6 +114,7 @@ class HealthReport(TypedDict):
     problems: list[str]
     warnings: list[str]
     checks: ChecksReport
+    warm_up: WarmUpReport | None  # what detection judges yet, per key (None: no engine state)
 
 
 @dataclass(frozen=True)

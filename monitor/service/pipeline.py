@@ -384,6 +384,8 @@ class Service:
             problems=checks.problems,
             warnings=checks.warnings,
             checks=checks.report,
+            warm_up=(warm(now) if (warm := getattr(self.engine, "warm_up_report", None))
+                     else None),
         )
 
     async def run(self, stop: asyncio.Event | None = None, *, install_signals: bool = False

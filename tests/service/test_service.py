@@ -105,6 +105,11 @@ async def test_run_serves_metrics_and_drains_on_sigterm(tmp_path):
                     assert name in metrics, name
                 assert 'keywatch_events_total{kind="order",source="stream"}' in metrics
                 assert 'keywatch_findings_total{rule="foreign.order"}' in metrics
+                warm = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()["warm_up"]
+                assert warm["plan"][0]["when"] == "from the first event"
+                assert [s["when"] for s in warm["plan"]][-1] == "after a day"
+                assert all(item["ready_in_minutes"] > 0 for k in warm["keys"]
+                           for item in k["learning"])
             # more orders in flight, then SIGTERM mid-stream
             for i in range(5, 10):
                 await bot.signed("POST", "/api/v3/order", {

@@ -167,3 +167,13 @@ def test_a_key_not_checked_says_how_to_let_keywatch_read_it(audited):
     assert "secret" in keys["no-secret"]["fix"]
     assert "IP whitelist" in keys["refused"]["fix"]  # its secret is held: the host is refused
     assert keys["monitor"]["fix"] == ""
+
+
+def test_the_audit_says_what_judges_a_key_from_when(audited):
+    """Issue 17: warm-up is explicit, in the JSON and under the table."""
+    report, table, *_ = audited
+    whens = [s["when"] for s in report["warm_up"]]
+    assert whens[0] == "from the first event" and whens[-1] == "after a day"
+    first = report["warm_up"][0]["rules"]
+    assert any(r.startswith("posture.withdrawals_enabled:") for r in first)
+    assert "Detection warm-up" in table.stdout and "after a day" in table.stdout

@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         from monitor.cli.commands.service import _load, key_flags
         from monitor.core.clock import SystemClock
         from monitor.core.findings import Severity
+        from monitor.detect.anomaly import FOREST_PERSISTENT_RULE, FOREST_RULE
         from monitor.detect.rules import load_rules
+        from monitor.detect.warmup import plan
         from monitor.tools.audit import audit_key, worst
 
         cfg = _load(config)
@@ -73,11 +75,13 @@ def register(app: typer.Typer) -> None:
 
         reports = asyncio.run(gather())
         top = worst(reports)
+        warm = plan([*rules, FOREST_RULE, FOREST_PERSISTENT_RULE] if cfg.model_path else rules)
         if as_json:
             typer.echo(json.dumps({"worst": top.value if top else None,
                                    "not_checked": [f"{r.account}/{r.key}" for r in reports
                                                    if not r.verified],
-                                   "keys": [r.to_dict() for r in reports]}, indent=2))
+                                   "keys": [r.to_dict() for r in reports],
+                                   "warm_up": warm}, indent=2))
         else:
             console = Console(width=None if sys.stdout.isatty() else 160)
             table = Table(title="Keywatch key audit (Binance's key-security checklist)")
@@ -86,5 +90,12 @@ def register(app: typer.Typer) -> None:
             for row in table_rows(reports):
                 table.add_row(*row)
             console.print(table)
+            steps = Table(title="Detection warm-up: what judges a key, and from when "
+                                "(/healthz shows each key's progress)")
+            steps.add_column("when")
+            steps.add_column("rules")
+            for step in warm:
+                steps.add_row(step["when"], "\n".join(step["rules"]))
+            console.print(steps)
         if top is Severity.CRITICAL:
             raise typer.Exit(code=1)
