@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.core.clock import utc_minute
-from monitor.detect import rateminute
+from monitor.detect import rateminute, ratestate
 from monitor.detect.candidate import Candidate, Evidence, Quiet, Windows, window_candidate
+from monitor.detect.ratestate import MemoryRow
 from monitor.detect.rules import Rule
 from monitor.detect.windowrules import Scope
 from monitor.features import MINUTE_MS
@@ -81,17 +82,6 @@ class RateMemoryParams:
                    float(p["horizon_days"]) * 1440.0, float(p["rise_ratio"]),
                    float(p["rise_threshold"]), float(p["rise_floor_per_minute"]),
                    float(p["clip"]), Scope(p["scope"]))
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryRow:
-    """One part of one key's learned state, as the store keeps it."""
-
-    rule_id: str
-    account: str
-    key: str
-    part: str
-    values: tuple[float, ...]
 
 
 @dataclass(slots=True)
@@ -372,43 +362,10 @@ class RateMemory(Quiet):
                    f"expected (a minute counted up to {self.p.clip:g}x the usual).")
         return ev, summary
 
-    # persistence --------------------------------------------------------------------------
+    # persistence (detect/ratestate.py) -------------------------------------------------
     def snapshot(self) -> list[MemoryRow]:
-        rows = []
-        for (acct, key), k in self.keys.items():
-            meta = (k.born, k.last, k.hour, k.ref, k.rise, k.run_start, k.run_n)
-            for part, vals in (("meta", meta), ("level_sum", k.level_sum),
-                               ("level_w", k.level_w), ("seen", k.seen.ravel()),
-                               ("hour_x", k.hour_x), ("recent_m", k.recent_m),
-                               ("recent_x", k.recent_x), ("recent_b", k.recent_b.ravel())):
-                rows.append(MemoryRow(self.rule.id, acct, key, part,
-                                      tuple(float(v) for v in vals)))
-        return rows
+        return ratestate.snapshot(self)
 
     def restore(self, rows: list[MemoryRow]) -> int:
-        """Replace the state of every key the rows hold (this rule's rows only, complete
-        keys only); returns the keys restored."""
-        parts: dict[tuple[str, str], dict[str, tuple[float, ...]]] = {}
-        for r in rows:
-            if r.rule_id == self.rule.id:
-                parts.setdefault((r.account, r.key), {})[r.part] = r.values
-        n = 0
-        shape = (len(self.p.windows), BINS)
-        for name, p in parts.items():
-            meta = p.get("meta", ())
-            recent = len(p.get("recent_m", ()))
-            if (len(meta) != 7 or len(p.get("seen", ())) != shape[0] * shape[1]
-                    or len(p.get("recent_b", ())) != shape[0] * recent):
-                continue  # another version's layout: re-learn this key
-            born, last, hour, ref, rise, run_start, run_n = meta
-            self.keys[name] = KeyMemory(
-                born=int(born), last=int(last), hour=int(hour), ref=int(ref),
-                level_sum=np.array(p["level_sum"]), level_w=np.array(p["level_w"]),
-                seen=np.array(p["seen"]).reshape(shape), hour_x=list(p.get("hour_x", ())),
-                recent_m=np.array(p.get("recent_m", ()), dtype=np.int64),
-                recent_x=np.array(p.get("recent_x", ()), dtype=float),
-                recent_b=np.array(p.get("recent_b", ()), dtype=np.int64).reshape(shape[0], recent),
-                rise=rise,
-                run_start=int(run_start), run_n=run_n)
-            n += 1
-        return n
+        """Replace the state of every key the rows hold; returns the keys restored."""
+        return ratestate.restore(self, rows)
