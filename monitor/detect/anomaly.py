@@ -2,7 +2,8 @@
 that keep coming back for hours page.
 
 Each key's inputs are scaled against its own level over its previous LEVEL_WINDOWS windows
-(`history`), which live keeps and replay has in full: one function, both paths.
+and its peak over PEAK_WINDOWS (`history`), which live keeps and replay has in full: one
+function, both paths.
 
 "Keep coming back": at least PERSIST_MIN anomalous windows of one key within PERSIST_SPAN_MS,
 the first and the last at least PERSIST_SPREAD_MS apart. One burst of adjacent odd minutes is
@@ -21,7 +22,14 @@ from monitor.core.clock import utc_minute
 from monitor.core.findings import Severity, Signal
 from monitor.detect.candidate import Candidate, Quiet, Windows, window_candidate
 from monitor.detect.forest import ForestModel
-from monitor.detect.forestinputs import LEVEL_WINDOWS, levels, raw, scaled
+from monitor.detect.forestinputs import (
+    LEVEL_WINDOWS,
+    MIN_LEVEL_WINDOWS,
+    PEAK_WINDOWS,
+    levels,
+    raw,
+    scaled,
+)
 from monitor.detect.rules import Rule
 from monitor.features import MINUTE_MS
 
@@ -79,7 +87,7 @@ class ForestDetector(Quiet):
     """Scores each new window with the model; explains the ones above its threshold."""
 
     rules: tuple[Rule, ...] = (FOREST_RULE, FOREST_PERSISTENT_RULE)
-    history = LEVEL_WINDOWS
+    history = max(LEVEL_WINDOWS, PEAK_WINDOWS)
 
     def __init__(self, model: ForestModel) -> None:
         self.model = model
@@ -99,7 +107,8 @@ class ForestDetector(Quiet):
         out = []
         for i in hit:
             row = w.row(int(new[i]))
-            level = lvl[new[i]] if count[new[i]] else np.full(lvl.shape[1], np.nan)
+            known = count[new[i]] >= MIN_LEVEL_WINDOWS
+            level = lvl[new[i]] if known else np.full(lvl.shape[1], np.nan)
             reasons = self.model.explain(row, z=z[i], level=level)
             ev = {"score": round(float(scores[i]), 4),
                   "threshold": round(self.model.threshold, 4), "reasons": reasons}

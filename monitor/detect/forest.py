@@ -42,7 +42,9 @@ from monitor.detect.forestinputs import (
     GROUPS,
     INPUTS,
     LEVEL_WINDOWS,
+    MIN_LEVEL_WINDOWS,
     NONE_LEVEL,
+    PEAK_WINDOWS,
     SCALED,
     levels,
     raw,
@@ -57,14 +59,14 @@ FLAT_NAMES = ("left", "right", "feat", "thr", "leafval", "roots", "steps", "deno
 
 CARD_FORMAT = 2
 TRANSFORM = ("per group (calls, failures, callers, orders): counts max(log1p(x + u) - the key's "
-             "level, 0) "
-             f"(mean log1p(x + 0.5) over its previous {LEVEL_WINDOWS} windows, 0 without "
-             "history; untapped orders and new addresses against none), ratios log1p(x); "
-             "u ~ U(0,1) when fitting, 0.5 when scoring; score = "
+             f"level and its peak over {PEAK_WINDOWS} windows, 0) "
+             f"(mean log1p(x + 0.5) over its previous {LEVEL_WINDOWS} windows, 0 with fewer "
+             f"than {MIN_LEVEL_WINDOWS}; untapped orders and new addresses against none), "
+             "ratios log1p(x); u ~ U(0,1) when fitting, 0.5 when scoring; score = "
              "mean + max over groups of the group forest's score / its threshold, inputs "
              "rounded to 1/16 when scoring, each group's score + 2 x the largest excess of an "
              "input over training's largest (log units)")
-THRESHOLD_MARGIN = 1.05
+THRESHOLD_MARGIN = 1.2
 EXCESS_WEIGHT = 2.0
 # The raw window features the inputs are made of (see forestinputs.GROUPS).
 FOREST_FEATURES = INPUTS

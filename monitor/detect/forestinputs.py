@@ -1,21 +1,24 @@
 """What the forest sees: window features grouped by what they tell, each scaled against the
 key's own recent level, and how an input is said in words.
 
-Groups: calls (rate, weight, endpoint mix), failures (by class), callers (address novelty) and
+Groups: calls (rate, endpoint mix), failures (by class), callers (address novelty) and
 orders (flow, provenance, notional). Each group has its own forest; the model's score is the
 mean plus the highest of the groups' scores, each divided by its own threshold, so a loud group
 (a failure burst) cannot drown a quiet one (three orders the tap never saw): each is judged on
 its own, and one extreme group counts in full.
 
-A count input is `max(log1p(x + u) - level, 0)` (less than usual is no misuse), level = the
+A count input is `max(log1p(x + u) - max(level, peak), 0)` (less than usual is no misuse;
+peak = the key's highest over its previous PEAK_WINDOWS windows, so a burst that recurs within
+them, an hourly job, is its normal), level = the
 mean of `log1p(x + 0.5)` over the key's previous LEVEL_WINDOWS windows (its recent level, in
 log space): the log of the window's value over the key's usual, so one model serves a key
-making 3 calls a minute and one making 3,000. A key's first window has no level and reads 0
-(no deviation known). The level is summed in integers (log values rounded to 1/1024), so
-replay (every window at once) and live (a close after the kept history) compute it bit for
-bit alike. Ratio inputs (order share, failure ratio, order size to the key's usual) are
-already relative: `log1p(x)`. Counts whose usual is none for every key (orders the tap never
-saw, addresses never seen) are read against none: `log1p(x + u) - log1p(0.5)`.
+making 3 calls a minute and one making 3,000. A key's first MIN_LEVEL_WINDOWS windows have
+no level yet and read 0 (no deviation known: the forest's warm-up). The level is summed in
+integers (log values rounded to 1/1024), so replay (every window at once) and live (a close
+after the kept history) compute it bit for bit alike. Ratio inputs (order share, failure
+ratio, order size to the key's usual) are already relative: `log1p(x)`. Counts whose usual
+is none for every key (orders the tap never saw, addresses never seen) are read against none:
+`log1p(x + u) - log1p(0.5)`.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ import numpy as np
 import pandas as pd
 
 LEVEL_WINDOWS = 30  # previous windows of the key its level is the mean over
+MIN_LEVEL_WINDOWS = 10  # fewer: the key's level is not known yet, its counts read 0
+PEAK_WINDOWS = 90  # a count at or under the key's peak over this many windows reads 0
 _Q = 1024.0  # level quantum: log values in 1/1024ths, summed exactly as integers
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "calls": ("requests", "weight_max", "distinct_endpoints", "order_share"),
+    # not weight_max: the exchange's used weight is per address, shared by every client behind
+    # it, so it moves with other keys' calls (the weight_near_limit rule watches it)
+    "calls": ("requests", "distinct_endpoints", "order_share"),
     "failures": ("fail_auth", "fail_timestamp", "fail_rate", "fail_balance", "fail_filter",
                  "fail_other", "rejects", "failure_ratio"),
     "callers": ("distinct_ips", "new_ips", "off_whitelist_ips"),
@@ -95,11 +102,40 @@ def levels(x: np.ndarray, key_start: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lvl, count
 
 
+def peaks(x: np.ndarray, key_start: np.ndarray) -> np.ndarray:
+    """Per row: the max of log1p(x + 0.5) over its key's previous PEAK_WINDOWS rows (-inf for
+    a key's first row), by a sparse table of doubling maxima (exact: a max has no rounding)."""
+    n = len(x)
+    q = np.log1p(x + 0.5)
+    rows = np.arange(n)
+    tables = [q]
+    span = 1
+    while span * 2 <= PEAK_WINDOWS:
+        prev = tables[-1]
+        j = np.maximum(rows - span, key_start)
+        tables.append(np.maximum(prev, prev[j]))
+        span *= 2
+    lo = np.maximum(rows - PEAK_WINDOWS, key_start)
+    length = rows - lo
+    out = np.full(x.shape, -np.inf)
+    has = length > 0
+    k = np.zeros(n, dtype=np.int64)
+    k[has] = np.floor(np.log2(length[has])).astype(np.int64)
+    stack = np.stack(tables)
+    hi_end = np.maximum(rows - 1, 0)
+    lo_end = np.minimum(lo + (1 << k) - 1, hi_end)
+    a = stack[k, hi_end]
+    b = stack[k, lo_end]
+    out[has] = np.maximum(a, b)[has]
+    return out
+
+
 def scaled(x: np.ndarray, key_start: np.ndarray, u: np.ndarray | float = 0.5) -> np.ndarray:
     """The model's inputs for rows `x` (raw, sorted by key then minute): see the docstring."""
     lvl, count = levels(x, key_start)
     own = np.log1p(x + u)
-    dev = np.where(count[:, None] > 0, np.maximum(own - lvl, 0.0), 0.0)
+    ref = np.maximum(lvl, peaks(x, key_start))
+    dev = np.where(count[:, None] >= MIN_LEVEL_WINDOWS, np.maximum(own - ref, 0.0), 0.0)
     return np.where(AGAINST_NONE, own - NONE_LEVEL, np.where(SCALED, dev, np.log1p(x)))
 
 

@@ -14,7 +14,15 @@ from monitor.cli import app
 from monitor.detect.anomaly import ForestDetector
 from monitor.detect.candidate import Windows
 from monitor.detect.forest import FOREST_FEATURES, ForestModel
-from monitor.detect.forestinputs import INPUTS, LEVEL_WINDOWS, levels, raw, scaled
+from monitor.detect.forestinputs import (
+    INPUTS,
+    LEVEL_WINDOWS,
+    PEAK_WINDOWS,
+    levels,
+    peaks,
+    raw,
+    scaled,
+)
 from monitor.features import FEATURES
 from monitor.store import SQLiteStore, events_from_frame
 from monitor.world.evaluate.generator import generate
@@ -78,6 +86,23 @@ def test_level_is_the_same_live_and_replayed() -> None:
     live, count = levels(tail, np.zeros(len(tail), dtype=np.int64))
     assert (count[-5:] == LEVEL_WINDOWS).all()
     assert np.array_equal(whole[-5:], live[-5:])
+
+
+def test_peak_is_the_max_over_the_keys_previous_windows() -> None:
+    """A burst that recurs within PEAK_WINDOWS reads 0 the next time (an hourly job is the
+    key's normal); the doubling-table max equals the plain one, per key."""
+    x = np.random.default_rng(0).integers(0, 50, (400, 3)).astype(float)
+    start = np.r_[np.zeros(150, dtype=np.int64), np.full(250, 150)]
+    got, q = peaks(x, start), np.log1p(x + 0.5)
+    for i in range(400):
+        lo = max(i - PEAK_WINDOWS, int(start[i]))
+        want = q[lo:i].max(axis=0) if i > lo else np.full(3, -np.inf)
+        assert np.array_equal(got[i], want), i
+    calls = np.full(201, 3.0)
+    calls[[20, 80, 200]] = 200  # 80: 60 windows after the first; 200: 120 after the second
+    x = calls[:, None] * np.ones(len(INPUTS))
+    inp = scaled(x, np.zeros(len(x), dtype=np.int64))[:, REQ]
+    assert inp[20] > 3 and inp[80] == 0 and inp[200] > 3
 
 
 def test_explanation_names_the_inputs_in_words(shipped: ForestModel) -> None:
