@@ -50,6 +50,7 @@ INPUTS: tuple[str, ...] = tuple(f for g in GROUPS.values() for f in g)
 SCALED = np.array([f not in RATIOS for f in INPUTS])  # counts: dithered, against a level
 AGAINST_NONE = np.array([f in ABSOLUTE for f in INPUTS])
 NONE_LEVEL = float(np.log1p(0.5))  # the level of a count that is always 0
+_LEVELLED = np.flatnonzero(SCALED & ~AGAINST_NONE)  # the columns read against the key's level
 GROUP_COLS: dict[str, np.ndarray] = {}
 _i = 0
 for _g, _fs in GROUPS.items():
@@ -134,7 +135,8 @@ def scaled(x: np.ndarray, key_start: np.ndarray, u: np.ndarray | float = 0.5) ->
     """The model's inputs for rows `x` (raw, sorted by key then minute): see the docstring."""
     lvl, count = levels(x, key_start)
     own = np.log1p(x + u)
-    ref = np.maximum(lvl, peaks(x, key_start))
+    ref = lvl.copy()
+    ref[:, _LEVELLED] = np.maximum(lvl[:, _LEVELLED], peaks(x[:, _LEVELLED], key_start))
     dev = np.where(count[:, None] >= MIN_LEVEL_WINDOWS, np.maximum(own - ref, 0.0), 0.0)
     return np.where(AGAINST_NONE, own - NONE_LEVEL, np.where(SCALED, dev, np.log1p(x)))
 
