@@ -60,8 +60,8 @@ WARM_UP: dict[str, Callable[[Mapping[str, Any]], Stages]] = {
     "baseline_ratio": lambda p: (Stage(int(p.get("min_history", 10)), "jumps over the median "
                                        "of the key's recent minutes"),),
     "rate_memory": _rate_memory,
-    "forest": lambda p: (Stage(30, "unusual minutes, scaled to the key's level over its last "
-                                   "30 windows"),),
+    "forest": lambda p: (Stage(10, "unusual minutes, scaled to the key's own level and "
+                                   "peak (its first 10 windows read as usual)"),),
 }
 
 
