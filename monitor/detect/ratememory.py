@@ -250,7 +250,7 @@ class RateMemory(Quiet):
         cum = np.concatenate([[0.0], np.cumsum(np.concatenate([k.recent_x, x]))])
         off = len(k.recent_m)
         at = np.arange(off, len(cm))
-        warm = m // 60 - k.born // 60 >= 2  # a full clock hour learned
+        warm = rateminute.spikes_warm(m, k.born)
         out = np.zeros((len(self.p.windows), len(m)), np.int64)
         for wi, span in enumerate(self.p.windows):
             lo = np.searchsorted(cm, cm[at] - span + 1, side="left")

@@ -11,7 +11,7 @@ its decisions and the state it leaves are equal to `_judge`'s on that minute
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def _spike_bins(det: RateMemory, k: KeyMemory, m: int, x: float, lam: float,
         pref.append(c)
     pref.append(c + x)
     off = len(cm) - 1
-    warm = h_warm(m, k.born)
+    warm = spikes_warm(m, k.born)
     bins: list[int] = []
     for wi, span in enumerate(p.windows):
         lo = bisect_left(cm, m - span + 1)
@@ -84,8 +84,9 @@ def _spike_bins(det: RateMemory, k: KeyMemory, m: int, x: float, lam: float,
     return bins
 
 
-def h_warm(m: int, born: int) -> bool:
-    """A full clock hour learned since the key's first count (spikes are judged from then)."""
+def spikes_warm(m: Any, born: int) -> Any:
+    """A full clock hour learned since the key's first count (spikes are judged from then);
+    `m` a minute index or an array of them (the numpy form asks for all its rows at once)."""
     return m // 60 - born // 60 >= 2
 
 
@@ -101,9 +102,9 @@ def _cusum_one(det: RateMemory, k: KeyMemory, m: int, x: float, lam: float
     best = c - a
     s = a + max(k.rise, best)
     if k.rise >= best and k.run_start >= 0:
-        start, count = k.run_start, k.run_n + cx - 0.0
+        start, count = k.run_start, k.run_n + cx
     else:
-        start, count = m, cx - 0.0
+        start, count = m, cx
     if s < p.rise_threshold:
         k.rise = float(s)
         k.run_start, k.run_n = (start, float(count)) if k.rise > 0 else (-1, 0.0)
